@@ -1,0 +1,50 @@
+# exalb: the two commands a person needs are `make demo` and `make test`.
+# Every target installs what it needs, idempotently, so both work on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo setup venv routers kubebin lint typecheck unit integration bench clean
+
+test: setup lint typecheck
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/python -m testbed.demo
+
+setup: venv routers kubebin
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+routers:
+	bash tools/install-routers.sh
+
+kubebin:
+	bash tools/kubebin/build.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest -m integration
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .bin .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The IP allocator: pools, allocation, Service status and the shared ConfigMap."""

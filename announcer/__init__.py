@@ -1,0 +1,1 @@
+"""The per-node BGP announcer driving ExaBGP."""

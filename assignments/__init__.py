@@ -1,0 +1,1 @@
+"""The shared ConfigMap contract between the allocator and the announcers."""

@@ -1,0 +1,1 @@
+"""exalbctl: the operator CLI (a later issue; the entry point is reserved)."""

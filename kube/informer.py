@@ -1,0 +1,262 @@
+"""A list+watch mirror of one resource, as plain dicts, with resume and relist.
+
+Why not the client's ``watch.Watch``: it deserialises every object into
+generated model classes, which costs milliseconds per object at 10,000
+Services; the reconcilers only need dicts. The mirror is what the API said
+last (level-triggered consumers recompute from it), it resumes a watch from
+the last resourceVersion (bookmarks included) and relists on 410 Gone. When
+the API is unreachable the mirror keeps the last state it saw and retries
+with capped backoff; consumers keep working from it (never "everything was
+deleted because the API is down").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+from kubernetes.client import ApiException
+
+Obj = dict[str, Any]
+Lister = Callable[..., Any]
+OnChange = Callable[[str, Obj | None], None]
+
+log = structlog.get_logger("informer")
+
+
+def key_of(obj: Obj) -> str:
+    md = obj.get("metadata", {})
+    ns = md.get("namespace")
+    return f"{ns}/{md['name']}" if ns else str(md["name"])
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old (410): relist."""
+
+
+class Informer:
+    """Mirror of what ``lister`` returns; calls ``on_change(key, obj|None)`` on each change."""
+
+    def __init__(
+        self,
+        name: str,
+        lister: Lister,
+        on_change: OnChange | None = None,
+        watch_timeout: int = 300,
+        max_backoff: float = 5.0,
+        page_size: int = 500,
+    ) -> None:
+        self.name = name
+        self._lister = lister
+        self._on_change = on_change
+        self._watch_timeout = watch_timeout
+        self._max_backoff = max_backoff
+        self._page = page_size
+        self._lock = threading.Lock()
+        self._store: dict[str, Obj] = {}
+        self._rv = ""
+        self.synced = threading.Event()
+        self.last_error: str | None = None
+        self.last_ok = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._resp: Any = None
+        self._log = log.bind(informer=name)
+
+    # --- reading ---------------------------------------------------------
+    def get(self, key: str) -> Obj | None:
+        with self._lock:
+            return self._store.get(key)
+
+    def snapshot(self) -> dict[str, Obj]:
+        with self._lock:
+            return dict(self._store)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._store)
+
+    def observe(self, obj: Obj) -> None:
+        """Fold in an object a write just returned, if it is newer than what we hold.
+
+        The watch would deliver it a moment later; taking it now stops a
+        reconcile from acting twice on a state it already changed.
+        """
+        self._apply(key_of(obj), obj, from_write=True)
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self) -> Informer:
+        self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            try:
+                resp.close()
+            except Exception:
+                pass
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        return self.synced.wait(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        need_list = True
+        while not self._stop.is_set():
+            try:
+                if need_list:
+                    self._relist()
+                    need_list = False
+                self._watch()
+                backoff = 0.1
+            except Gone:
+                self._log.info("watch expired (410), relisting")
+                need_list = True
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                self.last_error = _describe(exc)
+                if isinstance(exc, ApiException) and exc.status == 410:
+                    need_list = True
+                self._log.warning(
+                    "list/watch failed; keeping last known state",
+                    error=self.last_error,
+                    retry_in=round(backoff, 2),
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    def _relist(self) -> None:
+        items: list[Obj] = []
+        cont: str | None = None
+        rv = ""
+        while True:
+            kw: dict[str, Any] = {
+                "limit": self._page,
+                "_preload_content": False,
+                "_request_timeout": 30,
+            }
+            if cont:
+                kw["_continue"] = cont
+            body = json.loads(self._lister(**kw).data)
+            items.extend(body.get("items", []))
+            meta = body.get("metadata", {})
+            rv = meta.get("resourceVersion", rv)
+            cont = meta.get("continue")
+            if not cont:
+                break
+        kind = body.get("kind", "").removesuffix("List")
+        api_version = body.get("apiVersion", "")
+        fresh = {}
+        for it in items:
+            it.setdefault("kind", kind)
+            it.setdefault("apiVersion", api_version)
+            fresh[key_of(it)] = it
+        with self._lock:
+            old = self._store
+            self._store = fresh
+            self._rv = rv
+        changed = [
+            k
+            for k, v in fresh.items()
+            if old.get(k, {}).get("metadata", {}).get("resourceVersion")
+            != v["metadata"].get("resourceVersion")
+        ]
+        removed = [k for k in old if k not in fresh]
+        self._mark_ok()
+        self.synced.set()
+        self._log.debug("listed", objects=len(fresh), changed=len(changed), removed=len(removed))
+        if self._on_change:
+            for k in changed:
+                self._on_change(k, fresh[k])
+            for k in removed:
+                self._on_change(k, None)
+
+    def _watch(self) -> None:
+        resp = self._lister(
+            watch=True,
+            resource_version=self._rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_timeout,
+            _preload_content=False,
+            _request_timeout=(5, self._watch_timeout + 30),
+        )
+        self._resp = resp
+        try:
+            for event in _lines(resp):
+                if self._stop.is_set():
+                    return
+                etype = event.get("type")
+                obj = event.get("object", {})
+                if etype == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Gone()
+                    raise RuntimeError(f"watch error: {obj.get('message')}")
+                rv = obj.get("metadata", {}).get("resourceVersion")
+                if etype == "BOOKMARK":
+                    if rv:
+                        self._rv = rv
+                    self._mark_ok()
+                    continue
+                if rv:
+                    self._rv = rv
+                self._mark_ok()
+                self._apply(key_of(obj), None if etype == "DELETED" else obj)
+        finally:
+            self._resp = None
+            resp.release_conn()
+
+    def _apply(self, key: str, obj: Obj | None, from_write: bool = False) -> None:
+        with self._lock:
+            old = self._store.get(key)
+            if obj is None:
+                if old is None:
+                    return
+                del self._store[key]
+            else:
+                if from_write and old is not None and not _newer(obj, old):
+                    return
+                if old is not None and old.get("metadata", {}).get("resourceVersion") == obj.get(
+                    "metadata", {}
+                ).get("resourceVersion"):
+                    return
+                self._store[key] = obj
+        if self._on_change:
+            self._on_change(key, obj)
+
+    def _mark_ok(self) -> None:
+        self.last_ok = time.monotonic()
+        self.last_error = None
+
+
+def _newer(a: Obj, b: Obj) -> bool:
+    """Whether ``a`` is a later version than ``b`` (etcd revisions are integers in practice)."""
+    try:
+        return int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return True
+
+
+def _lines(resp: Any) -> Iterator[Obj]:
+    buf = b""
+    for chunk in resp.stream(amt=65536, decode_content=False):
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if buf.strip():
+        yield json.loads(buf)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"[:300]

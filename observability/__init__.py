@@ -1,0 +1,1 @@
+"""What every exalb process exposes to operators: structured logs, metrics and health."""

@@ -1,0 +1,264 @@
+"""A real Kubernetes control plane for tests: etcd + kube-apiserver (+ controller-manager).
+
+Everything listens on 127.0.0.1 on free ports, authorization is RBAC, and
+authentication is a static admin token plus real ServiceAccount tokens signed
+with keys generated here, so a test can prove exactly what a ServiceAccount
+bound by the chart's RBAC may and may not do.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client
+
+from .binaries import find
+from .procs import Proc, free_port, wait_for
+
+ADMIN_TOKEN = "exalb-test-admin-token"
+
+
+@dataclass
+class ControlPlane:
+    """A running etcd + kube-apiserver pair and the credentials to use it."""
+
+    workdir: Path
+    etcd_port: int = 0
+    api_port: int = 0
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "certs" / "apiserver.crt"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self, controller_manager: bool = True) -> None:
+        self._keys()
+        self.start_etcd()
+        self.start_apiserver()
+        self.write_kubeconfig(self.admin_kubeconfig, ADMIN_TOKEN)
+        if controller_manager:
+            self._start_controller_manager()
+
+    def start_etcd(self) -> None:
+        if not self.etcd_port:
+            self.etcd_port = free_port()
+        peer = free_port()
+        data = Path(tempfile.mkdtemp(prefix="exalb-etcd-", dir=_tmpfs()))
+        self.procs["etcd"] = Proc(
+            "etcd",
+            [
+                find("etcd"),
+                "--name=exalb-test",
+                f"--data-dir={data}",
+                f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=exalb-test=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+            self.workdir / "etcd.log",
+        )
+        wait_for(
+            "etcd /health",
+            lambda: _http_ok(f"http://127.0.0.1:{self.etcd_port}/health"),
+            timeout=30,
+            on_timeout=self.logs,
+        )
+
+    def start_apiserver(self) -> None:
+        """Start (or restart, on the same port) kube-apiserver and wait for /readyz."""
+        if not self.api_port:
+            self.api_port = free_port()
+        certs = self.workdir / "certs"
+        certs.mkdir(exist_ok=True)
+        self.procs["kube-apiserver"] = Proc(
+            "kube-apiserver",
+            [
+                find("kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                f"--cert-dir={certs}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                "--endpoint-reconciler-type=none",
+                f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                f"--service-account-issuer=https://127.0.0.1:{self.api_port}/",
+                f"--service-account-key-file={self.workdir / 'sa.pub'}",
+                f"--service-account-signing-key-file={self.workdir / 'sa.key'}",
+                "--max-requests-inflight=2000",
+                "--max-mutating-requests-inflight=1000",
+                "--v=0",
+            ],
+            self.workdir / "kube-apiserver.log",
+        )
+        wait_for(
+            "kube-apiserver /readyz",
+            self._readyz,
+            timeout=90,
+            interval=0.2,
+            on_timeout=self.logs,
+        )
+
+    def stop_apiserver(self) -> None:
+        proc = self.procs.pop("kube-apiserver", None)
+        if proc:
+            proc.stop()
+
+    def _start_controller_manager(self) -> None:
+        kubeconfig = self.workdir / "kcm.kubeconfig"
+        self.write_kubeconfig(kubeconfig, ADMIN_TOKEN)
+        self.procs["kube-controller-manager"] = Proc(
+            "kube-controller-manager",
+            [
+                find("kube-controller-manager"),
+                f"--kubeconfig={kubeconfig}",
+                "--controllers=namespace-controller,garbage-collector-controller",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--v=0",
+            ],
+            self.workdir / "kube-controller-manager.log",
+        )
+
+    def stop(self) -> None:
+        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+            proc = self.procs.pop(name, None)
+            if proc:
+                proc.stop()
+
+    # --- credentials -----------------------------------------------------
+    def _keys(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        key, pub = self.workdir / "sa.key", self.workdir / "sa.pub"
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RuntimeError("openssl is required: apt-get install -y openssl")
+        subprocess.run(
+            [openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True
+        )
+        subprocess.run(
+            [openssl, "rsa", "-in", str(key), "-pubout", "-out", str(pub)],
+            check=True,
+            capture_output=True,
+        )
+        (self.workdir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
+
+    def configuration(self, token: str = ADMIN_TOKEN) -> client.Configuration:
+        cfg = client.Configuration()
+        cfg.host = self.url
+        cfg.api_key = {"authorization": f"Bearer {token}"}
+        cfg.ssl_ca_cert = str(self.ca_file)
+        cfg.verify_ssl = True
+        return cfg
+
+    def api_client(self, token: str = ADMIN_TOKEN) -> client.ApiClient:
+        return client.ApiClient(self.configuration(token))
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
+        """A real token for ServiceAccount ``namespace/name`` (created if missing)."""
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+            try:
+                core.create_namespaced_service_account(
+                    namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
+                )
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+            req = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds)
+            )
+            resp = core.create_namespaced_service_account_token(name, namespace, req)
+            assert resp.status is not None, "TokenRequest returned no status"
+            return str(resp.status.token)
+
+    def write_kubeconfig(self, path: Path, token: str) -> Path:
+        doc: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "exalb-test",
+                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)},
+                }
+            ],
+            "users": [{"name": "user", "user": {"token": token}}],
+            "contexts": [{"name": "ctx", "context": {"cluster": "exalb-test", "user": "user"}}],
+            "current-context": "ctx",
+        }
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)
+        return path
+
+    # --- health ----------------------------------------------------------
+    def _readyz(self) -> bool:
+        proc = self.procs.get("kube-apiserver")
+        if proc is not None and not proc.alive():
+            raise RuntimeError("kube-apiserver exited:\n" + proc.tail())
+        http = urllib3.PoolManager(cert_reqs="CERT_NONE")
+        urllib3.disable_warnings()
+        r = http.request(
+            "GET",
+            f"{self.url}/readyz",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=2.0,
+            retries=False,
+        )
+        return r.status == 200
+
+    def logs(self) -> str:
+        parts = []
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
+            log = self.workdir / f"{name}.log"
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                parts.append(f"--- tail of {name} log ({log}) ---\n{tail}")
+        return "\n".join(parts)
+
+
+def _http_ok(url: str) -> bool:
+    r = urllib3.PoolManager().request("GET", url, timeout=1.0, retries=False)
+    return r.status == 200
+
+
+def _tmpfs() -> str:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() else tempfile.gettempdir()
+
+
+def start_control_plane(workdir: Path | None = None) -> ControlPlane:
+    """Start a control plane in ``workdir`` (a fresh temp dir by default)."""
+    cp = ControlPlane(workdir or Path(tempfile.mkdtemp(prefix="exalb-cp-")))
+    t0 = time.monotonic()
+    try:
+        cp.start()
+    except BaseException:
+        print(cp.logs())
+        cp.stop()
+        raise
+    cp.startup_seconds = time.monotonic() - t0  # type: ignore[attr-defined]
+    return cp

@@ -1,0 +1,78 @@
+"""Shared fixtures: the real control plane, a namespace per test, and router factories."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from testbed.controlplane import ControlPlane, start_control_plane
+from testbed.procs import free_port
+from testbed.routers import KINDS, Neighbor, Router
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cp = start_control_plane(tmp_path_factory.mktemp("control-plane"))
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """An admin API client (system:masters)."""
+    with control_plane.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for this test, deleted afterwards."""
+    base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+RouterFactory = Callable[..., Router]
+
+
+@pytest.fixture
+def router(tmp_path: Path) -> Iterator[RouterFactory]:
+    """start a real router: ``router("gobgp", "127.0.0.2", 64512, [Neighbor(...)])``."""
+    started: list[Router] = []
+
+    def start(
+        kind: str,
+        address: str,
+        asn: int,
+        neighbors: Sequence[Neighbor],
+        port: int | None = None,
+    ) -> Router:
+        cls = KINDS[kind]
+        r = cls(
+            address=address,
+            port=port or free_port(address),
+            asn=asn,
+            neighbors=list(neighbors),
+            workdir=tmp_path / f"{kind}-{address}",
+        )
+        started.append(r)
+        r.start()
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
