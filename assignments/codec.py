@@ -1,0 +1,169 @@
+"""Encoding assignments into ConfigMap shards and decoding them back.
+
+Layout (documented in docs/assignments-contract.md):
+- ConfigMaps named ``<prefix>-<i>`` for ``i`` in ``0..S-1``, labelled
+  ``exalb.io/assignments=true``, in the allocator's namespace; readers list by
+  that label, so they never need to know S in advance.
+- Each shard's ``data`` holds ``schemaVersion`` and one key per Service,
+  ``<namespace>.<name>``, whose value is the compact JSON of one entry.
+- A Service lives in shard ``crc32(key) % S``. S is a power of two chosen so
+  that no shard exceeds :data:`SHARD_BUDGET` bytes, and it only grows, so a
+  Service moves only when S doubles (to ``i`` or ``i + S``).
+- The writer adds before it removes; a reader takes the union of all shards,
+  so a Service mid-move is seen twice (identically), never zero times.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import SCHEMA_VERSION, Advertisement, Assignment
+from .selectors import LabelSelector, SelectorError
+
+LABEL = "exalb.io/assignments"
+SCHEMA_KEY = "schemaVersion"
+SHARD_BUDGET = 512 * 1024  # bytes of data per ConfigMap: half of the 1 MiB limit
+
+
+class ContractError(ValueError):
+    """An entry or shard that does not follow the contract."""
+
+
+class NewerSchema(ContractError):
+    """A shard written by a newer allocator than this reader understands."""
+
+
+# --- one entry --------------------------------------------------------------
+def encode(a: Assignment) -> str:
+    doc: dict[str, Any] = {
+        "namespace": a.namespace,
+        "name": a.name,
+        "uid": a.uid,
+        "ips": list(a.ips),
+        "pool": a.pool,
+        "trafficPolicy": a.traffic_policy,
+        "advertisements": [_adv_json(x) for x in a.advertisements],
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def _adv_json(x: Advertisement) -> dict[str, Any]:
+    out: dict[str, Any] = {"aggregationLength": x.aggregation_length}
+    if x.aggregation_length_v6 != 128:
+        out["aggregationLengthV6"] = x.aggregation_length_v6
+    if x.communities:
+        out["communities"] = list(x.communities)
+    if x.large_communities:
+        out["largeCommunities"] = list(x.large_communities)
+    if x.local_pref is not None:
+        out["localPref"] = x.local_pref
+    if x.peers:
+        out["peers"] = list(x.peers)
+    if x.node_selectors:
+        out["nodeSelectors"] = [s.to_json() for s in x.node_selectors]
+    return out
+
+
+def decode(raw: str) -> Assignment:
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ContractError("entry is not a JSON object")
+        ips = doc["ips"]
+        if not isinstance(ips, list) or not ips or not all(isinstance(i, str) for i in ips):
+            raise ContractError("ips must be a non-empty list of strings")
+        policy = doc.get("trafficPolicy", "Cluster")
+        if policy not in ("Cluster", "Local"):
+            raise ContractError(f"trafficPolicy {policy!r} is not Cluster or Local")
+        advs = tuple(_adv(x) for x in doc.get("advertisements") or [{}])
+        return Assignment(
+            namespace=str(doc["namespace"]),
+            name=str(doc["name"]),
+            uid=str(doc["uid"]),
+            ips=tuple(ips),
+            pool=str(doc["pool"]),
+            traffic_policy=policy,
+            advertisements=advs,
+        )
+    except ContractError:
+        raise
+    except (ValueError, KeyError, TypeError, SelectorError) as exc:
+        raise ContractError(f"malformed entry: {exc}") from exc
+
+
+def _adv(x: Any) -> Advertisement:
+    if not isinstance(x, dict):
+        raise ContractError("advertisement is not an object")
+    lp = x.get("localPref")
+    return Advertisement(
+        aggregation_length=int(x.get("aggregationLength", 32)),
+        aggregation_length_v6=int(x.get("aggregationLengthV6", 128)),
+        communities=tuple(str(c) for c in x.get("communities", [])),
+        large_communities=tuple(str(c) for c in x.get("largeCommunities", [])),
+        local_pref=None if lp is None else int(lp),
+        peers=tuple(str(p) for p in x.get("peers", [])),
+        node_selectors=tuple(LabelSelector.parse(s) for s in x.get("nodeSelectors", [])),
+    )
+
+
+# --- shards -----------------------------------------------------------------
+def shard_of(key: str, shards: int) -> int:
+    return zlib.crc32(key.encode()) % shards
+
+
+def shard_count(encoded: Mapping[str, str], at_least: int = 1) -> int:
+    """Smallest power of two >= ``at_least`` whose shards all fit :data:`SHARD_BUDGET`."""
+    n = max(1, at_least)
+    while True:
+        sizes = [0] * n
+        for k, v in encoded.items():
+            sizes[shard_of(k, n)] += len(k) + len(v)
+        if max(sizes) <= SHARD_BUDGET:
+            return n
+        n *= 2
+
+
+def layout(encoded: Mapping[str, str], shards: int) -> list[dict[str, str]]:
+    """Shard data dicts (index = shard number), each with the schema version."""
+    out: list[dict[str, str]] = [{SCHEMA_KEY: str(SCHEMA_VERSION)} for _ in range(shards)]
+    for k, v in encoded.items():
+        out[shard_of(k, shards)][k] = v
+    return out
+
+
+@dataclass
+class Snapshot:
+    """What a reader got from all shards: good entries, and what it had to skip and why."""
+
+    entries: dict[str, Assignment] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # key -> reason
+
+
+def read_shards(shards: Iterable[Mapping[str, str]]) -> Snapshot:
+    """Union of all shards. Raises :class:`NewerSchema` if any shard is newer than we know."""
+    snap = Snapshot()
+    for data in shards:
+        version = data.get(SCHEMA_KEY, "")
+        try:
+            v = int(version)
+        except ValueError:
+            raise ContractError(f"shard has no valid {SCHEMA_KEY}: {version!r}") from None
+        if v > SCHEMA_VERSION:
+            raise NewerSchema(f"shard schema {v} is newer than supported {SCHEMA_VERSION}")
+        for k, raw in data.items():
+            if k == SCHEMA_KEY:
+                continue
+            try:
+                a = decode(raw)
+            except ContractError as exc:
+                snap.errors[k] = str(exc)
+                continue
+            if a.key != k:
+                snap.errors[k] = f"entry names {a.key!r} but is stored under {k!r}"
+                continue
+            snap.entries[k] = a
+    return snap

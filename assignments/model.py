@@ -1,0 +1,52 @@
+"""The assignment record: what the allocator decided for one Service, and how to announce it.
+
+This is the contract between the allocator (the only writer) and every
+announcer (readers). It is versioned by :data:`SCHEMA_VERSION`; a reader that
+meets a newer version keeps its last good state instead of guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .selectors import LabelSelector
+
+SCHEMA_VERSION = 1
+
+CLUSTER = "Cluster"
+LOCAL = "Local"
+
+
+@dataclass(frozen=True)
+class Advertisement:
+    """How a Service IP is announced: MetalLB's BGPAdvertisement fields, resolved per Service."""
+
+    aggregation_length: int = 32
+    aggregation_length_v6: int = 128
+    communities: tuple[str, ...] = ()  # "65000:100"
+    large_communities: tuple[str, ...] = ()  # "64512:1:2"
+    local_pref: int | None = None  # sent on iBGP sessions only
+    peers: tuple[str, ...] = ()  # BGPPeer names; empty = every peer of the node
+    node_selectors: tuple[LabelSelector, ...] = ()  # empty = every node
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One Service's allocation as published to the announcers."""
+
+    namespace: str
+    name: str
+    uid: str
+    ips: tuple[str, ...]
+    pool: str
+    traffic_policy: str = CLUSTER  # externalTrafficPolicy: Cluster | Local
+    advertisements: tuple[Advertisement, ...] = field(default_factory=lambda: (Advertisement(),))
+
+    @property
+    def key(self) -> str:
+        """ConfigMap data key: namespace and Service names are DNS labels, so '.' is unambiguous."""
+        return entry_key(self.namespace, self.name)
+
+
+def entry_key(namespace: str, name: str) -> str:
+    return f"{namespace}.{name}"
