@@ -1,0 +1,158 @@
+"""What the allocator needs to know about one Service, read from its API object.
+
+Annotations are read under ``exalb.io/`` and, for migration from MetalLB,
+``metallb.io/`` (and the older ``metallb.universe.tf/``); ours win when both
+are present. A malformed annotation never raises: it becomes an entry in
+:attr:`ServiceInfo.errors` that the controller reports as an Event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .addresses import AddressError, parse_ip
+
+PREFIXES = ("exalb.io/", "metallb.io/", "metallb.universe.tf/")
+POOL_ANNOTATION = "exalb.io/ip-allocated-from-pool"
+DEFAULT_CLASS = "exalb.io/bgp"
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    namespace: str
+    name: str
+    uid: str
+    created: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ours: bool = True
+    requested_ips: tuple[str, ...] = ()
+    requested_pool: str | None = None
+    sharing_key: str | None = None
+    ports: frozenset[tuple[str, int]] = frozenset()
+    traffic_policy: str = "Cluster"
+    backend_key: str = ""  # "" for Cluster; the selector for Local (MetalLB's sharing rule)
+    families: tuple[int, ...] = (4,)  # wanted, primary first
+    require_all_families: bool = False
+    current_ips: tuple[str, ...] = ()  # from status.loadBalancer.ingress (the truth)
+    current_pool: str | None = None  # from our pool annotation
+    errors: tuple[str, ...] = ()
+    deprecated: tuple[str, ...] = ()  # legacy annotation names in use
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def order(self) -> tuple[str, str, str]:
+        """Who came first: creation time, then name (deterministic on equal timestamps)."""
+        return (self.created, self.namespace, self.name)
+
+
+def _annotation(ann: Mapping[str, str], name: str) -> tuple[str | None, str | None]:
+    """(value, the prefix it was found under), exalb.io first."""
+    for p in PREFIXES:
+        if p + name in ann:
+            return ann[p + name], p
+    return None, None
+
+
+def parse_service(obj: Mapping[str, Any], lb_class: str = DEFAULT_CLASS) -> ServiceInfo:
+    md = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ann: Mapping[str, str] = md.get("annotations") or {}
+    errors: list[str] = []
+    deprecated: list[str] = []
+
+    svc_class = spec.get("loadBalancerClass")
+    ours = spec.get("type") == "LoadBalancer" and (svc_class is None or svc_class == lb_class)
+
+    families = tuple(4 if f == "IPv4" else 6 for f in (spec.get("ipFamilies") or ["IPv4"]))
+    policy = spec.get("ipFamilyPolicy") or "SingleStack"
+    if policy == "SingleStack":
+        families = families[:1]
+    elif len(families) == 1:
+        families = (families[0], 6 if families[0] == 4 else 4)
+    require_all = policy == "RequireDualStack"
+
+    requested: list[str] = []
+    ips_value, ips_prefix = _annotation(ann, "loadBalancerIPs")
+    if ips_prefix and ips_prefix != "exalb.io/":
+        deprecated.append(ips_prefix + "loadBalancerIPs")
+    if ips_value is not None and spec.get("loadBalancerIP"):
+        errors.append(
+            f"both {ips_prefix}loadBalancerIPs and spec.loadBalancerIP are set; "
+            "use only the annotation"
+        )
+    elif ips_value is not None:
+        requested = [s.strip() for s in ips_value.split(",") if s.strip()]
+        if not requested:
+            errors.append(f"{ips_prefix}loadBalancerIPs is empty")
+    elif spec.get("loadBalancerIP"):
+        requested = [str(spec["loadBalancerIP"]).strip()]
+    seen_versions: list[int] = []
+    for ip in requested:
+        try:
+            seen_versions.append(parse_ip(ip)[1])
+        except AddressError:
+            errors.append(f"requested IP {ip!r} is not an IP address")
+    if len(seen_versions) != len(set(seen_versions)):
+        errors.append("at most one requested IP per address family")
+    elif seen_versions and not set(seen_versions) <= set(families):
+        errors.append(
+            f"requested IP family does not match the Service's ipFamilies {spec.get('ipFamilies')}"
+        )
+
+    pool, pool_prefix = _annotation(ann, "address-pool")
+    if pool_prefix and pool_prefix != "exalb.io/":
+        deprecated.append(pool_prefix + "address-pool")
+    if pool is not None and not pool.strip():
+        errors.append(f"{pool_prefix}address-pool is empty")
+        pool = None
+
+    key, key_prefix = _annotation(ann, "allow-shared-ip")
+    if key_prefix and key_prefix != "exalb.io/":
+        deprecated.append(key_prefix + "allow-shared-ip")
+
+    ports: set[tuple[str, int]] = set()
+    for p in spec.get("ports") or []:
+        try:
+            ports.add((str(p.get("protocol") or "TCP"), int(p["port"])))
+        except (KeyError, TypeError, ValueError):
+            errors.append(f"port entry {p!r} has no valid port number")
+
+    etp = spec.get("externalTrafficPolicy") or "Cluster"
+    if etp not in ("Cluster", "Local"):
+        etp = "Cluster"
+    backend = ""
+    if etp == "Local":
+        sel = spec.get("selector") or {}
+        backend = ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
+
+    current: list[str] = []
+    for ing in (status.get("loadBalancer") or {}).get("ingress") or []:
+        if isinstance(ing, Mapping) and ing.get("ip"):
+            current.append(str(ing["ip"]))
+
+    return ServiceInfo(
+        namespace=str(md.get("namespace", "")),
+        name=str(md.get("name", "")),
+        uid=str(md.get("uid", "")),
+        created=str(md.get("creationTimestamp", "")),
+        labels=dict(md.get("labels") or {}),
+        ours=ours,
+        requested_ips=tuple(requested),
+        requested_pool=pool.strip() if pool else None,
+        sharing_key=key or None,
+        ports=frozenset(ports),
+        traffic_policy=etp,
+        backend_key=backend,
+        families=families,
+        require_all_families=require_all,
+        current_ips=tuple(current),
+        current_pool=ann.get(POOL_ANNOTATION),
+        errors=tuple(errors),
+        deprecated=tuple(deprecated),
+    )

@@ -1,0 +1,130 @@
+"""Property tests of the allocation plan: the invariants MetalLB's users were burnt by."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from allocator.core.plan import Allocated, Plan, PoolSpec, make_plan
+from allocator.core.service import ServiceInfo
+from allocator.core.sharing import conflict
+from tests.unit.allocator.builders import svc
+
+BASE = int(ipaddress.IPv4Address("198.51.100.0"))
+
+
+@st.composite
+def pools(draw: st.DrawFn) -> list[PoolSpec]:
+    out = []
+    for i in range(draw(st.integers(1, 3))):
+        start = draw(st.integers(0, 40))
+        size = draw(st.integers(1, 12))
+        a = ipaddress.IPv4Address(BASE + start)
+        b = ipaddress.IPv4Address(BASE + start + size - 1)
+        spec: dict[str, Any] = {"addresses": [f"{a}-{b}"]}
+        if draw(st.booleans()):
+            spec["autoAssign"] = draw(st.booleans())
+        if draw(st.integers(0, 3)) == 0:
+            spec["serviceAllocation"] = {"namespaces": ["ns1"], "priority": draw(st.integers(0, 3))}
+        out.append(PoolSpec(f"p{i}", spec, f"2026-01-0{i + 1}T00:00:00Z"))
+    return out
+
+
+@st.composite
+def services(draw: st.DrawFn) -> list[ServiceInfo]:
+    out = []
+    for i in range(draw(st.integers(0, 30))):
+        ann: dict[str, str] = {}
+        if draw(st.integers(0, 2)) == 0:
+            ann["exalb.io/allow-shared-ip"] = draw(st.sampled_from(["k1", "k2"]))
+        r = draw(st.integers(0, 9))
+        if r == 0:
+            ann["exalb.io/loadBalancerIPs"] = str(
+                ipaddress.IPv4Address(BASE + draw(st.integers(0, 55)))
+            )
+        elif r == 1:
+            ann["exalb.io/address-pool"] = draw(st.sampled_from(["p0", "p1", "p2"]))
+        out.append(
+            svc(
+                f"s{i}",
+                ns=draw(st.sampled_from(["ns1", "ns2"])),
+                created=f"2026-03-01T00:00:{draw(st.integers(0, 59)):02d}Z",
+                ports=tuple(draw(st.sets(st.integers(1, 4), min_size=1, max_size=2))),
+                annotations=ann,
+                etp=draw(st.sampled_from(["Cluster", "Local"])),
+                selector={"app": draw(st.sampled_from(["a", "b"]))},
+            )
+        )
+    return out
+
+
+def allocated(plan: Plan) -> dict[str, Allocated]:
+    return {k: v for k, v in plan.results.items() if isinstance(v, Allocated)}
+
+
+def with_status(s: ServiceInfo, res: Allocated | None) -> ServiceInfo:
+    from dataclasses import replace
+
+    if res is None:
+        return s
+    return replace(s, current_ips=res.ips, current_pool=res.pool)
+
+
+def check_invariants(plan: Plan, svcs: list[ServiceInfo], specs: list[PoolSpec]) -> None:
+    by_key = {s.key: s for s in svcs}
+    holders: dict[str, list[ServiceInfo]] = {}
+    for key, res in allocated(plan).items():
+        for ip in res.ips:
+            holders.setdefault(ip, []).append(by_key[key])
+        # never an IP outside its (ready) pool
+        report = plan.pools[res.pool]
+        assert report.ready
+        spec = next(p for p in specs if p.name == res.pool)
+        lo, hi = spec.spec["addresses"][0].split("-")
+        for ip in res.ips:
+            assert (
+                int(ipaddress.IPv4Address(lo))
+                <= int(ipaddress.IPv4Address(ip))
+                <= int(ipaddress.IPv4Address(hi))
+            )
+    # never two owners of an IP unless they legally share
+    for ip, owners in holders.items():
+        for i, a in enumerate(owners):
+            for b in owners[i + 1 :]:
+                assert conflict(a, b) is None, (ip, a.key, b.key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pools(), services(), st.randoms(use_true_random=False))
+def test_plan_invariants_determinism_and_restart(
+    specs: list[PoolSpec], svcs: list[ServiceInfo], rnd: random.Random
+) -> None:
+    plan = make_plan(svcs, specs)
+    check_invariants(plan, svcs, specs)
+
+    # the same inputs in any order give the same choice
+    shuffled_s, shuffled_p = list(svcs), list(specs)
+    rnd.shuffle(shuffled_s)
+    rnd.shuffle(shuffled_p)
+    assert make_plan(shuffled_s, shuffled_p).results == plan.results
+
+    # a restart from the Services' status gives the same state, and nothing moves
+    done = allocated(plan)
+    restarted = [with_status(s, done.get(s.key)) for s in svcs]
+    plan2 = make_plan(restarted, specs)
+    assert {k: v.ips for k, v in allocated(plan2).items()} == {k: v.ips for k, v in done.items()}
+
+    # deleting one Service never changes anybody else's IP
+    if restarted:
+        victim = rnd.choice(restarted)
+        rest = [s for s in restarted if s.key != victim.key]
+        plan3 = make_plan(rest, specs)
+        for k, v in allocated(plan2).items():
+            if k != victim.key:
+                got = plan3.results[k]
+                assert isinstance(got, Allocated) and got.ips == v.ips
+        check_invariants(plan3, rest, specs)
