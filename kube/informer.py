@@ -13,6 +13,7 @@ deleted because the API is down").
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from typing import Any
 
 import structlog
 from kubernetes.client import ApiException
+
+from .retry import describe
 
 Obj = dict[str, Any]
 Lister = Callable[..., Any]
@@ -95,12 +98,16 @@ class Informer:
         return self
 
     def stop(self) -> None:
+        """Stop watching. Never blocks: the thread is a daemon and exits on its own."""
         self._stop.set()
         resp = self._resp
-        if resp is not None:
+        # Closing the response from here would block on the reader's lock; shutting the
+        # socket down instead wakes the reader, which then sees the stop flag.
+        sock = getattr(getattr(resp, "connection", None), "sock", None)
+        if sock is not None:
             try:
-                resp.close()
-            except Exception:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     def wait_synced(self, timeout: float | None = None) -> bool:
@@ -122,7 +129,7 @@ class Informer:
             except Exception as exc:
                 if self._stop.is_set():
                     return
-                self.last_error = _describe(exc)
+                self.last_error = describe(exc)
                 if isinstance(exc, ApiException) and exc.status == 410:
                     need_list = True
                 self._log.warning(
@@ -254,9 +261,3 @@ def _lines(resp: Any) -> Iterator[Obj]:
                 yield json.loads(line)
     if buf.strip():
         yield json.loads(buf)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return f"HTTP {exc.status} {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"[:300]

@@ -105,9 +105,10 @@ class LeaderElector:
     def stop(self, release: bool = True) -> None:
         self._stop.set()
         self._thread.join(timeout=self.cfg.retry_period + 5)
-        if release and self._leading:
+        was_leading = self._leading
+        self._set_leading(False)  # no write may start once the lease is being handed over
+        if release and was_leading:
             self._release()
-        self._set_leading(False)
 
     def _run(self) -> None:
         while not self._stop.is_set():

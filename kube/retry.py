@@ -8,6 +8,7 @@ backoff and give up after ``attempts`` so a caller can surface the error
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -41,3 +42,13 @@ def call(fn: Callable[[], T], attempts: int = 5, max_seconds: float = 10.0) -> T
         with attempt:
             return fn()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of an API failure, with the server's own message when it sent one."""
+    if isinstance(exc, ApiException):
+        try:
+            return f"HTTP {exc.status}: {json.loads(exc.body or '')['message']}"
+        except (ValueError, KeyError, TypeError):
+            return f"HTTP {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from testbed.controlplane import ControlPlane, start_control_plane
-from testbed.procs import free_port
+from testbed.procs import free_port, wait_for
 from testbed.routers import KINDS, Neighbor, Router
 
 
@@ -44,6 +44,19 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     except client.ApiException as exc:
         if exc.status != 404:
             raise
+    # kube-controller-manager empties and removes it; waiting keeps cluster-wide
+    # controllers of the next test from seeing this test's leftovers.
+    wait_for(f"namespace {name} deleted", lambda: _gone(core, name), timeout=120, interval=0.25)
+
+
+def _gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
 
 
 RouterFactory = Callable[..., Router]

@@ -1,0 +1,345 @@
+"""The allocator's reconcile loop: observe, plan, converge; only while leading.
+
+Level-triggered: any change to a Service, Namespace, IPPool or the published
+ConfigMaps marks the state dirty; one thread then recomputes the whole plan
+from the informer mirrors (which are the API's own word, updated with the
+responses of our writes) and converges Services, pools and the ConfigMap to
+it. Changes that arrive while a reconcile runs are coalesced into the next.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kubernetes import client
+
+from allocator.core.plan import Allocated, Failed, Plan, PoolSpec, make_plan
+from allocator.core.service import DEFAULT_CLASS, ServiceInfo, parse_service
+from allocator.kube.poolstatus import PoolStatusWriter
+from allocator.kube.publisher import Publisher
+from allocator.kube.services import ServiceWrite, ServiceWriter
+from allocator.kube.watches import Watches, make_watches
+from allocator.metrics import AllocatorMetrics
+from assignments import SCHEMA_KEY, Assignment, ContractError, decode
+from kube.events import EventRecorder, ObjectRef
+
+log = structlog.get_logger("allocator")
+
+
+@dataclass(frozen=True)
+class Config:
+    namespace: str
+    lb_class: str = DEFAULT_CLASS
+    configmap_prefix: str = "exalb-assignments"
+    resync_seconds: float = 300.0
+    write_workers: int = 8
+
+
+@dataclass
+class Outcome:
+    """What a Service was last told, so Events are recorded on change, not on every pass."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class ReconcileStats:
+    services: int = 0
+    writes: int = 0
+    failed_writes: int = 0
+    plan_seconds: float = 0.0
+    total_seconds: float = 0.0
+    pending: list[str] = field(default_factory=list)
+
+
+class PublishedEntries(Mapping[str, Assignment]):
+    """The entries currently in the ConfigMaps, decoded only when asked for (rarely)."""
+
+    def __init__(self, shards: list[dict[str, str]]) -> None:
+        self._shards = shards
+
+    def __getitem__(self, key: str) -> Assignment:
+        for data in self._shards:
+            if key in data and key != SCHEMA_KEY:
+                try:
+                    return decode(data[key])
+                except ContractError:
+                    break
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({k for d in self._shards for k in d if k != SCHEMA_KEY})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class Allocator:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        cfg: Config,
+        may_write: Callable[[], bool],
+        metrics: AllocatorMetrics,
+        events: EventRecorder | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._may_write = may_write
+        self.metrics = metrics
+        self._events = events
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self.watches: Watches = make_watches(api, cfg.namespace, self._dirty.set)
+        self._writer = ServiceWriter(api, self.watches.services, may_write, cfg.write_workers)
+        self._publisher = Publisher(
+            api,
+            cfg.namespace,
+            cfg.configmap_prefix,
+            self.watches.configmaps,
+            may_write,
+            on_written=self._shards_written,
+        )
+        self._pool_status = PoolStatusWriter(api, cfg.namespace)
+        self._parsed: dict[str, tuple[str, ServiceInfo]] = {}
+        self._outcomes: dict[str, Outcome] = {}
+        self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
+        self.last_plan: Plan | None = None
+        self.reconciles = 0
+        self.last_reconcile_error: str | None = None
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self) -> Allocator:
+        self.watches.start()
+        self._publisher.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        self._thread.join(timeout=15)
+        self.watches.stop()
+        self._publisher.stop()
+        self._writer.shutdown()
+
+    def kick(self) -> None:
+        """Reconcile soon (leadership gained, or a test wants a pass)."""
+        self._dirty.set()
+
+    def synced(self) -> bool:
+        return all(i.synced.is_set() for i in self.watches.all())
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and not self.watches.wait_synced(1.0):
+            pass
+        log.info(
+            "caches synced; the Service status is the starting truth",
+            services=len(self.watches.services),
+        )
+        while not self._stop.is_set():
+            self._dirty.wait(self.cfg.resync_seconds)
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            leading = self._may_write()
+            self.metrics.leader.set(1 if leading else 0)
+            if not leading:
+                self._outcomes.clear()
+                continue
+            try:
+                self.reconcile_once()
+                self.last_reconcile_error = None
+            except Exception as exc:  # never let one bad pass kill the loop
+                self.last_reconcile_error = repr(exc)[:300]
+                log.exception("reconcile failed; retrying")
+                self._stop.wait(0.5)
+                self._dirty.set()
+
+    # --- one pass --------------------------------------------------------
+    def _infos(self) -> dict[str, ServiceInfo]:
+        objs = self.watches.services.snapshot()
+        out: dict[str, ServiceInfo] = {}
+        parsed = self._parsed
+        for key, obj in objs.items():
+            rv = obj.get("metadata", {}).get("resourceVersion", "")
+            hit = parsed.get(key)
+            if hit is None or hit[0] != rv:
+                hit = (rv, parse_service(obj, self.cfg.lb_class))
+                parsed[key] = hit
+            out[key] = hit[1]
+        for gone in set(parsed) - set(objs):
+            del parsed[gone]
+        return out
+
+    def reconcile_once(self) -> ReconcileStats:
+        t0 = time.perf_counter()
+        stats = ReconcileStats()
+        infos = self._infos()
+        pools = self.watches.pools.snapshot()
+        specs = [
+            PoolSpec(
+                o["metadata"]["name"], o.get("spec"), o["metadata"].get("creationTimestamp", "")
+            )
+            for o in pools.values()
+        ]
+        ns_labels = {
+            o["metadata"]["name"]: o["metadata"].get("labels") or {}
+            for o in self.watches.namespaces.snapshot().values()
+        }
+        shards = [o.get("data") or {} for o in self.watches.configmaps.snapshot().values()]
+        plan = make_plan(infos.values(), specs, ns_labels, PublishedEntries(shards))
+        stats.plan_seconds = time.perf_counter() - t0
+        self.metrics.plan_seconds.observe(stats.plan_seconds)
+        self.last_plan = plan
+
+        writes, notes = self._diff(plan, infos)
+        results = self._writer.apply(writes) if writes else {}
+        stats.writes = len(writes)
+        failed = {f"{ns}/{n}" for (ns, n), err in results.items() if err}
+        stats.failed_writes = len(failed)
+        if failed:
+            self.metrics.write_errors.labels("Service").inc(len(failed))
+            self._dirty.set()  # try again on the next pass
+
+        # Publish only what the Services' status now says (or already said).
+        published = {}
+        for entry_key, a in plan.assignments.items():
+            skey = f"{a.namespace}/{a.name}"
+            if skey in failed and infos[skey].current_ips != a.ips:
+                continue
+            published[entry_key] = a
+        self._publisher.publish(published)
+
+        for key, (type_, reason, message) in notes.items():
+            self._event(infos[key], type_, reason, message)
+        self._sync_pools(plan, pools)
+        self._observe(plan, infos, stats)
+        stats.services = len(infos)
+        stats.total_seconds = time.perf_counter() - t0
+        self.metrics.reconcile_seconds.observe(stats.total_seconds)
+        self.reconciles += 1
+        return stats
+
+    def _diff(
+        self, plan: Plan, infos: dict[str, ServiceInfo]
+    ) -> tuple[list[ServiceWrite], dict[str, tuple[str, str, str]]]:
+        writes: list[ServiceWrite] = []
+        notes: dict[str, tuple[str, str, str]] = {}
+        for key, res in plan.results.items():
+            svc = infos[key]
+            if isinstance(res, Allocated):
+                ingress = res.ips if svc.current_ips != res.ips else None
+                pool: str | bool | None = res.pool if svc.current_pool != res.pool else False
+                if ingress is not None or pool is not False:
+                    writes.append(ServiceWrite(svc.namespace, svc.name, ingress, pool))
+                if ingress is not None and res.previous:
+                    notes[key] = (
+                        "Warning",
+                        "IPReallocated",
+                        f"IP changed from {', '.join(res.previous)} to {', '.join(res.ips)}"
+                        f" (pool {res.pool}): {res.why_moved}",
+                    )
+                    self.metrics.allocations.labels(res.pool).inc()
+                elif ingress is not None:
+                    notes[key] = (
+                        "Normal",
+                        "IPAllocated",
+                        f"Assigned IP {', '.join(res.ips)} from pool {res.pool}",
+                    )
+                    self.metrics.allocations.labels(res.pool).inc()
+                elif svc.errors:
+                    notes[key] = (
+                        "Warning",
+                        "InvalidAnnotation",
+                        f"{'; '.join(svc.errors)}; keeping {', '.join(res.ips)}",
+                    )
+                elif res.frozen:
+                    notes[key] = (
+                        "Warning",
+                        "PoolNotReady",
+                        f"pool {res.pool} is not ready; keeping {', '.join(res.ips)} "
+                        "and announcing it as before",
+                    )
+                else:
+                    notes[key] = (
+                        "Normal",
+                        "Allocated",
+                        f"{', '.join(res.ips)} from pool {res.pool}",
+                    )
+            elif isinstance(res, Failed):
+                msg = f"Failed to allocate IP for {key}: {res.message}"
+                if svc.current_ips:
+                    writes.append(ServiceWrite(svc.namespace, svc.name, (), None))
+                    msg += f" (released {', '.join(svc.current_ips)})"
+                notes[key] = ("Warning", "AllocationFailed", msg)
+        for key, svc in plan.release.items():
+            clear = () if svc.current_ips and svc.ours is False else None
+            writes.append(ServiceWrite(svc.namespace, svc.name, clear, None))
+            notes[key] = (
+                "Normal",
+                "IPReleased",
+                f"no longer an exalb LoadBalancer; released {', '.join(svc.current_ips)}",
+            )
+        # Only report what changed since the last pass.
+        changed = {}
+        for key, (type_, reason, message) in notes.items():
+            uid = infos[key].uid
+            last = self._outcomes.get(uid)
+            if last is None or (last.reason, last.message) != (reason, message):
+                self._outcomes[uid] = Outcome(reason, message)
+                if reason == "AllocationFailed":
+                    res = plan.results[key]
+                    assert isinstance(res, Failed)
+                    self.metrics.failures.labels(res.reason).inc()
+                if reason != "Allocated":
+                    changed[key] = (type_, reason, message)
+        live = {s.uid for s in infos.values()}
+        for uid in set(self._outcomes) - live:
+            del self._outcomes[uid]
+        return writes, changed
+
+    def _event(self, svc: ServiceInfo, type_: str, reason: str, message: str) -> None:
+        bound = log.bind(service=svc.key)
+        (bound.warning if type_ == "Warning" else bound.info)(message, reason=reason)
+        if self._events is not None:
+            self._events.record(
+                ObjectRef("Service", svc.namespace, svc.name, svc.uid), type_, reason, message
+            )
+
+    def _sync_pools(self, plan: Plan, pools: dict[str, dict[str, Any]]) -> None:
+        for obj in pools.values():
+            name = obj["metadata"]["name"]
+            report = plan.pools.get(name)
+            if report is None:
+                continue
+            try:
+                if not self._may_write():
+                    return
+                self._pool_status.sync(obj, report)
+            except Exception as exc:
+                self.metrics.write_errors.labels("IPPool").inc()
+                log.warning("pool status write failed", pool=name, error=str(exc)[:200])
+
+    def _observe(self, plan: Plan, infos: dict[str, ServiceInfo], stats: ReconcileStats) -> None:
+        m = self.metrics
+        for name, rep in plan.pools.items():
+            m.pool_ready.labels(name).set(1 if rep.ready else 0)
+            for v in (4, 6):
+                fam = f"IPv{v}"
+                m.pool_capacity.labels(name, fam).set(rep.capacity.get(v, 0))
+                m.pool_in_use.labels(name, fam).set(rep.assigned.get(v, 0))
+        allocated = sum(1 for r in plan.results.values() if isinstance(r, Allocated))
+        pending = [k for k, r in plan.results.items() if isinstance(r, Failed)]
+        m.services.labels("allocated").set(allocated)
+        m.services.labels("pending").set(len(pending))
+        stats.pending = pending
+
+    def _shards_written(self, shards: int, sizes: list[int]) -> None:
+        self.metrics.configmap_shards.set(shards)
+        self.metrics.configmap_bytes.set(max(sizes) if sizes else 0)

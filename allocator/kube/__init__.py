@@ -1,0 +1,1 @@
+"""The allocator's Kubernetes adapters: watches in, Service/IPPool/ConfigMap writes out."""

@@ -1,0 +1,100 @@
+"""IPPool status: per-family capacity/assigned/available, and Ready/Overlapping/Invalid.
+
+Written only when it differs from what the pool already shows, so a busy
+allocator does not rewrite every pool on every reconcile.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from kubernetes import client
+
+from allocator.core.plan import PoolReport
+from kube import retry
+
+from .watches import GROUP, POOLS, VERSION
+
+log = structlog.get_logger("allocator.poolstatus")
+
+FAMILY = {4: "IPv4", 6: "IPv6"}
+
+
+def desired_status(report: PoolReport, generation: int) -> dict[str, Any]:
+    st: dict[str, Any] = {"observedGeneration": generation}
+    for v, name in FAMILY.items():
+        cap = report.capacity.get(v, 0)
+        used = report.assigned.get(v, 0)
+        st[f"capacity{name}"] = cap
+        st[f"assigned{name}"] = used
+        st[f"available{name}"] = max(cap - used, 0)
+    conds = [
+        ("Ready", report.ready, report.reason, report.message or "addresses are in use by exalb"),
+        (
+            "Overlapping",
+            report.reason == "Overlapping",
+            "Overlapping" if report.reason == "Overlapping" else "NoOverlap",
+            report.message if report.reason == "Overlapping" else "",
+        ),
+        (
+            "InvalidAddresses",
+            report.reason in ("InvalidAddresses", "Invalid"),
+            report.reason if report.reason in ("InvalidAddresses", "Invalid") else "Valid",
+            report.message if report.reason in ("InvalidAddresses", "Invalid") else "",
+        ),
+    ]
+    st["conditions"] = [
+        {
+            "type": t,
+            "status": "True" if ok else "False",
+            "reason": reason,
+            "message": msg,
+            "observedGeneration": generation,
+        }
+        for t, ok, reason, msg in conds
+    ]
+    return st
+
+
+def _comparable(status: dict[str, Any]) -> dict[str, Any]:
+    out = dict(status)
+    out["conditions"] = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions", [])
+    ]
+    return out
+
+
+class PoolStatusWriter:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self._custom = client.CustomObjectsApi(api)
+        self._ns = namespace
+
+    def sync(self, pool_obj: dict[str, Any], report: PoolReport) -> bool:
+        """Write the pool's status if it changed; True when a write happened."""
+        md = pool_obj.get("metadata", {})
+        want = desired_status(report, int(md.get("generation", 0)))
+        have = pool_obj.get("status") or {}
+        if _comparable(have) == _comparable(want):
+            return False
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        old = {c.get("type"): c for c in have.get("conditions", [])}
+        for c in want["conditions"]:
+            prev = old.get(c["type"])
+            same = prev is not None and prev.get("status") == c["status"]
+            c["lastTransitionTime"] = prev.get("lastTransitionTime", now) if same and prev else now
+        retry.call(
+            lambda: self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self._ns, POOLS, md["name"], {"status": want}, _request_timeout=10
+            )
+        )
+        log.info(
+            "pool status updated",
+            pool=md["name"],
+            ready=report.ready,
+            reason=report.reason,
+            assigned=report.assigned,
+        )
+        return True

@@ -1,0 +1,91 @@
+"""Writing what the plan decided onto Services: status, the pool annotation, and Events.
+
+Writes go through a small thread pool (one API round trip is a few ms; 1,000
+Services created at once would otherwise queue for seconds), and every write
+first asks the elector whether this process may still write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kubernetes import client
+
+from allocator.core.service import POOL_ANNOTATION
+from kube import retry
+from kube.informer import Informer
+
+log = structlog.get_logger("allocator.services")
+
+
+class NotLeader(RuntimeError):
+    """The lease was lost between the plan and the write: the write is dropped."""
+
+
+@dataclass(frozen=True)
+class ServiceWrite:
+    namespace: str
+    name: str
+    ingress: tuple[str, ...] | None  # None: leave status alone; () clears it
+    pool: str | bool | None  # a pool name, None to remove the annotation, False to leave it
+
+
+class ServiceWriter:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        services: Informer,
+        may_write: Callable[[], bool],
+        workers: int = 8,
+    ) -> None:
+        self._core = client.CoreV1Api(api)
+        self._services = services
+        self._may_write = may_write
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="svc-write")
+
+    def apply(self, writes: list[ServiceWrite]) -> dict[tuple[str, str], str | None]:
+        """Run all writes; returns (ns, name) -> error text, None on success."""
+        futures = {(w.namespace, w.name): self._pool.submit(self._one, w) for w in writes}
+        out: dict[tuple[str, str], str | None] = {}
+        for key, fut in futures.items():
+            try:
+                fut.result()
+                out[key] = None
+            except Exception as exc:
+                out[key] = retry.describe(exc)
+                log.warning("service write failed", service=f"{key[0]}/{key[1]}", error=out[key])
+        return out
+
+    def _one(self, w: ServiceWrite) -> None:
+        if w.ingress is not None:
+            body = {
+                "status": {
+                    "loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in w.ingress]}
+                }
+            }
+            self._write(
+                lambda: self._core.patch_namespaced_service_status(
+                    w.name, w.namespace, body, _preload_content=False, _request_timeout=10
+                )
+            )
+        if w.pool is not False:
+            meta = {"metadata": {"annotations": {POOL_ANNOTATION: w.pool}}}
+            self._write(
+                lambda: self._core.patch_namespaced_service(
+                    w.name, w.namespace, meta, _preload_content=False, _request_timeout=10
+                )
+            )
+
+    def _write(self, call: Callable[[], Any]) -> None:
+        if not self._may_write():
+            raise NotLeader("not the leader any more")
+        resp = retry.call(call, attempts=4, max_seconds=5)
+        self._services.observe(json.loads(resp.data))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,60 @@
+"""The informers the allocator reconciles from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from kubernetes import client
+
+from assignments import LABEL
+from kube.informer import Informer, OnChange
+
+GROUP, VERSION, POOLS = "exalb.io", "v1alpha1", "ippools"
+
+
+@dataclass
+class Watches:
+    services: Informer
+    namespaces: Informer
+    pools: Informer
+    configmaps: Informer
+
+    def all(self) -> list[Informer]:
+        return [self.services, self.namespaces, self.pools, self.configmaps]
+
+    def start(self) -> None:
+        for i in self.all():
+            i.start()
+
+    def stop(self) -> None:
+        for i in self.all():
+            i.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return all(i.wait_synced(timeout) for i in self.all())
+
+
+def make_watches(api: client.ApiClient, namespace: str, on_change: Callable[[], None]) -> Watches:
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+
+    def notify(_key: str, _obj: object) -> None:
+        on_change()
+
+    cb: OnChange = notify
+    return Watches(
+        services=Informer("services", core.list_service_for_all_namespaces, cb),
+        namespaces=Informer("namespaces", core.list_namespace, cb),
+        pools=Informer(
+            "ippools",
+            partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, POOLS),
+            cb,
+        ),
+        configmaps=Informer(
+            "assignments",
+            partial(core.list_namespaced_config_map, namespace, label_selector=f"{LABEL}=true"),
+            cb,
+        ),
+    )

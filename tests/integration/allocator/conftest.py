@@ -1,0 +1,242 @@
+"""Fixtures for allocator integration tests: CRDs, RBAC-bound allocator processes, helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from assignments import LABEL, Assignment, read_shards
+from testbed.binaries import ROOT
+from testbed.controlplane import ControlPlane
+from testbed.manifests import RBAC_DIR, apply, install_crds, load
+from testbed.procs import Proc, free_port, wait_for
+
+GROUP, VERSION = "exalb.io", "v1alpha1"
+
+
+@pytest.fixture(scope="session")
+def crds(kube: client.ApiClient) -> list[str]:
+    return install_crds(kube)
+
+
+@dataclass
+class AllocatorProc:
+    proc: Proc
+    port: int
+    identity: str
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.metrics().splitlines():
+            if line.startswith("#"):
+                continue
+            head, _, value = line.rpartition(" ")
+            metric, _, rest = head.partition("{")
+            got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+            if metric == name and got == want:
+                return float(value)
+        return None
+
+    def is_leader(self) -> bool:
+        return self.metric("exalb_allocator_is_leader") == 1.0
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+
+@dataclass
+class Cluster:
+    """Thin helpers over the real API for allocator tests."""
+
+    api: client.ApiClient
+    exalb_ns: str
+    core: client.CoreV1Api = field(init=False)
+    custom: client.CustomObjectsApi = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    # pools
+    def pool(self, name: str, *addresses: str, **spec: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "IPPool",
+            "metadata": {"name": name},
+            "spec": {"addresses": list(addresses), **spec},
+        }
+        return self.custom.create_namespaced_custom_object(  # type: ignore[no-any-return]
+            GROUP, VERSION, self.exalb_ns, "ippools", body
+        )
+
+    def patch_pool(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.exalb_ns, "ippools", name, {"spec": spec}
+        )
+
+    def pool_status(self, name: str) -> dict[str, Any]:
+        obj = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.exalb_ns, "ippools", name
+        )
+        return dict(obj.get("status") or {})
+
+    def condition(self, pool: str, type_: str) -> dict[str, Any] | None:
+        for c in self.pool_status(pool).get("conditions", []):
+            if c["type"] == type_:
+                return dict(c)
+        return None
+
+    # services
+    def service(
+        self,
+        ns: str,
+        name: str,
+        ports: tuple[int, ...] = (80,),
+        annotations: dict[str, str] | None = None,
+        etp: str = "Cluster",
+        labels: dict[str, str] | None = None,
+        lb_class: str | None = None,
+        **spec: Any,
+    ) -> None:
+        body: dict[str, Any] = {
+            "metadata": {"name": name, "annotations": annotations or {}, "labels": labels or {}},
+            "spec": {
+                "type": "LoadBalancer",
+                "ports": [{"port": p, "protocol": "TCP", "name": f"p{p}"} for p in ports],
+                "externalTrafficPolicy": etp,
+                "selector": {"app": name},
+                **spec,
+            },
+        }
+        if lb_class:
+            body["spec"]["loadBalancerClass"] = lb_class
+        self.core.create_namespaced_service(ns, body)
+
+    def ingress(self, ns: str, name: str) -> list[str]:
+        s = self.core.read_namespaced_service_status(name, ns)
+        lb = s.status.load_balancer if s.status else None
+        return [i.ip for i in (lb.ingress or [])] if lb else []
+
+    def annotations(self, ns: str, name: str) -> dict[str, str]:
+        return dict(self.core.read_namespaced_service(name, ns).metadata.annotations or {})
+
+    def wait_ips(self, ns: str, name: str, timeout: float = 15) -> list[str]:
+        wait_for(
+            f"{ns}/{name} to get an IP",
+            lambda: bool(self.ingress(ns, name)),
+            timeout,
+            on_timeout=lambda: f"events: {self.events(ns, name)}",
+        )
+        return self.ingress(ns, name)
+
+    def events(self, ns: str, name: str) -> list[tuple[str, str]]:
+        evs = self.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}")
+        return [(e.reason, e.message) for e in evs.items]
+
+    def wait_event(
+        self, ns: str, name: str, reason: str, contains: str = "", timeout: float = 15
+    ) -> str:
+        found: list[str] = []
+
+        def check() -> bool:
+            found[:] = [m for r, m in self.events(ns, name) if r == reason and contains in m]
+            return bool(found)
+
+        wait_for(
+            f"event {reason} ~{contains!r} on {ns}/{name}",
+            check,
+            timeout,
+            on_timeout=lambda: f"events: {self.events(ns, name)}",
+        )
+        return found[0]
+
+    def published(self) -> dict[str, Assignment]:
+        cms = self.core.list_namespaced_config_map(self.exalb_ns, label_selector=f"{LABEL}=true")
+        return read_shards([cm.data or {} for cm in cms.items]).entries
+
+
+@pytest.fixture
+def exalb_ns(namespace: str, crds: list[str], kube: client.ApiClient) -> Iterator[str]:
+    """This test's exalb namespace, with the chart's allocator RBAC applied to it."""
+    suffix = f"-{namespace}"
+    apply(kube, load(RBAC_DIR / "allocator.yaml", namespace, suffix))
+    yield namespace
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
+        try:
+            delete(f"exalb-allocator{suffix}")
+        except client.ApiException:
+            pass
+
+
+@pytest.fixture
+def cluster(kube: client.ApiClient, exalb_ns: str) -> Cluster:
+    return Cluster(kube, exalb_ns)
+
+
+StartAllocator = Callable[..., AllocatorProc]
+
+
+@pytest.fixture
+def start_allocator(
+    control_plane: ControlPlane, exalb_ns: str, tmp_path: Path
+) -> Iterator[StartAllocator]:
+    procs: list[AllocatorProc] = []
+
+    def start(identity: str = "alloc-a", wait_ready: bool = True, *extra: str) -> AllocatorProc:
+        token = control_plane.service_account_token(exalb_ns, "exalb-allocator")
+        kubeconfig = control_plane.write_kubeconfig(tmp_path / f"{identity}.kubeconfig", token)
+        port = free_port()
+        proc = Proc(
+            f"allocator-{identity}",
+            [
+                sys.executable,
+                "-m",
+                "allocator.main",
+                f"--kubeconfig={kubeconfig}",
+                f"--namespace={exalb_ns}",
+                f"--metrics-bind=127.0.0.1:{port}",
+                f"--identity={identity}",
+                "--log-level=debug",
+                *extra,
+            ],
+            tmp_path / f"allocator-{identity}.log",
+            cwd=ROOT,
+        )
+        handle = AllocatorProc(proc, port, identity)
+        procs.append(handle)
+        if wait_ready:
+            wait_for(
+                f"allocator {identity} ready", handle.ready, 30, interval=0.1, on_timeout=proc.tail
+            )
+        return handle
+
+    yield start
+    for p in procs:
+        p.proc.stop()
+
+
+def log_lines(p: AllocatorProc) -> list[dict[str, Any]]:
+    out = []
+    for line in p.proc.log.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
