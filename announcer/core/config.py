@@ -1,0 +1,90 @@
+"""ExaBGP's configuration for one peer: the session, never the routes it will change.
+
+One ExaBGP process runs per peer, so a peer added, changed or removed starts,
+restarts or stops only that peer's process, and a Service change is only ever
+an API command: nothing reloads (MetalLB #1944 was FRR reloads flapping every
+session on each Service change).
+
+``seed`` routes are written into the file only when a process starts: ExaBGP
+loads static routes at ~85k/s against ~1-2k/s through the API, which is what
+makes a cold start or a post-crash replay of thousands of prefixes fast. Those
+routes are then ordinary RIB entries that later API withdraws remove; the
+file is never reloaded.
+
+The MD5 password goes in base64 (no quoting pitfalls) into a file of mode 0600
+in a private directory; it is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+
+from .diff import attributes
+from .model import Attrs, Peer
+
+API_PROCESS = "exalb"
+
+
+def _family(address: str) -> str:
+    return "ipv6 unicast" if ipaddress.ip_address(address).version == 6 else "ipv4 unicast"
+
+
+def render(
+    peer: Peer,
+    local_address: str,
+    router_id: str,
+    bridge: Sequence[str],
+    seed: Mapping[str, Attrs] | None = None,
+) -> str:
+    """The whole config file for ``peer``; ``bridge`` is the API process argv."""
+    lines = [
+        f"process {API_PROCESS} {{",
+        f"  run {shlex.join(bridge)};",
+        "  encoder json;",
+        "}",
+        "",
+        f"neighbor {peer.address} {{",
+    ]
+    if peer.description:
+        lines.append(f"  description {json.dumps(peer.description)};")
+    lines += [
+        f"  router-id {router_id};",
+        f"  local-address {local_address};",
+        f"  local-as {peer.my_asn};",
+        f"  peer-as {peer.peer_asn};",
+        f"  connect {peer.port};",
+        f"  hold-time {peer.hold_time};",
+        "  adj-rib-in false;",
+        "  group-updates true;",
+    ]
+    if peer.password:
+        encoded = base64.b64encode(peer.password.encode()).decode()
+        lines += [f"  md5-password {encoded};", "  md5-base64 true;"]
+    if peer.ttl_security:
+        # GTSM (RFC 5082): send with TTL 255 and accept only TTL 255 from a direct neighbour.
+        lines += ["  outgoing-ttl 255;", "  incoming-ttl 255;"]
+    elif peer.ebgp_multihop:
+        lines.append("  outgoing-ttl 255;")
+    if peer.graceful_restart:
+        restart = max(1, min(peer.hold_time or 120, 4095))
+        lines += ["  capability {", f"    graceful-restart {restart};", "  }"]
+    lines += [
+        f"  family {{ {_family(peer.address)}; }}",
+        "  api {",
+        f"    processes [ {API_PROCESS} ];",
+        "    neighbor-changes;",
+        "    send { parsed; update; notification; }",
+        "    receive { parsed; notification; }",
+        "  }",
+    ]
+    if seed:
+        lines.append("  static {")
+        for prefix in sorted(seed):
+            lines.append(f"    route {prefix} {attributes(seed[prefix])};")
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,194 @@
+"""Whether this node announces each Service IP, to which peers, with which attributes.
+
+The rules are MetalLB's (speaker/bgp_controller.go ShouldAnnounce), checked in
+its order so the first failing one is the reason we report:
+
+1. an advertisement of the assignment selects this node (nodeSelectors);
+2. the node is Ready (plus the optional announce delay) and its
+   ``NetworkUnavailable`` condition is not True;
+3. the node is not labelled exclude-from-external-load-balancers (unless
+   ignored by flag);
+4. ``Local``: an endpoint on this node is usable; ``Cluster``: any is.
+
+A usable endpoint is Ready, or Serving while terminating; Ready already
+reflects ``publishNotReadyAddresses`` because the EndpointSlice controller
+sets it. ``Local`` always announces host routes (/32, /128) whatever the
+advertisement's aggregation length: an aggregate would draw traffic to nodes
+without endpoints (metallb#2811).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from assignments import LOCAL, Advertisement, Assignment, any_matches
+
+from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Peer, Routes
+
+
+@dataclass
+class Decision:
+    """Desired routes per peer name, and why each Service is or is not announced."""
+
+    routes: dict[str, Routes] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # service key -> withdraw reason
+    announced: set[str] = field(default_factory=set)  # service keys announced to some peer
+
+
+def node_problem(node: Node | None, opts: Options, now: float) -> str | None:
+    """Why this node must not announce anything, or None when it may."""
+    if node is None:
+        return "nodeUnknown"
+    if not node.ready:
+        return "nodeNotReady"
+    if (
+        opts.announce_delay > 0
+        and node.ready_since is not None
+        and now - node.ready_since < opts.announce_delay
+    ):
+        return "nodeReadyDelay"
+    if node.network_unavailable:
+        return "nodeNetworkUnavailable"
+    if not opts.ignore_exclude_lb and EXCLUDE_LABEL in node.labels:
+        return "nodeLabeledExcludeBalancers"
+    return None
+
+
+def ready_at(node: Node | None, opts: Options) -> float | None:
+    """When the announce delay ends, if it has not yet: the caller re-decides then."""
+    if node is None or not node.ready or opts.announce_delay <= 0 or node.ready_since is None:
+        return None
+    return node.ready_since + opts.announce_delay
+
+
+def endpoints_problem(
+    a: Assignment, endpoints: Sequence[Endpoint] | None, node_name: str
+) -> str | None:
+    usable = [e for e in endpoints or () if e.usable]
+    if a.traffic_policy == LOCAL:
+        return None if any(e.node == node_name for e in usable) else "noLocalEndpoints"
+    return None if usable else "noEndpoints"
+
+
+def peers_of_node(peers: Iterable[Peer], node: Node | None) -> list[Peer]:
+    """Peers whose nodeSelectors select this node (a session runs only on those)."""
+    labels: Mapping[str, str] = node.labels if node else {}
+    return sorted(
+        (p for p in peers if p.problem is None and any_matches(p.node_selectors, labels)),
+        key=lambda p: p.name,
+    )
+
+
+def next_hop(node: Node, version: int, opts: Options) -> str | None:
+    override = opts.next_hop_v4 if version == 4 else opts.next_hop_v6
+    if override:
+        return override
+    for wanted in opts.address_types:
+        for kind, addr in node.addresses:
+            if kind != wanted:
+                continue
+            try:
+                if ipaddress.ip_address(addr).version == version:
+                    return addr
+            except ValueError:
+                continue
+    return None
+
+
+def prefix_of(ip: str, adv: Advertisement, local: bool) -> tuple[str, int]:
+    """The announced prefix for ``ip`` and its IP version; host routes for Local."""
+    addr = ipaddress.ip_address(ip)
+    if addr.version == 4:
+        length = 32 if local else adv.aggregation_length
+    else:
+        length = 128 if local else adv.aggregation_length_v6
+    net = ipaddress.ip_network(f"{ip}/{length}", strict=False)
+    return str(net), addr.version
+
+
+def _merge(old: Attrs | None, new: Attrs) -> Attrs:
+    """Two advertisements (or Services sharing an aggregate) for one prefix: union them.
+
+    Communities are unioned and the highest local-pref wins, so the result does
+    not depend on the order Services are listed in.
+    """
+    if old is None:
+        return new
+    lp = [x for x in (old.local_pref, new.local_pref) if x is not None]
+    return Attrs(
+        next_hop=old.next_hop,
+        communities=tuple(sorted(set(old.communities) | set(new.communities))),
+        large_communities=tuple(sorted(set(old.large_communities) | set(new.large_communities))),
+        local_pref=max(lp) if lp else None,
+    )
+
+
+def _family(address: str) -> int:
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return 4
+
+
+def decide(
+    node: Node | None,
+    peers: Iterable[Peer],
+    assignments: Iterable[Assignment],
+    endpoints: Mapping[str, Sequence[Endpoint]],
+    opts: Options,
+    now: float,
+) -> Decision:
+    """The full desired state; ``endpoints`` is keyed ``namespace/name``."""
+    out = Decision()
+    node_peers = peers_of_node(peers, node)
+    for p in node_peers:
+        out.routes[p.name] = {}
+    node_reason = node_problem(node, opts, now)
+    labels: Mapping[str, str] = node.labels if node else {}
+    for a in sorted(assignments, key=lambda x: x.key):
+        advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, labels)]
+        reason = (
+            ("notOwner" if not advs else None)
+            or node_reason
+            or endpoints_problem(a, endpoints.get(f"{a.namespace}/{a.name}"), opts.node_name)
+        )
+        if reason is None and not node_peers:
+            reason = "noPeers"
+        if reason is not None:
+            out.reasons[a.key] = reason
+            continue
+        assert node is not None
+        local = a.traffic_policy == LOCAL
+        for adv in advs:
+            for ip in a.ips:
+                try:
+                    prefix, version = prefix_of(ip, adv, local)
+                except ValueError:
+                    out.reasons[a.key] = "invalidIP"
+                    continue
+                nh = next_hop(node, version, opts)
+                if nh is None:
+                    out.reasons[a.key] = f"noIPv{version}NextHop"
+                    continue
+                communities = set(adv.communities)
+                if opts.graceful_shutdown:
+                    communities.add(GRACEFUL_SHUTDOWN)
+                for p in node_peers:
+                    if adv.peers and p.name not in adv.peers:
+                        continue
+                    if _family(p.address) != version:
+                        continue
+                    attrs = Attrs(
+                        next_hop=nh,
+                        communities=tuple(sorted(communities)),
+                        large_communities=tuple(sorted(adv.large_communities)),
+                        local_pref=adv.local_pref if p.ibgp else None,
+                    )
+                    routes = out.routes[p.name]
+                    routes[prefix] = _merge(routes.get(prefix), attrs)
+                    out.announced.add(a.key)
+        if a.key not in out.announced and a.key not in out.reasons:
+            out.reasons[a.key] = "noMatchingPeer"
+    return out

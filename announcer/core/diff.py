@@ -1,0 +1,80 @@
+"""Desired routes minus what ExaBGP already has, as the fewest API commands.
+
+Prefixes whose attributes are equal go in one ``announce attributes ... nlri
+...`` line (ExaBGP then packs them into few UPDATEs); withdrawals are sent
+first so that a shutdown or a mass withdraw is never delayed by announces.
+Each command records the change it makes, so the writer can apply it to its
+view of ExaBGP's RIB when ExaBGP acknowledges it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .model import Attrs
+
+BATCH = 500  # NLRI per command line: well under ExaBGP's 1 MiB line cap
+
+
+@dataclass(frozen=True)
+class Command:
+    line: str
+    changes: tuple[tuple[str, Attrs | None], ...]  # prefix -> new attrs (None = withdrawn)
+
+
+def diff(
+    desired: Mapping[str, Attrs], current: Mapping[str, Attrs]
+) -> tuple[dict[Attrs, list[str]], dict[str, list[str]]]:
+    """(announce: attrs -> prefixes, withdraw: next hop -> prefixes), both sorted."""
+    announce: dict[Attrs, list[str]] = defaultdict(list)
+    withdraw: dict[str, list[str]] = defaultdict(list)
+    for prefix, attrs in desired.items():
+        if current.get(prefix) != attrs:
+            announce[attrs].append(prefix)
+    for prefix, attrs in current.items():
+        if prefix not in desired:
+            withdraw[attrs.next_hop].append(prefix)
+    for v in (*announce.values(), *withdraw.values()):
+        v.sort()
+    return dict(announce), dict(withdraw)
+
+
+def attributes(a: Attrs) -> str:
+    """The ExaBGP text for ``a`` (local-pref only reaches iBGP peers; decide() clears it)."""
+    parts = [f"next-hop {a.next_hop}"]
+    if a.communities:
+        parts.append(f"community [{' '.join(a.communities)}]")
+    if a.large_communities:
+        parts.append(f"large-community [{' '.join(a.large_communities)}]")
+    if a.local_pref is not None:
+        parts.append(f"local-preference {a.local_pref}")
+    return " ".join(parts)
+
+
+def commands(
+    desired: Mapping[str, Attrs], current: Mapping[str, Attrs], batch: int = BATCH
+) -> list[Command]:
+    announce, withdraw = diff(desired, current)
+    out: list[Command] = []
+    for nh, prefixes in sorted(withdraw.items()):
+        for i in range(0, len(prefixes), batch):
+            chunk = prefixes[i : i + batch]
+            out.append(
+                Command(
+                    f"withdraw attributes next-hop {nh} nlri {' '.join(chunk)}",
+                    tuple((p, None) for p in chunk),
+                )
+            )
+    for attrs, prefixes in sorted(announce.items()):
+        text = attributes(attrs)
+        for i in range(0, len(prefixes), batch):
+            chunk = prefixes[i : i + batch]
+            out.append(
+                Command(
+                    f"announce attributes {text} nlri {' '.join(chunk)}",
+                    tuple((p, attrs) for p in chunk),
+                )
+            )
+    return out

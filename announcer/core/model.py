@@ -1,0 +1,98 @@
+"""Plain data the decision is made from: this node, its peers, endpoints, and routes.
+
+Everything here is built by adapters (``announcer.kube``) from API objects,
+so the decision code never sees Kubernetes types and can be tested with
+literals in microseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from assignments import LabelSelector
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+GRACEFUL_SHUTDOWN = "65535:0"  # RFC 8326 well-known community
+
+
+@dataclass(frozen=True)
+class Node:
+    """The node this announcer runs on, as far as announcing is concerned."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = True
+    ready_since: float | None = None  # epoch seconds of the Ready condition's last transition
+    network_unavailable: bool = False
+    addresses: tuple[tuple[str, str], ...] = ()  # (type, address), in status order
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One EndpointSlice endpoint, reduced to what the decision needs."""
+
+    node: str | None
+    ready: bool = True  # a nil Ready condition counts as ready (EndpointSlice semantics)
+    serving: bool = True
+    terminating: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Ready, or still serving while terminating (so drains finish on this node)."""
+        return self.ready or (self.serving and self.terminating)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A BGPPeer, with its password already resolved from its Secret (never logged)."""
+
+    name: str
+    my_asn: int
+    peer_asn: int
+    address: str
+    port: int = 179
+    source_address: str | None = None
+    router_id: str | None = None
+    hold_time: int = 30
+    keepalive_time: int | None = None
+    connect_time: int | None = None
+    password: str | None = field(default=None, repr=False)
+    ebgp_multihop: bool = False
+    ttl_security: bool = False
+    node_selectors: tuple[LabelSelector, ...] = ()
+    graceful_restart: bool = False
+    description: str = ""
+    problem: str | None = None  # e.g. its password Secret is missing: no session is run
+
+    @property
+    def ibgp(self) -> bool:
+        return self.my_asn == self.peer_asn
+
+
+@dataclass(frozen=True, order=True)
+class Attrs:
+    """Path attributes of one announced prefix; prefixes with equal Attrs are batched."""
+
+    next_hop: str
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+    local_pref: int | None = None
+
+
+Routes = dict[str, Attrs]  # prefix -> attributes
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-announcer settings (flags), not per-cluster objects."""
+
+    node_name: str
+    ignore_exclude_lb: bool = False
+    announce_delay: float = 0.0  # seconds after the node became Ready before announcing
+    next_hop_v4: str | None = None  # override; default: the node's address of that family
+    next_hop_v6: str | None = None
+    address_types: tuple[str, ...] = ("InternalIP", "ExternalIP")
+    source_address: str | None = None  # default session source when a peer names none
+    router_id: str | None = None
+    graceful_shutdown: bool = False  # add GRACEFUL_SHUTDOWN to every route (set on SIGTERM)

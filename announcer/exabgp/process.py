@@ -1,0 +1,78 @@
+"""Starting ExaBGP as our child so that it can never outlive us.
+
+Three independent guards stop routes from staying announced after the
+announcer is gone (exabgp#304):
+
+* ``PR_SET_PDEATHSIG``: the kernel sends ExaBGP SIGTERM when the thread that
+  spawned it dies (our supervisor thread lives as long as the process), and
+  ExaBGP's SIGTERM handler closes its sessions;
+* the API bridge exits when our socket closes, and ``exabgp_api_terminate``
+  makes ExaBGP exit when its API process does;
+* ``exabgp_api_respawn=false``: ExaBGP never restarts the bridge itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import bridge
+
+_PR_SET_PDEATHSIG = 1
+# Resolved here, in the parent: the child between fork and exec only makes one syscall.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def exabgp_binary() -> str:
+    return str(Path(sys.executable).parent / "exabgp")
+
+
+def bridge_argv(socket_path: str) -> list[str]:
+    """Argv of the API process: this interpreter, isolated, running bridge.py directly."""
+    return [sys.executable, "-I", "-S", str(Path(bridge.__file__).resolve()), socket_path]
+
+
+def environment(log_level: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("exabgp")}
+    env.update(
+        {
+            "exabgp_daemon_drop": "false",
+            "exabgp_daemon_daemonize": "false",
+            "exabgp_api_cli": "false",
+            "exabgp_api_ack": "true",
+            "exabgp_api_terminate": "true",
+            "exabgp_api_respawn": "false",
+            "exabgp_tcp_bind": "",
+            "exabgp_log_destination": "stdout",
+            "exabgp_log_level": log_level.upper(),
+        }
+    )
+    return env
+
+
+def spawn(
+    binary: str, config: Path, log_level: str, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = environment(log_level)
+    if extra_env:
+        env.update(extra_env)
+    return subprocess.Popen(
+        [binary, "server", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr,  # ExaBGP's own log joins ours (both are the container's log)
+        stderr=subprocess.STDOUT,
+        env=env,
+        # One async-signal-safe syscall, no locks taken: safe despite our threads.
+        preexec_fn=_die_with_parent,  # noqa: PLW1509
+        process_group=0,  # a ^C to the announcer's group is the announcer's to handle
+        close_fds=True,
+    )

@@ -1,0 +1,151 @@
+"""``exalb-announcer``: flags and wiring; all decisions live in ``announcer.core``."""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import structlog
+
+from announcer.core.model import Options
+from announcer.kube.sources import Sources
+from announcer.metrics import Metrics
+from announcer.reconciler import Reconciler
+from kube.connect import api_client
+from observability import logging as obslog
+from observability.http import HealthServer
+
+log = structlog.get_logger("announcer")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="exalb-announcer", description=__doc__)
+    p.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="default: $NODE_NAME")
+    p.add_argument("--namespace", default=os.environ.get("EXALB_NAMESPACE", "exalb-system"))
+    p.add_argument("--kubeconfig", default=None)
+    p.add_argument("--metrics-host", default="0.0.0.0")
+    p.add_argument("--metrics-port", type=int, default=7473)
+    p.add_argument(
+        "--source-address",
+        default=os.environ.get("EXALB_SOURCE_ADDRESS"),
+        help="session source address when a BGPPeer sets none (default: the node's InternalIP)",
+    )
+    p.add_argument("--router-id", default=None, help="default: the source address")
+    p.add_argument("--next-hop", default=None, help="IPv4 next hop (default: node address)")
+    p.add_argument("--next-hop-v6", default=None, help="IPv6 next hop (default: node address)")
+    p.add_argument(
+        "--next-hop-address-types",
+        default="InternalIP,ExternalIP",
+        help="Node status address types to take the next hop from, in order",
+    )
+    p.add_argument(
+        "--ignore-exclude-lb",
+        action="store_true",
+        help="announce even from nodes labelled exclude-from-external-load-balancers",
+    )
+    p.add_argument(
+        "--announce-delay",
+        type=float,
+        default=0.0,
+        help="seconds to wait after the node turns Ready before announcing (metallb#496)",
+    )
+    p.add_argument(
+        "--graceful-shutdown-drain",
+        type=float,
+        default=0.0,
+        help="on SIGTERM, re-announce with GRACEFUL_SHUTDOWN (RFC 8326) and wait this long",
+    )
+    p.add_argument("--shutdown-timeout", type=float, default=10.0)
+    p.add_argument("--run-dir", default=None, help="private dir for ExaBGP configs and sockets")
+    p.add_argument("--exabgp", default=None, help="ExaBGP executable (default: next to python)")
+    p.add_argument("--exabgp-log-level", default="warning")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-format", choices=["json", "console"], default="json")
+    args = p.parse_args(argv)
+    if not args.node_name:
+        p.error("--node-name or $NODE_NAME is required")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    obslog.configure(args.log_level, args.log_format)
+    structlog.contextvars.bind_contextvars(node=args.node_name)
+    opts = Options(
+        node_name=args.node_name,
+        ignore_exclude_lb=args.ignore_exclude_lb,
+        announce_delay=args.announce_delay,
+        next_hop_v4=args.next_hop,
+        next_hop_v6=args.next_hop_v6,
+        address_types=tuple(t.strip() for t in args.next_hop_address_types.split(",") if t),
+        source_address=args.source_address,
+        router_id=args.router_id,
+    )
+    own_dir = args.run_dir is None
+    run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    metrics = Metrics()
+    api = api_client(args.kubeconfig)
+    holder: list[Reconciler] = []
+
+    def poke() -> None:
+        if holder:
+            holder[0].poke()
+
+    sources = Sources(api, args.namespace, args.node_name, poke)
+    reconciler = Reconciler(
+        sources.view,
+        sources.synced,
+        opts,
+        metrics,
+        run_dir=run_dir,
+        exabgp=args.exabgp,
+        exabgp_log_level=args.exabgp_log_level,
+    )
+    holder.append(reconciler)
+    health = HealthServer(metrics.registry, args.metrics_host, args.metrics_port)
+    health.readiness["informers"] = lambda: (
+        None if sources.synced() else f"not synced: {', '.join(sources.unsynced())}"
+    )
+    health.liveness["exabgp"] = lambda: _exabgp_health(reconciler)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal received; shutting down", signal=signal.Signals(signum).name)
+        stop.set()
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    health.start()
+    sources.start()
+    reconciler.start()
+    log.info("announcer started", namespace=args.namespace, metrics_port=health.port)
+    stop.wait()
+    reconciler.shutdown(drain=args.graceful_shutdown_drain, timeout=args.shutdown_timeout)
+    # Informer.stop() can block closing a TLS stream another thread is reading; the
+    # informer threads are daemons, so give it a moment and then just exit.
+    closer = threading.Thread(target=sources.stop, daemon=True)
+    closer.start()
+    closer.join(1.0)
+    health.stop()
+    if own_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    log.info("announcer stopped")
+    return 0
+
+
+def _exabgp_health(reconciler: Reconciler) -> str | None:
+    down = [name for name, s in reconciler.speakers().items() if not s.running()]
+    return f"exabgp not running for {', '.join(down)}" if down else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
