@@ -53,6 +53,15 @@ def attributes(a: Attrs) -> str:
     return " ".join(parts)
 
 
+def _order(a: Attrs) -> tuple[str, tuple[str, ...], tuple[str, ...], int]:
+    return (
+        a.next_hop,
+        a.communities,
+        a.large_communities,
+        -1 if a.local_pref is None else a.local_pref,
+    )
+
+
 def commands(
     desired: Mapping[str, Attrs], current: Mapping[str, Attrs], batch: int = BATCH
 ) -> list[Command]:
@@ -67,7 +76,7 @@ def commands(
                     tuple((p, None) for p in chunk),
                 )
             )
-    for attrs, prefixes in sorted(announce.items()):
+    for attrs, prefixes in sorted(announce.items(), key=lambda kv: _order(kv[0])):
         text = attributes(attrs)
         for i in range(0, len(prefixes), batch):
             chunk = prefixes[i : i + batch]

@@ -70,7 +70,7 @@ class Peer:
         return self.my_asn == self.peer_asn
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Attrs:
     """Path attributes of one announced prefix; prefixes with equal Attrs are batched."""
 

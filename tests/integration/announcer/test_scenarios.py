@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from assignments import Advertisement, LabelSelector
+from testbed.routers import Neighbor
+from testbed.routers.base import settle
 from tests.conftest import RouterFactory
 
 from .lab import Lab
@@ -33,3 +36,98 @@ def test_cluster_ecmp_from_every_node_then_local_follows_endpoints(
     r.wait_next_hops(PREFIX, {lab.hop(2), lab.hop(3)})
     lab.set_endpoints("web", {})
     r.wait_absent(PREFIX)
+
+
+def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory) -> None:
+    r = router("gobgp", lab.router_ip, 64512, lab.neighbors(3))
+    lab.add_peer(
+        "tor",
+        r,
+        nodeSelectors=[
+            {"matchExpressions": [{"key": "rack", "operator": "In", "values": ["r1", "r2"]}]}
+        ],
+    )
+    lab.add_node(1, {"rack": "r1"})
+    lab.add_node(2, {"rack": "r1"})
+    lab.add_node(3, {"rack": "r3"})  # the peer does not select it: no session at all
+    lab.set_endpoints("web", {1: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    all_up = {lab.hop(1), lab.hop(2)}
+    r.wait_next_hops(PREFIX, all_up, timeout=30)
+    assert lab.source(3) not in {s for s, v in r.sessions().items() if v.established}
+
+    lab.label_node(2, {"node.kubernetes.io/exclude-from-external-load-balancers": ""})
+    r.wait_next_hops(PREFIX, {lab.hop(1)})
+    lab.label_node(2, {"node.kubernetes.io/exclude-from-external-load-balancers": None})
+    r.wait_next_hops(PREFIX, all_up)
+
+    lab.set_node_status(1, network_unavailable=True)
+    r.wait_next_hops(PREFIX, {lab.hop(2)})
+    lab.set_node_status(1, ready=False)
+    r.wait_next_hops(PREFIX, {lab.hop(2)})
+    lab.set_node_status(1)
+    r.wait_next_hops(PREFIX, all_up)
+
+    # The advertisement's own nodeSelectors narrow it further; the peer's session stays up.
+    uptime = r.uptime_since(lab.source(1))
+    adv = Advertisement(node_selectors=(LabelSelector((("role", "edge"),)),))
+    lab.label_node(2, {"role": "edge"})
+    lab.set_assignments([lab.assignment("web", IP, advertisements=[adv])])
+    r.wait_next_hops(PREFIX, {lab.hop(2)})
+    assert r.uptime_since(lab.source(1)) == uptime
+
+
+def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory) -> None:
+    r = router("gobgp", lab.router_ip, lab.asn, lab.neighbors(1))  # iBGP: same ASN
+    lab.add_peer("rr", r)
+    lab.add_node(1)
+    lab.set_endpoints("web", {1: True})
+    adv = Advertisement(
+        communities=("65000:100", "65000:200"), large_communities=("64512:7:9",), local_pref=250
+    )
+    lab.set_assignments([lab.assignment("web", IP, advertisements=[adv])])
+    (path,) = r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    assert path.communities == ("65000:100", "65000:200")
+    assert path.large_communities == ("64512:7:9",)
+    assert path.local_pref == 250
+    adv2 = Advertisement(communities=("65000:300",), local_pref=90)
+    lab.set_assignments([lab.assignment("web", IP, advertisements=[adv2])])
+    r.wait_rib(
+        "attributes replaced",
+        lambda rib: (
+            [(p.communities, p.local_pref) for p in rib.get(PREFIX, [])] == [(("65000:300",), 90)]
+        ),
+    )
+
+
+def test_md5_right_password_establishes_wrong_one_never(lab: Lab, router: RouterFactory) -> None:
+    r = router(
+        "gobgp",
+        lab.router_ip,
+        64512,
+        [Neighbor(lab.source(1), lab.asn, "right-pw"), Neighbor(lab.source(2), lab.asn, "other")],
+    )
+    lab.add_secret("tor-md5", "right-pw")
+    lab.add_peer("tor", r, passwordSecret={"name": "tor-md5"})
+    lab.add_node(1)
+    lab.add_node(2)
+    lab.set_endpoints("web", {1: True, 2: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    settle(3)
+    assert not r.sessions()[lab.source(2)].established
+    assert {p.next_hop for p in r.rib()[PREFIX]} == {lab.hop(1)}
+    up = metric(lab.metrics(2), "exalb_bgp_session_up")
+    assert up == 0.0
+    assert metric(lab.metrics(1), "exalb_bgp_session_up") == 1.0
+    for i in (1, 2):
+        proc = lab.node(i).proc
+        assert proc is not None
+        assert "right-pw" not in proc.log.read_text()  # the password is never logged
+
+
+def metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
