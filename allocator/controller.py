@@ -203,6 +203,8 @@ class Allocator:
         stats.writes = len(writes)
         failed = {f"{ns}/{n}" for (ns, n), err in results.items() if err}
         stats.failed_writes = len(failed)
+        if len(results) > len(failed):
+            self.metrics.writes.labels("Service").inc(len(results) - len(failed))
         if failed:
             self.metrics.write_errors.labels("Service").inc(len(failed))
             self._dirty.set()  # try again on the next pass
@@ -321,7 +323,8 @@ class Allocator:
             try:
                 if not self._may_write():
                     return
-                self._pool_status.sync(obj, report)
+                if self._pool_status.sync(obj, report):
+                    self.metrics.writes.labels("IPPool").inc()
             except Exception as exc:
                 self.metrics.write_errors.labels("IPPool").inc()
                 log.warning("pool status write failed", pool=name, error=str(exc)[:200])
@@ -340,6 +343,7 @@ class Allocator:
         m.services.labels("pending").set(len(pending))
         stats.pending = pending
 
-    def _shards_written(self, shards: int, sizes: list[int]) -> None:
+    def _shards_written(self, shards: int, sizes: list[int], written: int) -> None:
+        self.metrics.writes.labels("ConfigMap").inc(written)
         self.metrics.configmap_shards.set(shards)
         self.metrics.configmap_bytes.set(max(sizes) if sizes else 0)

@@ -66,6 +66,10 @@ class AllocatorMetrics:
             "1 while this process holds the allocator Lease.",
             registry=r,
         )
+        self.writes = Counter(
+            "exalb_allocator_api_writes_total", "Successful API writes, by object kind.",
+            ["kind"], registry=r,
+        )
         self.write_errors = Counter(
             "exalb_allocator_api_write_errors_total",
             "Failed API writes, by object kind.",

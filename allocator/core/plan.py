@@ -72,11 +72,18 @@ class Plan:
 
 
 # --- pools ------------------------------------------------------------------
-def resolve_pools(specs: Iterable[PoolSpec]) -> tuple[list[Pool], dict[str, PoolReport]]:
-    """Parse every pool; the older of two overlapping pools keeps its addresses."""
+def resolve_pools(
+    specs: Iterable[PoolSpec], holders: Mapping[str, int] | None = None
+) -> tuple[list[Pool], dict[str, PoolReport]]:
+    """Parse every pool; the older of two overlapping pools keeps its addresses.
+
+    Creation times have one-second resolution; on a tie the pool that Services
+    already hold addresses from wins (so no allocation is lost), then the name.
+    """
+    held = holders or {}
     reports: dict[str, PoolReport] = {}
     usable: list[Pool] = []
-    for s in sorted(specs, key=lambda p: (p.created, p.name)):
+    for s in sorted(specs, key=lambda p: (p.created, -held.get(p.name, 0), p.name)):
         try:
             pool = parse_pool(s.name, s.spec, s.created)
         except PoolError as exc:
@@ -354,9 +361,14 @@ def make_plan(
 ) -> Plan:
     """Compute the whole plan. ``previous`` (the published entries) is consulted only for
     Services frozen in a currently broken pool, to keep announcing them as before."""
-    pools, reports = resolve_pools(pool_specs)
-    planner = _Planner(pools, reports, namespaces or {}, previous or {})
+    services = list(services)
     ours = sorted((s for s in services if s.ours), key=lambda s: s.order)
+    holders: dict[str, int] = {}
+    for s in ours:
+        if s.current_pool and s.current_ips:
+            holders[s.current_pool] = holders.get(s.current_pool, 0) + 1
+    pools, reports = resolve_pools(pool_specs, holders)
+    planner = _Planner(pools, reports, namespaces or {}, previous or {})
     for s in services:
         if not s.ours and s.current_pool is not None:
             planner.plan.release[s.key] = s

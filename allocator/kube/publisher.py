@@ -34,7 +34,7 @@ class Publisher:
         prefix: str,
         mirror: Informer,
         may_write: Callable[[], bool],
-        on_written: Callable[[int, list[int]], None] | None = None,
+        on_written: Callable[[int, list[int], int], None] | None = None,
     ) -> None:
         self._core = client.CoreV1Api(api)
         self._ns = namespace
@@ -119,7 +119,8 @@ class Publisher:
                 raise RuntimeError("not the leader; ConfigMap left as it is")
             self._write(i, wanted[i], current.get(self._name(i)))
         if (creates or updates) and self._on_written:
-            self._on_written(shards, [len(str(d)) for d in wanted])
+            sizes = [sum(len(k) + len(v) for k, v in d.items()) for d in wanted]
+            self._on_written(shards, sizes, len(creates) + len(updates))
 
     def _write(self, i: int, data: dict[str, str], obj: dict[str, object] | None) -> None:
         name = self._name(i)

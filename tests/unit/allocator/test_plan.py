@@ -241,3 +241,13 @@ def test_dual_stack_from_one_pool() -> None:
     assert ips(plan, "default/d") == ("198.51.100.0", "2001:db8::")
     only4 = make_plan([s], [P])
     assert failed(only4, "default/d").reason == "PoolExhausted"
+
+
+def test_overlap_tie_on_creation_second_goes_to_the_pool_in_use() -> None:
+    same = "2026-01-01T00:00:00Z"
+    a_pool = pool("a-new", "198.51.100.0/29", created=same)
+    z_pool = pool("z-old", "198.51.100.0/30", created=same)
+    holder = svc("h", ingress=("198.51.100.1",), pool="z-old")
+    plan = make_plan([holder], [a_pool, z_pool])
+    assert plan.pools["z-old"].ready and plan.pools["a-new"].reason == "Overlapping"
+    assert ips(plan, "default/h") == ("198.51.100.1",)
