@@ -67,8 +67,10 @@ class AllocatorMetrics:
             registry=r,
         )
         self.writes = Counter(
-            "exalb_allocator_api_writes_total", "Successful API writes, by object kind.",
-            ["kind"], registry=r,
+            "exalb_allocator_api_writes_total",
+            "Successful API writes, by object kind.",
+            ["kind"],
+            registry=r,
         )
         self.write_errors = Counter(
             "exalb_allocator_api_write_errors_total",
