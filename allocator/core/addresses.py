@@ -6,6 +6,7 @@ memory until an address is actually taken.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ def to_str(ip: int, version: int) -> str:
     return str(ipaddress.IPv4Address(ip) if version == 4 else ipaddress.IPv6Address(ip))
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def parse_ip(text: str) -> tuple[int, int]:
-    """(integer, version) of an IP address; raises :class:`AddressError`."""
+    """(integer, version) of an IP address; raises :class:`AddressError`.
+
+    Cached: every plan re-reads every Service's IPs, and ``ipaddress`` is slow.
+    """
     try:
         ip = ipaddress.ip_address(text.strip())
     except ValueError:

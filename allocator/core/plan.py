@@ -14,6 +14,9 @@ restart let a pending Service steal an assigned IP (#1774, #1984, #2443).
 from __future__ import annotations
 
 import bisect
+import functools
+import json
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +55,8 @@ class Failed:
 
 Result = Allocated | Failed
 
+_ORDER = operator.attrgetter("created", "namespace", "name")  # who came first
+
 
 @dataclass
 class PoolReport:
@@ -85,7 +90,7 @@ def resolve_pools(
     usable: list[Pool] = []
     for s in sorted(specs, key=lambda p: (p.created, -held.get(p.name, 0), p.name)):
         try:
-            pool = parse_pool(s.name, s.spec, s.created)
+            pool = _parse_cached(s.name, json.dumps(s.spec, sort_keys=True), s.created)
         except PoolError as exc:
             reports[s.name] = PoolReport(s.name, False, exc.reason, str(exc))
             continue
@@ -110,6 +115,12 @@ def resolve_pools(
             usable.append(pool)
         reports[s.name] = report
     return usable, reports
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(name: str, spec_json: str, created: str) -> Pool:
+    """Unchanged pools parse to the *same* object, so per-Service results can be reused."""
+    return parse_pool(name, json.loads(spec_json), created)
 
 
 class _Index:
@@ -358,11 +369,12 @@ def make_plan(
     pool_specs: Iterable[PoolSpec],
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
     previous: Mapping[str, Assignment] | None = None,
+    memo: dict[str, tuple[ServiceInfo, Allocated, Pool | None, Assignment]] | None = None,
 ) -> Plan:
     """Compute the whole plan. ``previous`` (the published entries) is consulted only for
     Services frozen in a currently broken pool, to keep announcing them as before."""
     services = list(services)
-    ours = sorted((s for s in services if s.ours), key=lambda s: s.order)
+    ours = sorted((s for s in services if s.ours), key=_ORDER)
     holders: dict[str, int] = {}
     for s in ours:
         if s.current_pool and s.current_ips:
@@ -383,18 +395,28 @@ def make_plan(
         if why is not None:
             moved[s.key] = why
             pending.append(s)
-    for s in sorted(pending, key=lambda s: s.order):
+    for s in sorted(pending, key=_ORDER):
         result = planner.allocate(s)
         if isinstance(result, Allocated) and s.current_ips:
             result = Allocated(result.ips, result.pool, s.current_ips, moved.get(s.key, ""))
         planner.plan.results[s.key] = result
 
     by_key = {s.key: s for s in ours}
+    cache = memo if memo is not None else {}
     for key, res in planner.plan.results.items():
         if isinstance(res, Allocated):
             svc = by_key[key]
-            record = assignment_for(svc, res, planner.by_name.get(res.pool), planner.previous)
+            pool = planner.by_name.get(res.pool)
+            hit = cache.get(key)
+            if hit is not None and hit[0] is svc and hit[2] is pool and hit[1] == res:
+                record = hit[3]  # same inputs, same record (and the same object: cheap to publish)
+            else:
+                record = assignment_for(svc, res, pool, planner.previous)
+                cache[key] = (svc, res, pool, record)
             planner.plan.assignments[record.key] = record
+    if memo is not None:
+        for gone in set(memo) - set(planner.plan.results):
+            del memo[gone]
     return planner.plan
 
 

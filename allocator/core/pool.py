@@ -25,7 +25,7 @@ class PoolError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: pools are looked up, not compared
 class Pool:
     name: str
     ranges: tuple[AddressRange, ...]

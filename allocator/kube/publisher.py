@@ -44,6 +44,7 @@ class Publisher:
         self._on_written = on_written
         self._cv = threading.Condition()
         self._desired: dict[str, str] | None = None
+        self._encoded: dict[str, tuple[Assignment, str]] = {}  # entry key -> (record, JSON)
         self._generation = 0
         self._done_generation = 0
         self._stop = False
@@ -62,7 +63,16 @@ class Publisher:
 
     def publish(self, entries: Mapping[str, Assignment]) -> int:
         """Hand over the desired entries; returns a generation to wait for."""
-        encoded = {k: encode(a) for k, a in entries.items()}
+        cache = self._encoded
+        encoded = {}
+        for k, a in entries.items():
+            hit = cache.get(k)
+            if hit is None or hit[0] is not a:
+                hit = (a, encode(a))
+                cache[k] = hit
+            encoded[k] = hit[1]
+        for gone in set(cache) - set(entries):
+            del cache[gone]
         with self._cv:
             self._desired = encoded
             self._generation += 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +12,11 @@ import pytest
 from kubernetes import client
 
 from assignments import LABEL, Assignment, read_shards
-from testbed.binaries import ROOT
+from testbed.allocator import AllocatorProc, apply_rbac
+from testbed.allocator import start_allocator as start_allocator_proc
 from testbed.controlplane import ControlPlane
-from testbed.manifests import RBAC_DIR, apply, install_crds, load
-from testbed.procs import Proc, free_port, wait_for
+from testbed.manifests import install_crds
+from testbed.procs import wait_for
 
 GROUP, VERSION = "exalb.io", "v1alpha1"
 
@@ -25,39 +24,6 @@ GROUP, VERSION = "exalb.io", "v1alpha1"
 @pytest.fixture(scope="session")
 def crds(kube: client.ApiClient) -> list[str]:
     return install_crds(kube)
-
-
-@dataclass
-class AllocatorProc:
-    proc: Proc
-    port: int
-    identity: str
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            return str(r.read().decode())
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in self.metrics().splitlines():
-            if line.startswith("#"):
-                continue
-            head, _, value = line.rpartition(" ")
-            metric, _, rest = head.partition("{")
-            got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
-            if metric == name and got == want:
-                return float(value)
-        return None
-
-    def is_leader(self) -> bool:
-        return self.metric("exalb_allocator_is_leader") == 1.0
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
 
 
 @dataclass
@@ -175,7 +141,7 @@ class Cluster:
 def exalb_ns(namespace: str, crds: list[str], kube: client.ApiClient) -> Iterator[str]:
     """This test's exalb namespace, with the chart's allocator RBAC applied to it."""
     suffix = f"-{namespace}"
-    apply(kube, load(RBAC_DIR / "allocator.yaml", namespace, suffix))
+    apply_rbac(kube, namespace, suffix)
     yield namespace
     rbac = client.RbacAuthorizationV1Api(kube)
     for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
@@ -200,31 +166,10 @@ def start_allocator(
     procs: list[AllocatorProc] = []
 
     def start(identity: str = "alloc-a", wait_ready: bool = True, *extra: str) -> AllocatorProc:
-        token = control_plane.service_account_token(exalb_ns, "exalb-allocator")
-        kubeconfig = control_plane.write_kubeconfig(tmp_path / f"{identity}.kubeconfig", token)
-        port = free_port()
-        proc = Proc(
-            f"allocator-{identity}",
-            [
-                sys.executable,
-                "-m",
-                "allocator.main",
-                f"--kubeconfig={kubeconfig}",
-                f"--namespace={exalb_ns}",
-                f"--metrics-bind=127.0.0.1:{port}",
-                f"--identity={identity}",
-                "--log-level=debug",
-                *extra,
-            ],
-            tmp_path / f"allocator-{identity}.log",
-            cwd=ROOT,
+        handle = start_allocator_proc(
+            control_plane, exalb_ns, tmp_path, identity, extra, wait_ready
         )
-        handle = AllocatorProc(proc, port, identity)
         procs.append(handle)
-        if wait_ready:
-            wait_for(
-                f"allocator {identity} ready", handle.ready, 30, interval=0.1, on_timeout=proc.tail
-            )
         return handle
 
     yield start

@@ -1,0 +1,201 @@
+"""Allocator benchmark: Service create -> IP in status, 10,000 Services, RSS, ConfigMap size.
+
+Run: ``make bench`` or ``.venv/bin/python -m bench.allocator_bench``. Everything is real: a
+kube-apiserver + etcd from tools/kubebin, and the allocator as its own process with the
+chart's RBAC. Latency is measured from just before the create request to the moment this
+process's own watch sees the IP in the Service status (so it includes the allocator's watch
+delay, its reconcile, both writes, and the watch back to us).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from assignments import LABEL
+from bench.stats import IngressClock, summary_ms
+from testbed.allocator import AllocatorProc, apply_rbac, start_allocator
+from testbed.controlplane import ControlPlane, start_control_plane
+from testbed.manifests import install_crds
+
+EXALB_NS = "exalb-system"
+POOL_ADDRESSES = ["100.64.0.0/18"]  # 16,384 addresses: bookkeeping only, never a traffic target
+
+
+def _svc(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [{"port": 80, "protocol": "TCP"}],
+            "selector": {"app": name},
+        },
+    }
+
+
+def _setup(cp: ControlPlane, api: client.ApiClient, namespaces: list[str]) -> None:
+    install_crds(api)
+    core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
+    for ns in [EXALB_NS, *namespaces]:
+        core.create_namespace({"metadata": {"name": ns}})
+    apply_rbac(api, EXALB_NS)
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "exalb.io",
+        "v1alpha1",
+        EXALB_NS,
+        "ippools",
+        {
+            "apiVersion": "exalb.io/v1alpha1",
+            "kind": "IPPool",
+            "metadata": {"name": "bench"},
+            "spec": {"addresses": POOL_ADDRESSES},
+        },
+    )
+
+
+def sequential(api: client.ApiClient, ns: str, n: int) -> dict[str, float]:
+    core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
+    clock = IngressClock(api, ns).start()
+    lat = []
+    try:
+        for i in range(n):
+            name = f"seq{i:04d}"
+            t0 = time.monotonic()
+            core.create_namespaced_service(ns, _svc(name), _preload_content=False)
+            if not clock.wait([f"{ns}/{name}"], 30):
+                raise RuntimeError(f"{name} got no IP in 30 s")
+            lat.append(clock.seen[f"{ns}/{name}"] - t0)
+    finally:
+        clock.stop()
+    return summary_ms(lat)
+
+
+def burst(api: client.ApiClient, ns: str, n: int, prefix: str = "burst") -> dict[str, Any]:
+    core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
+    clock = IngressClock(api, ns).start()
+    started: dict[str, float] = {}
+
+    def create(i: int) -> None:
+        name = f"{prefix}{i:05d}"
+        started[f"{ns}/{name}"] = time.monotonic()
+        core.create_namespaced_service(ns, _svc(name), _preload_content=False)
+
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(n)))
+        created = time.monotonic() - t0
+        if not clock.wait(list(started), 300):
+            raise RuntimeError(f"only {len(clock.seen)}/{n} got an IP")
+        done = max(clock.seen[k] for k in started) - t0
+        lat = [clock.seen[k] - started[k] for k in started]
+    finally:
+        clock.stop()
+    return {**summary_ms(lat), "create_all_s": round(created, 2), "all_allocated_s": round(done, 2)}
+
+
+def create_only(api: client.ApiClient, ns: str, n: int) -> float:
+    core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda i: core.create_namespaced_service(
+                    ns, _svc(f"bulk{i:05d}"), _preload_content=False
+                ),
+                range(n),
+            )
+        )
+    return time.monotonic() - t0
+
+
+def count_allocated(api: client.ApiClient, ns: str) -> int:
+    resp: Any = client.CoreV1Api(api).list_namespaced_service(ns, _preload_content=False)
+    items = json.loads(resp.data)["items"]
+    return sum(1 for s in items if (s.get("status", {}).get("loadBalancer") or {}).get("ingress"))
+
+
+def configmap_size(api: client.ApiClient) -> dict[str, Any]:
+    cms = client.CoreV1Api(api).list_namespaced_config_map(EXALB_NS, label_selector=f"{LABEL}=true")
+    sizes = [sum(len(k) + len(v) for k, v in (cm.data or {}).items()) for cm in cms.items]
+    entries = sum(len(cm.data or {}) - 1 for cm in cms.items)
+    return {
+        "shards": len(sizes),
+        "bytes_per_shard": sizes,
+        "total_bytes": sum(sizes),
+        "entries": entries,
+        "mean_entry_bytes": round(sum(sizes) / max(entries, 1), 1),
+    }
+
+
+def run(out: Path, big: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="exalb-bench-alloc-"))
+
+    # Run 1: an empty cluster.
+    cp = start_control_plane(work / "cp1")
+    try:
+        with cp.api_client() as api:
+            _setup(cp, api, ["small"])
+            alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
+            results["single_empty"] = sequential(api, "small", 200)
+            results["burst_1000_empty"] = burst(api, "small", 1000)
+            alloc.proc.stop()
+    finally:
+        cp.stop()
+
+    # Run 2: `big` Services created while the allocator is down, then allocated by it.
+    cp = start_control_plane(work / "cp2")
+    try:
+        with cp.api_client() as api:
+            _setup(cp, api, ["bulk", "after"])
+            results["create_only_s"] = round(create_only(api, "bulk", big), 2)
+            t0 = time.monotonic()
+            alloc = start_allocator(
+                cp, EXALB_NS, work, "bench-2", wait_ready=False, log_level="info"
+            )
+            while count_allocated(api, "bulk") < big:
+                time.sleep(0.5)
+                if time.monotonic() - t0 > 600:
+                    raise RuntimeError("allocation did not finish in 10 minutes")
+            results[f"allocate_{big}_s"] = round(time.monotonic() - t0, 2)
+            time.sleep(3)  # let the ConfigMap writer and pool status settle
+            results[f"rss_at_{big}_kib"] = _rss(alloc)
+            results[f"configmap_at_{big}"] = configmap_size(api)
+            results[f"single_with_{big}_existing"] = sequential(api, "after", 100)
+            results[f"burst_1000_with_{big}_existing"] = burst(api, "after", 1000)
+            results[f"rss_at_{big + 1100}_kib"] = _rss(alloc)
+            results["reconcile_metrics"] = {
+                "plan_seconds_sum": alloc.metric("exalb_allocator_plan_duration_seconds_sum"),
+                "plan_seconds_count": alloc.metric("exalb_allocator_plan_duration_seconds_count"),
+            }
+            alloc.proc.stop()
+    finally:
+        cp.stop()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _rss(alloc: AllocatorProc) -> dict[str, int]:
+    rss, hwm = alloc.rss_kib()
+    return {"rss": rss, "peak": hwm}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--services", type=int, default=10000)
+    p.add_argument("--out", type=Path, default=Path("bench/results/allocator.json"))
+    args = p.parse_args()
+    print(json.dumps(run(args.out, args.services), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The shared contract: entries round-trip, shards fit, readers tolerate bad data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assignments import (
+    SCHEMA_KEY,
+    SHARD_BUDGET,
+    Advertisement,
+    Assignment,
+    LabelSelector,
+    NewerSchema,
+    Requirement,
+    decode,
+    encode,
+    layout,
+    read_shards,
+    shard_count,
+    shard_of,
+)
+
+
+def entry(i: int, **kw: object) -> Assignment:
+    return Assignment(f"ns{i % 7}", f"svc-{i}", f"uid-{i}", (f"198.51.100.{i % 250}",), "p", **kw)  # type: ignore[arg-type]
+
+
+def test_round_trip_with_every_field() -> None:
+    a = entry(
+        1,
+        traffic_policy="Local",
+        advertisements=(
+            Advertisement(
+                aggregation_length=32,
+                aggregation_length_v6=120,
+                communities=("65000:1",),
+                large_communities=("64512:1:2",),
+                local_pref=150,
+                peers=("tor-a",),
+                node_selectors=(
+                    LabelSelector((("rack", "r1"),), (Requirement("zone", "In", ("a", "b")),)),
+                ),
+            ),
+            Advertisement(),
+        ),
+    )
+    assert decode(encode(a)) == a
+
+
+def test_default_entry_is_small() -> None:
+    assert len(encode(entry(1))) < 200
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 30000))
+def test_shards_fit_the_budget_and_union_is_everything(n: int) -> None:
+    enc = {e.key: encode(e) for e in (entry(i) for i in range(n))}
+    s = shard_count(enc)
+    shards = layout(enc, s)
+    assert all(sum(len(k) + len(v) for k, v in d.items()) <= SHARD_BUDGET for d in shards)
+    assert set(read_shards(shards).entries) == set(enc)
+
+
+def test_growth_moves_entries_only_to_i_or_i_plus_s() -> None:
+    keys = [entry(i).key for i in range(2000)]
+    for k in keys:
+        assert shard_of(k, 8) in (shard_of(k, 4), shard_of(k, 4) + 4)
+
+
+def test_reader_skips_bad_entries_and_refuses_newer_schema() -> None:
+    good = entry(1)
+    shard = {
+        SCHEMA_KEY: "1",
+        good.key: encode(good),
+        "ns.bad": "{not json",
+        "ns.other": encode(entry(2)),
+    }
+    snap = read_shards([shard])
+    assert set(snap.entries) == {good.key}
+    assert "malformed" in snap.errors["ns.bad"]
+    assert "stored under" in snap.errors["ns.other"]
+    with pytest.raises(NewerSchema):
+        read_shards([{SCHEMA_KEY: "2"}])
+    bad_policy = json.loads(encode(good))
+    bad_policy["trafficPolicy"] = "Sometimes"
+    assert (
+        "trafficPolicy"
+        in read_shards([{SCHEMA_KEY: "1", good.key: json.dumps(bad_policy)}]).errors[good.key]
+    )
+
+
+def test_selectors_follow_kubernetes_semantics() -> None:
+    sel = LabelSelector.parse(
+        {
+            "matchLabels": {"a": "1"},
+            "matchExpressions": [
+                {"key": "b", "operator": "NotIn", "values": ["x"]},
+                {"key": "c", "operator": "Exists"},
+            ],
+        }
+    )
+    assert sel.matches({"a": "1", "c": ""})
+    assert not sel.matches({"a": "1", "b": "x", "c": ""})
+    assert not sel.matches({"a": "1"})
+    assert LabelSelector().matches({})
+    assert LabelSelector.parse(sel.to_json()) == sel
