@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from kubernetes import client
 
-from allocator.core.plan import Allocated, Failed, Plan, PoolSpec, make_plan
+from allocator.core.plan import Allocated, Failed, Plan, PlanMemo, PoolSpec, make_plan
 from allocator.core.service import DEFAULT_CLASS, ServiceInfo, parse_service
 from allocator.kube.poolstatus import PoolStatusWriter
 from allocator.kube.publisher import Publisher
@@ -109,7 +109,7 @@ class Allocator:
         self._pool_status = PoolStatusWriter(api, cfg.namespace)
         self._parsed: dict[str, tuple[str, ServiceInfo]] = {}
         self._outcomes: dict[str, Outcome] = {}
-        self._memo: dict[str, Any] = {}  # per-Service published records, reused when unchanged
+        self._memo = PlanMemo()  # per-Service work reused while a Service is unchanged
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
         self.last_plan: Plan | None = None
         self.reconciles = 0

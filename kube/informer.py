@@ -52,8 +52,12 @@ class Informer:
         watch_timeout: int = 300,
         max_backoff: float = 5.0,
         page_size: int = 500,
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.name = name
+        # Like client-go's SetTransform: keep only what the consumer reads (managedFields
+        # alone is often half an object), which is most of a controller's memory at scale.
+        self._transform = transform or (lambda o: o)
         self._lister = lister
         self._on_change = on_change
         self._watch_timeout = watch_timeout
@@ -89,7 +93,7 @@ class Informer:
         The watch would deliver it a moment later; taking it now stops a
         reconcile from acting twice on a state it already changed.
         """
-        self._apply(key_of(obj), obj, from_write=True)
+        self._apply(key_of(obj), self._transform(obj), from_write=True)
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> Informer:
@@ -165,7 +169,7 @@ class Informer:
         for it in items:
             it.setdefault("kind", kind)
             it.setdefault("apiVersion", api_version)
-            fresh[key_of(it)] = it
+            fresh[key_of(it)] = self._transform(it)
         with self._lock:
             old = self._store
             self._store = fresh
@@ -215,7 +219,7 @@ class Informer:
                 if rv:
                     self._rv = rv
                 self._mark_ok()
-                self._apply(key_of(obj), None if etype == "DELETED" else obj)
+                self._apply(key_of(obj), None if etype == "DELETED" else self._transform(obj))
         finally:
             self._resp = None
             resp.release_conn()

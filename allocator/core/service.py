@@ -40,9 +40,11 @@ class ServiceInfo:
     errors: tuple[str, ...] = ()
     deprecated: tuple[str, ...] = ()  # legacy annotation names in use
 
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # read tens of thousands of times per plan: computed once
+        object.__setattr__(self, "key", f"{self.namespace}/{self.name}")
 
     @property
     def order(self) -> tuple[str, str, str]:

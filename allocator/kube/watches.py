@@ -8,8 +8,9 @@ from functools import partial
 
 from kubernetes import client
 
+from allocator.core.service import PREFIXES
 from assignments import LABEL
-from kube.informer import Informer, OnChange
+from kube.informer import Informer, Obj, OnChange
 
 GROUP, VERSION, POOLS = "exalb.io", "v1alpha1", "ippools"
 
@@ -36,6 +37,35 @@ class Watches:
         return all(i.wait_synced(timeout) for i in self.all())
 
 
+_SPEC_FIELDS = (
+    "type",
+    "loadBalancerClass",
+    "loadBalancerIP",
+    "ports",
+    "externalTrafficPolicy",
+    "selector",
+    "ipFamilies",
+    "ipFamilyPolicy",
+)
+_META_FIELDS = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "labels")
+
+
+def service_projection(obj: Obj) -> Obj:
+    """The parts of a Service the allocator reads; the rest is dropped from its cache."""
+    md = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    meta: Obj = {k: md[k] for k in _META_FIELDS if k in md}
+    ann = md.get("annotations") or {}
+    meta["annotations"] = {k: v for k, v in ann.items() if k.startswith(PREFIXES)}
+    ports = [
+        {"port": p.get("port"), "protocol": p.get("protocol")} for p in spec.get("ports") or []
+    ]
+    projected_spec: Obj = {k: spec[k] for k in _SPEC_FIELDS if k in spec and k != "ports"}
+    projected_spec["ports"] = ports
+    lb = (obj.get("status") or {}).get("loadBalancer") or {}
+    return {"metadata": meta, "spec": projected_spec, "status": {"loadBalancer": lb}}
+
+
 def make_watches(api: client.ApiClient, namespace: str, on_change: Callable[[], None]) -> Watches:
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
@@ -45,7 +75,9 @@ def make_watches(api: client.ApiClient, namespace: str, on_change: Callable[[], 
 
     cb: OnChange = notify
     return Watches(
-        services=Informer("services", core.list_service_for_all_namespaces, cb),
+        services=Informer(
+            "services", core.list_service_for_all_namespaces, cb, transform=service_projection
+        ),
         namespaces=Informer("namespaces", core.list_namespace, cb),
         pools=Informer(
             "ippools",

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocator.core.plan import Allocated, Plan, PoolSpec, make_plan
+from allocator.core.plan import Allocated, Plan, PlanMemo, PoolSpec, make_plan
 from allocator.core.service import ServiceInfo
 from allocator.core.sharing import conflict
 from tests.unit.allocator.builders import svc
@@ -117,6 +117,11 @@ def test_plan_invariants_determinism_and_restart(
     restarted = [with_status(s, done.get(s.key)) for s in svcs]
     plan2 = make_plan(restarted, specs)
     assert {k: v.ips for k, v in allocated(plan2).items()} == {k: v.ips for k, v in done.items()}
+
+    # memoised plans (as the controller runs them) equal fresh ones, pass after pass
+    memo = PlanMemo()
+    for inputs in (svcs, restarted, restarted, svcs):
+        assert make_plan(inputs, specs, memo=memo).results == make_plan(inputs, specs).results
 
     # deleting one Service never changes anybody else's IP
     if restarted:
