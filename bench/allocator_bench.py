@@ -26,14 +26,17 @@ from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.manifests import install_crds
 
 EXALB_NS = "exalb-system"
-POOL_ADDRESSES = ["100.64.0.0/18"]  # 16,384 addresses: bookkeeping only, never a traffic target
+# RFC 2544 benchmarking space; allocation bookkeeping only, never a traffic target.
+POOL_ADDRESSES = ["198.18.0.0/18"]
 
 
 def _svc(name: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name},
+        # BGP load balancing needs no NodePorts; 10,000 Services would exhaust the range.
         "spec": {
             "type": "LoadBalancer",
+            "allocateLoadBalancerNodePorts": False,
             "ports": [{"port": 80, "protocol": "TCP"}],
             "selector": {"app": name},
         },
