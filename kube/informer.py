@@ -93,7 +93,7 @@ class Informer:
         The watch would deliver it a moment later; taking it now stops a
         reconcile from acting twice on a state it already changed.
         """
-        self._apply(key_of(obj), self._transform(obj), from_write=True)
+        self._apply(key_of(obj), self._transform(obj))
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> Informer:
@@ -224,7 +224,7 @@ class Informer:
             self._resp = None
             resp.release_conn()
 
-    def _apply(self, key: str, obj: Obj | None, from_write: bool = False) -> None:
+    def _apply(self, key: str, obj: Obj | None) -> None:
         with self._lock:
             old = self._store.get(key)
             if obj is None:
@@ -232,11 +232,9 @@ class Informer:
                     return
                 del self._store[key]
             else:
-                if from_write and old is not None and not _newer(obj, old):
-                    return
-                if old is not None and old.get("metadata", {}).get("resourceVersion") == obj.get(
-                    "metadata", {}
-                ).get("resourceVersion"):
+                # Same or older than what we hold: a write of ours already showed us this
+                # version (or a later one), so the watch event carries nothing new.
+                if old is not None and not _newer(obj, old):
                     return
                 self._store[key] = obj
         if self._on_change:
