@@ -16,6 +16,7 @@ import structlog
 
 from announcer.core.model import Options
 from announcer.kube.sources import Sources
+from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
 from announcer.reconciler import Reconciler
 from kube.connect import api_client
@@ -62,7 +63,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="on SIGTERM, re-announce with GRACEFUL_SHUTDOWN (RFC 8326) and wait this long",
     )
+    p.add_argument(
+        "--shutdown-withdraw-hold",
+        type=float,
+        default=0.2,
+        help="on SIGTERM, seconds between the withdrawals leaving and the Cease NOTIFICATION",
+    )
     p.add_argument("--shutdown-timeout", type=float, default=10.0)
+    p.add_argument(
+        "--status-interval",
+        type=float,
+        default=10.0,
+        help="seconds between BGPSessionStatus writes (only when changed); 0 turns them off",
+    )
     p.add_argument("--run-dir", default=None, help="private dir for ExaBGP configs and sockets")
     p.add_argument("--exabgp", default=None, help="ExaBGP executable (default: next to python)")
     p.add_argument("--exabgp-log-level", default="warning")
@@ -124,12 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    status = StatusWriter(
+        api, args.namespace, args.node_name, reconciler.status, args.status_interval
+    )
     health.start()
     sources.start()
     reconciler.start()
+    status.start()
     log.info("announcer started", namespace=args.namespace, metrics_port=health.port)
     stop.wait()
-    reconciler.shutdown(drain=args.graceful_shutdown_drain, timeout=args.shutdown_timeout)
+    status.stop()
+    reconciler.shutdown(
+        drain=args.graceful_shutdown_drain,
+        timeout=args.shutdown_timeout,
+        hold=args.shutdown_withdraw_hold,
+    )
     # Informer.stop() can block closing a TLS stream another thread is reading; the
     # informer threads are daemons, so give it a moment and then just exit.
     closer = threading.Thread(target=sources.stop, daemon=True)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class Reconciler:
         with self._lock:
             return {name: s for name, (_, s) in self._speakers.items()}
 
-    def shutdown(self, drain: float = 0.0, timeout: float = 10.0) -> None:
+    def shutdown(self, drain: float = 0.0, timeout: float = 10.0, hold: float = 0.0) -> None:
         """SIGTERM: optionally GRACEFUL_SHUTDOWN + drain, then withdraw all and Cease."""
         if drain > 0:
             self.opts = replace(self.opts, graceful_shutdown=True)
@@ -95,11 +96,36 @@ class Reconciler:
         with self._lock:
             speakers = [s for _, s in self._speakers.values()]
             self._speakers.clear()
-        threads = [threading.Thread(target=s.shutdown, args=(timeout,)) for s in speakers]
+        threads = [threading.Thread(target=s.shutdown, args=(timeout, hold)) for s in speakers]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout + 5)
+
+    def status(self) -> dict[str, Any]:
+        """Session state per peer, for the BGPSessionStatus object."""
+        peers = []
+        for name, sp in sorted(self.speakers().items()):
+            st = sp.session
+            peers.append(
+                {
+                    "name": name,
+                    "address": sp.peer.address,
+                    "state": st.state,
+                    "since": datetime.fromtimestamp(st.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "lastError": st.last_error or "",
+                    "prefixes": len(sp.acked()),
+                    "updatesSent": st.updates_sent,
+                    "exabgpRestarts": st.exabgp_restarts,
+                }
+            )
+        return {
+            "node": self.opts.node_name,
+            "sessions": len(peers),
+            "sessionsUp": sum(1 for p in peers if p["state"] == "up"),
+            "servicesAnnounced": len(self.last_decision.announced),
+            "peers": peers,
+        }
 
     def _all_converged(self) -> bool:
         return all(s.converged() for s in self.speakers().values())

@@ -4,14 +4,17 @@ ExaBGP wants to be the parent of its API process; we want the announcer to be
 the parent of ExaBGP (so Kubernetes sees one process tree and the announcer
 restarts ExaBGP deliberately). This relay squares the two: ExaBGP spawns it,
 it connects to the socket the announcer listens on, and copies bytes both
-ways. When either side closes it exits, and with ``exabgp_api_terminate``
-ExaBGP then exits too, so routes never outlive the announcer (exabgp#304).
+ways. When the announcer's side closes (the announcer died), it sends SIGTERM
+to ExaBGP, its parent, whose handler closes the sessions: routes never
+outlive the announcer (exabgp#304). ExaBGP alone would keep running without
+its API process (``exabgp_api_terminate`` only covers failed writes).
 Standard library only, so it starts in tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -49,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline:
                 return 1
             time.sleep(0.05)
+    parent = os.getppid()
     done = threading.Event()
     fd = sock.fileno()
     for src, dst in ((0, fd), (fd, 1)):
         threading.Thread(target=_pump, args=(src, dst, done), daemon=True).start()
     done.wait()
+    if parent > 1 and os.getppid() == parent:
+        os.kill(parent, signal.SIGTERM)
     return 0
 
 

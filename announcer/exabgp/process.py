@@ -6,8 +6,7 @@ announcer is gone (exabgp#304):
 * ``PR_SET_PDEATHSIG``: the kernel sends ExaBGP SIGTERM when the thread that
   spawned it dies (our supervisor thread lives as long as the process), and
   ExaBGP's SIGTERM handler closes its sessions;
-* the API bridge exits when our socket closes, and ``exabgp_api_terminate``
-  makes ExaBGP exit when its API process does;
+* the API bridge SIGTERMs ExaBGP when our socket closes;
 * ``exabgp_api_respawn=false``: ExaBGP never restarts the bridge itself.
 """
 
@@ -56,6 +55,11 @@ def environment(log_level: str) -> dict[str, str]:
             "exabgp_log_level": log_level.upper(),
         }
     )
+    if os.getuid() == 0:
+        # As root, ExaBGP would setuid() to "nobody", and a credential change clears
+        # PR_SET_PDEATHSIG. It needs no privilege (MD5 and TTL options are per socket),
+        # so run it as whoever runs the announcer.
+        env["exabgp_daemon_user"] = "root"
     return env
 
 

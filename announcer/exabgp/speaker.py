@@ -151,8 +151,13 @@ class Speaker:
             time.sleep(0.01)
         return False
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Withdraw every route, wait until the withdrawals are on the wire, then Cease."""
+    def shutdown(self, timeout: float = 10.0, hold: float = 0.0) -> None:
+        """Withdraw every route, wait until the withdrawals are on the wire, then Cease.
+
+        ``hold`` keeps the session up that much longer once the withdrawals are
+        sent, so the router has processed (and passed on) the withdrawals before
+        the session goes down and no other path depends on its session handling.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
             self._wire_pending = set(self._acked) if self.session.up else set()
@@ -168,6 +173,8 @@ class Speaker:
             left = len(self._wire_pending)
         if left:
             self._log.warning("shutdown: withdrawals not confirmed on the wire", pending=left)
+        elif hold > 0 and self.running() and self.session.up:
+            time.sleep(min(hold, max(0.0, deadline - time.monotonic())))
         if self.running() and self.session.state != "down":
             self._down_seen.clear()
             self._send_lines([f"neighbor {self.peer.address} teardown 2"])

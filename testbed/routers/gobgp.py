@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from typing import Any
@@ -23,6 +24,7 @@ _STATES = {
     6: "established",
 }
 _ORIGINS = {0: "igp", 1: "egp", 2: "incomplete"}
+_PEER_DOWN = re.compile(r'msg="Peer Down" Key=(?P<key>\S+) Reason="(?P<reason>[^"]*)"')
 
 
 class GoBgp(Router):
@@ -81,8 +83,27 @@ class GoBgp(Router):
         ).stdout
         return json.loads(out) if out.strip() else None
 
+    def last_errors(self) -> dict[str, str]:
+        """peer -> GoBGP's reason for the last time that session went down (from its log).
+
+        `gobgp neighbor -j` has notification counters but not their codes; the log has
+        the decoded reason, e.g. "notification-received code 6(cease) subcode
+        2(administrative shutdown)".
+        """
+        out: dict[str, str] = {}
+        if self.proc is None:
+            return out
+        try:
+            text = self.proc.log.read_text(errors="replace")
+        except OSError:
+            return out
+        for m in _PEER_DOWN.finditer(text):
+            out[m.group("key")] = m.group("reason")
+        return out
+
     def sessions(self) -> dict[str, Session]:
         out: dict[str, Session] = {}
+        errors = self.last_errors()
         now = time.time()
         for n in self._gobgp("neighbor") or []:
             st = n.get("state", {})
@@ -90,7 +111,7 @@ class GoBgp(Router):
             state = _STATES.get(int(st.get("session_state", 0)), "unknown")
             up = n.get("timers", {}).get("state", {}).get("uptime", {}).get("seconds")
             uptime = now - float(up) if state == "established" and up else None
-            out[peer] = Session(peer, state, uptime)
+            out[peer] = Session(peer, state, uptime, errors.get(peer))
         return out
 
     def rib(self) -> dict[str, list[RibPath]]:

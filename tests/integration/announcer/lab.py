@@ -29,6 +29,7 @@ from testbed.routers import Neighbor, Router
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = ROOT / "charts" / "exalb" / "crds" / "bgppeers.exalb.io.yaml"
+STATUS_CRD = ROOT / "charts" / "exalb" / "crds" / "bgpsessionstatuses.exalb.io.yaml"
 GROUP, VERSION, PLURAL = "exalb.io", "v1alpha1", "bgppeers"
 _LAB_IDS = itertools.count(20)
 
@@ -43,12 +44,22 @@ ANNOUNCER_RULES_CLUSTER = [
 ANNOUNCER_RULES_NAMESPACE = [
     {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["list", "watch"]},
     {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "watch"]},
+    {
+        "apiGroups": [GROUP],
+        "resources": ["bgpsessionstatuses"],
+        "verbs": ["get", "create", "patch"],
+    },
 ]
 
 
 def install_crd(api: client.ApiClient) -> None:
-    ext = client.ApiextensionsV1Api(api)
-    body = yaml.safe_load(CRD.read_text())
+    for path in (CRD, STATUS_CRD):
+        _install(api, path)
+
+
+def _install(api: client.ApiClient, path: Path) -> None:
+    ext: Any = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(path.read_text())
     try:
         ext.create_custom_resource_definition(body)
     except client.ApiException as exc:
@@ -64,7 +75,7 @@ def install_crd(api: client.ApiClient) -> None:
             c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
         )
 
-    wait_for("BGPPeer CRD established", established, 30)
+    wait_for(f"CRD {body['metadata']['name']} established", established, 30)
 
 
 @dataclass
@@ -89,10 +100,11 @@ class Lab:
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
 
     def __post_init__(self) -> None:
-        self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.discovery = client.DiscoveryV1Api(self.api)
-        self.rbac = client.RbacAuthorizationV1Api(self.api)
+        # Any: dict bodies are fine for the API, the generated stubs want model objects
+        self.core: Any = client.CoreV1Api(self.api)
+        self.custom: Any = client.CustomObjectsApi(self.api)
+        self.discovery: Any = client.DiscoveryV1Api(self.api)
+        self.rbac: Any = client.RbacAuthorizationV1Api(self.api)
         self._kubeconfig: Path | None = None
 
     # --- addresses -------------------------------------------------------
@@ -254,6 +266,17 @@ class Lab:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def session_status(self, i: int) -> dict[str, Any] | None:
+        try:
+            obj = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "bgpsessionstatuses", self.node(i).name
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj.get("status") or {})
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {n.name} ---\n{n.proc.tail(60)}" for n in self.nodes.values() if n.proc
@@ -362,6 +385,9 @@ class Lab:
 
     # --- teardown --------------------------------------------------------
     def close(self) -> None:
+        running = [n.proc for n in self.nodes.values() if n.proc is not None and n.proc.alive()]
+        for proc in running:  # all at once: each takes about a second to shut down cleanly
+            proc.signal(signal.SIGTERM)
         for n in self.nodes.values():
             if n.proc is not None:
                 n.proc.stop(timeout=15)
@@ -376,3 +402,33 @@ class Lab:
                 fn(name)
             except client.ApiException:
                 pass
+
+
+def children(pid: int) -> list[int]:
+    """Direct child pids of ``pid`` (the announcer's ExaBGP processes)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def same_session(before: float | None, after: float | None, started: float) -> bool:
+    """Whether two "up since" readings are one session that was up before ``started``.
+
+    Routers report "up since" to the second (FRR derives it from an uptime, so it
+    jitters by one); a reset after ``started`` would move it past ``started``.
+    """
+    return (
+        before is not None and after is not None and abs(after - before) <= 1.5 and after <= started
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from assignments import Advertisement, LabelSelector
@@ -9,7 +11,7 @@ from testbed.routers import Neighbor
 from testbed.routers.base import settle
 from tests.conftest import RouterFactory
 
-from .lab import Lab
+from .lab import Lab, same_session
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +20,9 @@ PREFIX = f"{IP}/32"
 
 
 def test_cluster_ecmp_from_every_node_then_local_follows_endpoints(
-    lab: Lab, router: RouterFactory
+    lab: Lab, router: RouterFactory, kind: str
 ) -> None:
-    r = router("gobgp", lab.router_ip, 64512, lab.neighbors(3))
+    r = router(kind, lab.router_ip, 64512, lab.neighbors(3))
     lab.add_peer("tor", r)
     for i in (1, 2, 3):
         lab.add_node(i)
@@ -38,8 +40,8 @@ def test_cluster_ecmp_from_every_node_then_local_follows_endpoints(
     r.wait_absent(PREFIX)
 
 
-def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory) -> None:
-    r = router("gobgp", lab.router_ip, 64512, lab.neighbors(3))
+def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory, kind: str) -> None:
+    r = router(kind, lab.router_ip, 64512, lab.neighbors(3))
     lab.add_peer(
         "tor",
         r,
@@ -70,15 +72,16 @@ def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory) -> None
 
     # The advertisement's own nodeSelectors narrow it further; the peer's session stays up.
     uptime = r.uptime_since(lab.source(1))
+    changed_at = time.time()
     adv = Advertisement(node_selectors=(LabelSelector((("role", "edge"),)),))
     lab.label_node(2, {"role": "edge"})
     lab.set_assignments([lab.assignment("web", IP, advertisements=[adv])])
     r.wait_next_hops(PREFIX, {lab.hop(2)})
-    assert r.uptime_since(lab.source(1)) == uptime
+    assert same_session(uptime, r.uptime_since(lab.source(1)), changed_at)
 
 
-def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory) -> None:
-    r = router("gobgp", lab.router_ip, lab.asn, lab.neighbors(1))  # iBGP: same ASN
+def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kind: str) -> None:
+    r = router(kind, lab.router_ip, lab.asn, lab.neighbors(1))  # iBGP: same ASN
     lab.add_peer("rr", r)
     lab.add_node(1)
     lab.set_endpoints("web", {1: True})
@@ -100,21 +103,28 @@ def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory) -> 
     )
 
 
-def test_md5_right_password_establishes_wrong_one_never(lab: Lab, router: RouterFactory) -> None:
+def test_md5_right_password_establishes_wrong_one_never(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
     r = router(
-        "gobgp",
+        kind,
         lab.router_ip,
         64512,
         [Neighbor(lab.source(1), lab.asn, "right-pw"), Neighbor(lab.source(2), lab.asn, "other")],
     )
     lab.add_secret("tor-md5", "right-pw")
     lab.add_peer("tor", r, passwordSecret={"name": "tor-md5"})
-    lab.add_node(1)
-    lab.add_node(2)
+    lab.add_node(1, extra_args=["--status-interval", "0.5"])
+    lab.add_node(2, extra_args=["--status-interval", "0.5"])
     lab.set_endpoints("web", {1: True, 2: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
     settle(3)
+    # Both ends report the wrong-password session down; our per-node status says so too.
+    for i, up in ((1, 1), (2, 0)):
+        st = lab.session_status(i)
+        assert st is not None and st["sessions"] == 1 and st["sessionsUp"] == up, st
+    assert lab.session_status(1)["peers"][0]["prefixes"] == 1  # type: ignore[index]
     assert not r.sessions()[lab.source(2)].established
     assert {p.next_hop for p in r.rib()[PREFIX]} == {lab.hop(1)}
     up = metric(lab.metrics(2), "exalb_bgp_session_up")

@@ -1,0 +1,172 @@
+"""Failure behaviour with real processes: crashes, restarts, shutdown, API outage, churn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from testbed.controlplane import ControlPlane
+from testbed.procs import wait_for
+from testbed.routers import Router
+from tests.conftest import RouterFactory
+
+from .lab import Lab, alive, children, same_session
+
+pytestmark = pytest.mark.integration
+
+IP = "198.51.100.20"
+PREFIX = f"{IP}/32"
+
+
+def _two_nodes(lab: Lab, router: RouterFactory, kind: str, *extra: str) -> Router:
+    r = router(kind, lab.router_ip, 64512, lab.neighbors(2))
+    lab.add_peer("tor", r)
+    lab.add_node(1, extra_args=extra)
+    lab.add_node(2, extra_args=extra)
+    lab.set_endpoints("web", {1: True, 2: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=30)
+    return r
+
+
+def _exabgp_of(lab: Lab, i: int) -> int:
+    proc = lab.node(i).proc
+    assert proc is not None
+    (pid,) = children(proc.pid)
+    return pid
+
+
+def test_killed_exabgp_is_restarted_and_routes_replayed(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    r = _two_nodes(lab, router, kind)
+    old = _exabgp_of(lab, 1)
+    os.kill(old, signal.SIGKILL)
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=15)  # the crash dropped node 1's session
+    r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=20)
+    assert _exabgp_of(lab, 1) != old
+    assert "exalb_announcer_exabgp_restarts_total" in lab.metrics(1)
+
+
+def test_sigkilled_announcer_takes_its_routes_with_it(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    r = _two_nodes(lab, router, kind)
+    exabgp = _exabgp_of(lab, 1)
+    proc = lab.node(1).proc
+    assert proc is not None
+    start = time.monotonic()
+    proc.kill()
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=9)  # hold time is 9 s
+    assert time.monotonic() - start < 9
+    wait_for("ExaBGP exits with the announcer", lambda: not alive(exabgp), 5)
+
+
+def test_sigterm_withdraws_before_closing_with_admin_shutdown(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    r = _two_nodes(lab, router, kind, "--shutdown-withdraw-hold", "1")
+    peer = lab.source(1)
+    samples: list[tuple[bool, bool]] = []  # (node 1's path present, node 1's session up)
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            present = lab.hop(1) in {p.next_hop for p in r.rib().get(PREFIX, [])}
+            up = r.sessions()[peer].established
+            samples.append((present, up))
+
+    t = threading.Thread(target=probe)
+    t.start()
+    try:
+        time.sleep(0.3)
+        assert lab.stop_announcer(1) == 0
+        wait_for("router sees node 1 down", lambda: bool(samples) and not samples[-1][1], 15)
+    finally:
+        stop.set()
+        t.join()
+    assert samples[0] == (True, True)
+    # The path was gone while the session was still established: an explicit withdraw.
+    assert (False, True) in samples, samples
+    r.wait_next_hops(PREFIX, {lab.hop(2)})
+    err = (r.sessions()[peer].last_error or "").lower()
+    assert "administrative" in err and "shutdown" in err, err
+
+
+def test_router_restart_gets_the_full_state_again(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    r = _two_nodes(lab, router, kind)
+    lab.set_assignments([lab.assignment("web", IP), lab.assignment("api", "198.51.100.21")])
+    lab.set_endpoints("api", {2: True})
+    r.wait_next_hops("198.51.100.21/32", {lab.hop(1), lab.hop(2)})
+    r.restart()
+    r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=30)
+    r.wait_next_hops("198.51.100.21/32", {lab.hop(1), lab.hop(2)})
+
+
+def test_change_while_the_peer_is_down(lab: Lab, router: RouterFactory, kind: str) -> None:
+    r = _two_nodes(lab, router, kind)
+    r.stop()
+    lab.set_assignments([lab.assignment("web", IP), lab.assignment("new", "198.51.100.22")])
+    lab.set_endpoints("new", {1: True})
+    lab.set_endpoints("web", {1: True, 2: False})
+    lab.set_assignments([lab.assignment("new", "198.51.100.22")])  # web is deleted
+    time.sleep(1)
+    r.start()
+    r.wait_next_hops("198.51.100.22/32", {lab.hop(1), lab.hop(2)}, timeout=30)
+    r.wait_absent(PREFIX)
+
+
+def test_fifty_services_come_and_go_without_a_session_reset(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    r = _two_nodes(lab, router, kind)
+    before = {i: r.uptime_since(lab.source(i)) for i in (1, 2)}
+    assert all(before.values())
+    churn_started = time.time()
+    services = [lab.assignment("web", IP)]
+    for n in range(50):
+        services.append(lab.assignment(f"s{n}", f"203.0.113.{n + 1}"))
+        lab.set_assignments(services)
+    lab.set_endpoints("web", {1: True, 2: True})
+    for n in range(50):
+        lab.set_endpoints(f"s{n}", {1 + n % 2: True})
+    hops = {lab.hop(1), lab.hop(2)}
+    r.wait_rib(
+        "all 50 services via both nodes",
+        lambda rib: all(
+            {p.next_hop for p in rib.get(f"203.0.113.{n + 1}/32", [])} == hops for n in range(50)
+        ),
+        timeout=30,
+    )
+    while len(services) > 1:
+        services.pop()
+        lab.set_assignments(services)
+    r.wait_rib("only web left", lambda rib: set(rib) == {PREFIX}, timeout=30)
+    for i in (1, 2):
+        since = r.uptime_since(lab.source(i))
+        assert same_session(before[i], since, churn_started), (before[i], since)
+
+
+def test_api_server_outage_keeps_routes_and_catches_up(
+    lab: Lab, router: RouterFactory, control_plane: ControlPlane
+) -> None:
+    r = _two_nodes(lab, router, "gobgp")
+    lab.kubeconfig()
+    control_plane.stop_apiserver()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert {p.next_hop for p in r.rib().get(PREFIX, [])} == {lab.hop(1), lab.hop(2)}
+            time.sleep(1)
+    finally:
+        control_plane.start_apiserver()
+    lab.set_endpoints("web", {1: True, 2: True})
+    lab.set_assignments([lab.assignment("web", IP, policy="Local")])
+    lab.set_endpoints("web", {2: True})
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=30)
