@@ -157,19 +157,21 @@ class Informer:
             if cont:
                 kw["_continue"] = cont
             body = json.loads(self._lister(**kw).data)
-            items.extend(body.get("items", []))
+            kind = body.get("kind", "").removesuffix("List")
+            api_version = body.get("apiVersion", "")
+            # Project each page as it arrives: holding every full object until the end
+            # made the peak (and, through allocator fragmentation, the steady RSS) that
+            # of the unprojected list.
+            for it in body.get("items", []):
+                it.setdefault("kind", kind)
+                it.setdefault("apiVersion", api_version)
+                items.append(self._transform(it))
             meta = body.get("metadata", {})
             rv = meta.get("resourceVersion", rv)
             cont = meta.get("continue")
             if not cont:
                 break
-        kind = body.get("kind", "").removesuffix("List")
-        api_version = body.get("apiVersion", "")
-        fresh = {}
-        for it in items:
-            it.setdefault("kind", kind)
-            it.setdefault("apiVersion", api_version)
-            fresh[key_of(it)] = self._transform(it)
+        fresh = {key_of(it): it for it in items}
         with self._lock:
             old = self._store
             self._store = fresh
