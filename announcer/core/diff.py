@@ -31,7 +31,8 @@ def diff(
     announce: dict[Attrs, list[str]] = defaultdict(list)
     withdraw: dict[str, list[str]] = defaultdict(list)
     for prefix, attrs in desired.items():
-        if current.get(prefix) != attrs:
+        have = current.get(prefix)
+        if have is not attrs and have != attrs:  # identity first: decide() interns Attrs
             announce[attrs].append(prefix)
     for prefix, attrs in current.items():
         if prefix not in desired:

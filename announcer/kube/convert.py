@@ -78,26 +78,34 @@ def endpoints_from(slices: Iterable[Obj]) -> dict[str, list[Endpoint]]:
     """Endpoints per Service ``namespace/name``, merged across that Service's slices."""
     out: dict[str, list[Endpoint]] = {}
     for s in slices:
-        md = s.get("metadata", {})
-        svc = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if not svc:
-            continue
-        eps = out.setdefault(f"{md.get('namespace')}/{svc}", [])
-        for e in s.get("endpoints") or []:
-            if not e.get("addresses"):
-                continue
-            cond = e.get("conditions") or {}
-            ready = cond.get("ready")
-            serving = cond.get("serving")
-            eps.append(
-                Endpoint(
-                    node=e.get("nodeName"),
-                    ready=ready is None or bool(ready),
-                    serving=(ready is None or bool(ready)) if serving is None else bool(serving),
-                    terminating=bool(cond.get("terminating")),
-                )
-            )
+        svc, eps = slice_endpoints(s)
+        if svc is not None:
+            out.setdefault(svc, []).extend(eps)
     return out
+
+
+def slice_endpoints(s: Obj) -> tuple[str | None, list[Endpoint]]:
+    """One EndpointSlice: its Service ``namespace/name`` (None if unlabelled) and endpoints."""
+    md = s.get("metadata", {})
+    svc = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    if not svc:
+        return None, []
+    eps = []
+    for e in s.get("endpoints") or []:
+        if not e.get("addresses"):
+            continue
+        cond = e.get("conditions") or {}
+        ready = cond.get("ready")
+        serving = cond.get("serving")
+        eps.append(
+            Endpoint(
+                node=e.get("nodeName"),
+                ready=ready is None or bool(ready),
+                serving=(ready is None or bool(ready)) if serving is None else bool(serving),
+                terminating=bool(cond.get("terminating")),
+            )
+        )
+    return f"{md.get('namespace')}/{svc}", eps
 
 
 def secret_password(secret: Obj | None) -> str | None:

@@ -35,6 +35,67 @@ class View:
     slices: list[Obj]
 
 
+def _meta(obj: Obj, labels: bool = False) -> Obj:
+    md = obj.get("metadata", {})
+    out = {k: md[k] for k in ("name", "namespace", "resourceVersion") if k in md}
+    if labels and md.get("labels"):
+        out["labels"] = md["labels"]
+    return out
+
+
+def slim_slice(obj: Obj) -> Obj:
+    """What the decision reads of an EndpointSlice: a third of the memory at 10,000 Services.
+
+    Addresses are reduced to whether there is one (the decision only asks that).
+    """
+    md = _meta(obj)
+    svc = (obj.get("metadata", {}).get("labels") or {}).get("kubernetes.io/service-name")
+    if svc:
+        md["labels"] = {"kubernetes.io/service-name": svc}
+    return {
+        "metadata": md,
+        "endpoints": [
+            {
+                "addresses": e["addresses"][:1],
+                "nodeName": e.get("nodeName"),
+                "conditions": e.get("conditions") or {},
+            }
+            for e in obj.get("endpoints") or []
+            if e.get("addresses")
+        ],
+    }
+
+
+def slim_node(obj: Obj) -> Obj:
+    status = obj.get("status") or {}
+    return {
+        "metadata": _meta(obj, labels=True),
+        "status": {
+            "conditions": [
+                {k: c.get(k) for k in ("type", "status", "lastTransitionTime")}
+                for c in status.get("conditions") or []
+            ],
+            "addresses": status.get("addresses") or [],
+        },
+    }
+
+
+def slim_configmap(obj: Obj) -> Obj:
+    return {"metadata": _meta(obj), "data": obj.get("data") or {}}
+
+
+def slim_secret(obj: Obj) -> Obj:
+    data = obj.get("data") or {}
+    return {
+        "metadata": _meta(obj),
+        "data": {"password": data["password"]} if "password" in data else {},
+    }
+
+
+def slim_peer(obj: Obj) -> Obj:
+    return {"metadata": _meta(obj), "spec": obj.get("spec") or {}}
+
+
 class Sources:
     def __init__(
         self, api: client.ApiClient, namespace: str, node_name: str, on_change: Callable[[], None]
@@ -50,22 +111,33 @@ class Sources:
             "node",
             partial(core.list_node, field_selector=f"metadata.name={node_name}"),
             changed,
+            transform=slim_node,
         )
         self.peers = Informer(
             "bgppeers",
             partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PEER_PLURAL),
             changed,
+            transform=slim_peer,
         )
-        self.secrets = Informer("secrets", partial(core.list_namespaced_secret, namespace), changed)
+        self.secrets = Informer(
+            "secrets",
+            partial(core.list_namespaced_secret, namespace),
+            changed,
+            transform=slim_secret,
+        )
         self.configmaps = Informer(
             "assignments",
             partial(
                 core.list_namespaced_config_map, namespace, label_selector=f"{contract.LABEL}=true"
             ),
             changed,
+            transform=slim_configmap,
         )
         self.slices = Informer(
-            "endpointslices", discovery.list_endpoint_slice_for_all_namespaces, changed
+            "endpointslices",
+            discovery.list_endpoint_slice_for_all_namespaces,
+            changed,
+            transform=slim_slice,
         )
         self._node_name = node_name
         self.all = [self.node, self.peers, self.secrets, self.configmaps, self.slices]

@@ -97,6 +97,7 @@ class Lab:
     lab_id: int = field(default_factory=lambda: next(_LAB_IDS))
     nodes: dict[str, SimNode] = field(default_factory=dict)
     asn: int = 64513
+    exabgp_log_level: str = "info"  # tests read ExaBGP's log on failure; the bench uses warning
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
 
     def __post_init__(self) -> None:
@@ -242,7 +243,7 @@ class Lab:
                 "--metrics-port",
                 str(node.metrics_port),
                 "--exabgp-log-level",
-                "info",
+                self.exabgp_log_level,
                 *extra_args,
             ],
             self.workdir / f"announcer-{i}.log",

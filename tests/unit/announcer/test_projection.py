@@ -1,0 +1,45 @@
+"""The informer projections keep everything the decision reads (and nothing secret but the key)."""
+
+from __future__ import annotations
+
+from announcer.kube.convert import node_from, peer_from, secret_password, slice_endpoints
+from announcer.kube.sources import slim_node, slim_peer, slim_secret, slim_slice
+
+SLICE = {
+    "metadata": {
+        "name": "web-x",
+        "namespace": "ns",
+        "resourceVersion": "7",
+        "labels": {"kubernetes.io/service-name": "web", "other": "x"},
+        "managedFields": [{"manager": "kcm"}],
+    },
+    "addressType": "IPv4",
+    "endpoints": [
+        {"addresses": ["10.0.0.1", "10.0.0.2"], "nodeName": "n1", "conditions": {"ready": True}},
+        {"addresses": [], "nodeName": "n2", "conditions": {"ready": True}},
+        {"addresses": ["10.0.0.3"], "nodeName": "n3", "conditions": {"ready": False}},
+    ],
+}
+
+
+def test_slice_projection_decides_the_same() -> None:
+    slim = slim_slice(SLICE)
+    assert slice_endpoints(slim) == slice_endpoints(SLICE)
+    assert "managedFields" not in slim["metadata"] and slim["metadata"]["resourceVersion"] == "7"
+
+
+def test_node_peer_secret_projections() -> None:
+    node = {
+        "metadata": {"name": "n1", "labels": {"a": "b"}, "resourceVersion": "3", "uid": "u"},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True", "message": "long text"}],
+            "addresses": [{"type": "InternalIP", "address": "192.0.2.11"}],
+            "images": ["big"] * 10,
+        },
+    }
+    assert node_from(slim_node(node)) == node_from(node)
+    peer = {"metadata": {"name": "tor"}, "spec": {"myASN": 1, "peerASN": 2, "peerAddress": "::1"}}
+    assert peer_from(slim_peer(peer), {}) == peer_from(peer, {})
+    secret = {"metadata": {"name": "s"}, "data": {"password": "cHc=", "other": "eA=="}}
+    assert slim_secret(secret)["data"] == {"password": "cHc="}
+    assert secret_password(slim_secret(secret)) == "pw"
