@@ -1,0 +1,77 @@
+"""Config changes: a peer change touches only that peer; bad ConfigMaps keep the last good."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import assignments as contract
+from testbed.routers.base import settle
+from tests.conftest import RouterFactory
+
+from .lab import Lab, same_session
+from .test_scenarios import metric
+
+pytestmark = pytest.mark.integration
+
+IP = "198.51.100.30"
+PREFIX = f"{IP}/32"
+
+
+def test_a_peer_change_restarts_only_that_peer(lab: Lab, router: RouterFactory) -> None:
+    a = router("gobgp", lab.router_ip, 64512, lab.neighbors(1))
+    b = router("gobgp", f"127.1.{lab.lab_id}.2", 64514, lab.neighbors(1))
+    lab.add_peer("a", a)
+    lab.add_peer("b", b)
+    lab.add_node(1)
+    lab.set_endpoints("web", {1: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    a.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    b.wait_next_hops(PREFIX, {lab.hop(1)})
+    since_a = a.uptime_since(lab.source(1))
+    since_b = b.uptime_since(lab.source(1))
+    changed = time.time()
+    time.sleep(1.1)  # so that a restarted session shows a later "up since"
+
+    lab.patch_peer("b", {"holdTime": "12s", "description": "changed"})
+    b.wait_rib("b's session restarted", lambda _: b.uptime_since(lab.source(1)) != since_b)
+    b.wait_next_hops(PREFIX, {lab.hop(1)})
+    assert same_session(since_a, a.uptime_since(lab.source(1)), changed)
+
+    lab.delete_peer("b")
+    b.wait_absent(PREFIX)
+    settle(1)
+    assert same_session(since_a, a.uptime_since(lab.source(1)), changed)
+    assert {p.next_hop for p in a.rib()[PREFIX]} == {lab.hop(1)}
+
+
+def test_bad_assignment_configmaps_keep_the_last_good_state(
+    lab: Lab, router: RouterFactory
+) -> None:
+    r = router("gobgp", lab.router_ip, 64512, lab.neighbors(1))
+    lab.add_peer("tor", r)
+    lab.add_node(1)
+    lab.set_endpoints("web", {1: True})
+    lab.set_endpoints("api", {1: True})
+    good = [lab.assignment("web", IP), lab.assignment("api", "198.51.100.31")]
+    lab.set_assignments(good)
+    r.wait_rib("both", lambda rib: {PREFIX, "198.51.100.31/32"} <= set(rib), timeout=30)
+
+    # A newer schema: keep announcing what we had, and say so in a metric.
+    lab.set_assignment_data({contract.SCHEMA_KEY: "99"})
+    settle(2)
+    assert {PREFIX, "198.51.100.31/32"} <= set(r.rib())
+    assert metric(lab.metrics(1), "exalb_announcer_assignments_stale") == 1.0
+
+    # One malformed entry: only that Service is skipped.
+    data = contract.layout({a.key: contract.encode(a) for a in good}, 1)[0]
+    data[good[1].key] = "{not json"
+    lab.set_assignment_data(data)
+    r.wait_absent("198.51.100.31/32")
+    assert PREFIX in r.rib()
+    text = lab.metrics(1)
+    assert metric(text, "exalb_announcer_assignments_stale") == 0.0
+    assert metric(text, "exalb_announcer_assignment_entry_errors") == 1.0
+    proc = lab.node(1).proc
+    assert proc is not None and proc.alive()
