@@ -5,7 +5,7 @@ is real: kube-apiserver + etcd, the announcer as its own process with its own Ex
 GoBGP as the router. Router-side times come from ``gobgp monitor global rib``, a stream
 this process timestamps as each path change arrives, so a latency is "just before our API
 write" -> "GoBGP has changed its RIB", including the watch, the decision, ExaBGP and BGP.
-Figures go to bench/ANNOUNCER.md and, raw, to bench/announcer.json.
+Figures, with the raw JSON, go to bench/ANNOUNCER.md.
 """
 
 from __future__ import annotations
@@ -333,7 +333,6 @@ def main(argv: list[str] | None = None) -> int:
         if router is not None:
             router.stop()
         cp.stop()
-    (HERE / "announcer.json").write_text(json.dumps(results, indent=2) + "\n")
     args.out.write_text(render(results))
     print(json.dumps(results, indent=2))
     return 0
@@ -386,13 +385,33 @@ def render(r: dict[str, Any]) -> str:
 One run of `python -m bench.announcer_bench` on this machine (2 vCPU): real kube-apiserver
 + etcd, one announcer process with its ExaBGP, GoBGP as the router, all on loopback. Times
 run from just before our API write to GoBGP's RIB change as seen on `gobgp monitor global
-rib` (watch + decision + ExaBGP + BGP + router). Raw numbers: `bench/announcer.json`.
+rib` (watch + decision + ExaBGP + BGP + router). Medians and ratios are from this one run;
+with n=25 a "p99" is the slowest sample.
 
 | Measure | Result | Target |
 |---|---|---|
 {table}
 
 Set-up cost, not a result: creating {n:,} EndpointSlices took {r["setup_endpointslices_s"]} s.
+
+## Reading the figures
+
+- A readiness change reaches the router's RIB in {hs["p50_ms"]} ms (median) with few
+  Services: {round(3000 / hs["p50_ms"])}x less than MetalLB's FRR-mode 3 s debounce alone,
+  and {round(hl["p50_ms"] / hs["p50_ms"], 1)}x that with {n:,} Services published, because
+  every change recomputes the whole desired state (~50 ms of Python at that size).
+- Bulk through ExaBGP's API: {round(n / r["withdraw_all_s"]):,} withdrawals/s and
+  {round(n / r["announce_all_warm_s"]):,} announcements/s. A cold start seeds ExaBGP's
+  config instead ({round(n / r["cold_start_s"]):,} routes/s including process start-up and
+  the initial list of {n:,} EndpointSlices), which is why a crashed ExaBGP replays quickly.
+- Memory: ExaBGP holds the adj-RIB-out; the announcer's share is the Kubernetes client
+  (~42 MiB imported) plus projected copies of {n:,} EndpointSlices and assignments.
+
+## Raw
+
+```json
+{json.dumps(r, indent=2)}
+```
 """
 
 
