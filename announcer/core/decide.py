@@ -113,6 +113,22 @@ def _prefix(ip: str, v4_len: int, v6_len: int) -> tuple[str, int]:
     return str(ipaddress.ip_network(f"{ip}/{length}", strict=False)), addr.version
 
 
+@functools.lru_cache(maxsize=4096)
+def _attrs(
+    nh: str,
+    communities: tuple[str, ...],
+    large: tuple[str, ...],
+    local_pref: int | None,
+    graceful_shutdown: bool,
+) -> Attrs:
+    """Equal attributes are one object across recomputes, so comparing 10,000 routes with
+    what was sent is mostly identity checks."""
+    comms = set(communities)
+    if graceful_shutdown:
+        comms.add(GRACEFUL_SHUTDOWN)
+    return Attrs(nh, tuple(sorted(comms)), tuple(sorted(large)), local_pref)
+
+
 def _merge(old: Attrs | None, new: Attrs) -> Attrs:
     """Two advertisements (or Services sharing an aggregate) for one prefix: union them.
 
@@ -154,7 +170,6 @@ def decide(
     node_reason = node_problem(node, opts, now)
     labels: Mapping[str, str] = node.labels if node else {}
     hops = {v: next_hop(node, v, opts) for v in (4, 6)} if node else {}
-    interned: dict[tuple[object, ...], Attrs] = {}  # equal Attrs share one object
     peer_family = {p.name: _family(p.address) for p in node_peers}
     for a in assignments:  # order-independent: _merge() is commutative
         key = a.key
@@ -186,19 +201,9 @@ def decide(
                     if (adv.peers and p.name not in adv.peers) or peer_family[p.name] != version:
                         continue
                     lp = adv.local_pref if p.ibgp else None
-                    ident = (nh, adv.communities, adv.large_communities, lp)
-                    attrs = interned.get(ident)
-                    if attrs is None:
-                        communities = set(adv.communities)
-                        if opts.graceful_shutdown:
-                            communities.add(GRACEFUL_SHUTDOWN)
-                        attrs = Attrs(
-                            next_hop=nh,
-                            communities=tuple(sorted(communities)),
-                            large_communities=tuple(sorted(adv.large_communities)),
-                            local_pref=lp,
-                        )
-                        interned[ident] = attrs
+                    attrs = _attrs(
+                        nh, adv.communities, adv.large_communities, lp, opts.graceful_shutdown
+                    )
                     routes = out.routes[p.name]
                     old = routes.get(prefix)
                     routes[prefix] = attrs if old is None else _merge(old, attrs)

@@ -11,7 +11,7 @@ import pytest
 
 from testbed.controlplane import ControlPlane
 from testbed.procs import wait_for
-from testbed.routers import Router
+from testbed.routers import RibPath, Router
 from tests.conftest import RouterFactory
 
 from .lab import Lab, alive, children, same_session
@@ -170,3 +170,23 @@ def test_api_server_outage_keeps_routes_and_catches_up(
     lab.set_assignments([lab.assignment("web", IP, policy="Local")])
     lab.set_endpoints("web", {2: True})
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=30)
+
+
+def test_sigterm_with_drain_announces_graceful_shutdown_first(
+    lab: Lab, router: RouterFactory
+) -> None:
+    r = _two_nodes(lab, router, "gobgp", "--graceful-shutdown-drain", "2")
+    proc = lab.node(1).proc
+    assert proc is not None
+    proc.signal(signal.SIGTERM)
+
+    def drained(rib: dict[str, list[RibPath]]) -> bool:
+        paths = {p.next_hop: p for p in rib.get(PREFIX, [])}
+        return lab.hop(1) in paths and "65535:0" in paths[lab.hop(1)].communities
+
+    r.wait_rib("node 1's path carries GRACEFUL_SHUTDOWN (RFC 8326)", drained, timeout=5)
+    assert "65535:0" not in {
+        c for p in r.rib()[PREFIX] if p.next_hop == lab.hop(2) for c in p.communities
+    }
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=10)
+    assert proc.popen.wait(10) == 0
