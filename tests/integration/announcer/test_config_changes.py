@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from kubernetes.client import ApiException
 
 import assignments as contract
 from testbed.routers.base import settle
@@ -75,3 +76,52 @@ def test_bad_assignment_configmaps_keep_the_last_good_state(
     assert metric(text, "exalb_announcer_assignment_entry_errors") == 1.0
     proc = lab.node(1).proc
     assert proc is not None and proc.alive()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"holdTime": "2s"}, "holdTime must be 0 or at least 3s"),
+        ({"peerAddress": "not-an-ip"}, "peerAddress must be an IP address"),
+        ({"routerID": "2001:db8::1"}, "routerID must be an IPv4 address"),
+        ({"password": "a", "passwordSecret": {"name": "s"}}, "mutually exclusive"),
+        ({"peerASN": 64513, "ebgpMultiHop": True}, "ebgpMultiHop is meaningless"),
+        ({"keepaliveTime": "5s"}, "keepaliveTime must be holdTime/3"),
+        ({"myASN": 0}, "myASN"),
+    ],
+)
+def test_bgppeer_validation(lab: Lab, spec: dict[str, object], message: str) -> None:
+    body = {
+        "apiVersion": "exalb.io/v1alpha1",
+        "kind": "BGPPeer",
+        "metadata": {"name": "bad"},
+        "spec": {"myASN": 64513, "peerASN": 64512, "peerAddress": "192.0.2.1", **spec},
+    }
+    with pytest.raises(ApiException) as err:
+        lab.custom.create_namespaced_custom_object(
+            "exalb.io", "v1alpha1", lab.namespace, "bgppeers", body
+        )
+    assert err.value.status == 422
+    assert message in str(err.value.body), err.value.body
+
+
+def test_bgppeer_defaults_and_graceful_restart_is_immutable(lab: Lab) -> None:
+    lab.custom.create_namespaced_custom_object(
+        "exalb.io",
+        "v1alpha1",
+        lab.namespace,
+        "bgppeers",
+        {
+            "apiVersion": "exalb.io/v1alpha1",
+            "kind": "BGPPeer",
+            "metadata": {"name": "ok"},
+            "spec": {"myASN": 64513, "peerASN": 64512, "peerAddress": "192.0.2.1"},
+        },
+    )
+    obj = lab.custom.get_namespaced_custom_object(
+        "exalb.io", "v1alpha1", lab.namespace, "bgppeers", "ok"
+    )
+    assert obj["spec"]["peerPort"] == 179
+    with pytest.raises(ApiException) as err:
+        lab.patch_peer("ok", {"enableGracefulRestart": True})
+    assert "cannot be changed" in str(err.value.body)
