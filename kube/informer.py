@@ -87,13 +87,18 @@ class Informer:
         with self._lock:
             return len(self._store)
 
-    def observe(self, obj: Obj) -> None:
+    def observe(self, obj: Obj, notify: bool = True) -> Obj:
         """Fold in an object a write just returned, if it is newer than what we hold.
 
         The watch would deliver it a moment later; taking it now stops a
-        reconcile from acting twice on a state it already changed.
+        reconcile from acting twice on a state it already changed. A writer that
+        knows the response holds nothing but its own change passes
+        ``notify=False``, so its write does not trigger a needless reconcile.
+        Returns the object as stored (transformed).
         """
-        self._apply(key_of(obj), self._transform(obj))
+        stored = self._transform(obj)
+        self._apply(key_of(obj), stored, notify)
+        return stored
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> Informer:
@@ -226,7 +231,7 @@ class Informer:
             self._resp = None
             resp.release_conn()
 
-    def _apply(self, key: str, obj: Obj | None) -> None:
+    def _apply(self, key: str, obj: Obj | None, notify: bool = True) -> None:
         with self._lock:
             old = self._store.get(key)
             if obj is None:
@@ -239,7 +244,7 @@ class Informer:
                 if old is not None and not _newer(obj, old):
                     return
                 self._store[key] = obj
-        if self._on_change:
+        if self._on_change and notify:
             self._on_change(key, obj)
 
     def _mark_ok(self) -> None:

@@ -167,7 +167,9 @@ class Publisher:
                 # Someone else changed it (or it vanished): re-read, recompute, retry.
                 self._refresh(name)
             raise
-        self._mirror.observe(json.loads(resp.data))
+        # Creates and replaces carry a precondition (name / resourceVersion), so the
+        # response holds our change and nothing else: no reconcile needed for it.
+        self._mirror.observe(json.loads(resp.data), notify=False)
         log.debug(
             "wrote assignments shard",
             shard=name,

@@ -62,30 +62,52 @@ class ServiceWriter:
         return out
 
     def _one(self, w: ServiceWrite) -> None:
+        before = self._services.get(f"{w.namespace}/{w.name}")
+        after = self._write_all(w)
+        # A merge patch has no precondition: if the response shows a change that is not
+        # ours (someone edited the Service meanwhile), reconcile again; else stay quiet.
+        if after is not None and (before is None or not _only_ours_changed(before, after)):
+            self._services.observe(after, notify=True)
+
+    def _write_all(self, w: ServiceWrite) -> dict[str, Any] | None:
+        after = None
         if w.ingress is not None:
             body = {
                 "status": {
                     "loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in w.ingress]}
                 }
             }
-            self._write(
+            after = self._write(
                 lambda: self._core.patch_namespaced_service_status(
                     w.name, w.namespace, body, _preload_content=False, _request_timeout=10
                 )
             )
         if w.pool is not False:
             meta = {"metadata": {"annotations": {POOL_ANNOTATION: w.pool}}}
-            self._write(
+            after = self._write(
                 lambda: self._core.patch_namespaced_service(
                     w.name, w.namespace, meta, _preload_content=False, _request_timeout=10
                 )
             )
+        return after
 
-    def _write(self, call: Callable[[], Any]) -> None:
+    def _write(self, call: Callable[[], Any]) -> dict[str, Any]:
         if not self._may_write():
             raise NotLeader("not the leader any more")
         resp = retry.call(call, attempts=4, max_seconds=5)
-        self._services.observe(json.loads(resp.data))
+        return self._services.observe(json.loads(resp.data), notify=False)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _only_ours_changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """True if ``after`` differs from ``before`` only in what the allocator writes."""
+    if before.get("spec") != after.get("spec"):
+        return False
+    b, a = before.get("metadata", {}), after.get("metadata", {})
+    if b.get("labels") != a.get("labels") or b.get("uid") != a.get("uid"):
+        return False
+    theirs_b = {k: v for k, v in (b.get("annotations") or {}).items() if k != POOL_ANNOTATION}
+    theirs_a = {k: v for k, v in (a.get("annotations") or {}).items() if k != POOL_ANNOTATION}
+    return theirs_b == theirs_a
