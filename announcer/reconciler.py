@@ -169,6 +169,7 @@ class Reconciler:
             if p.problem:
                 self._log.warning("peer unusable", peer=p.name, problem=p.problem)
         self._sync_speakers(node, peers_of_node(peers, node), decision, decided_at)
+        self.metrics.reconcile_seconds.observe(time.monotonic() - decided_at)
         return ready_at(node, self.opts)
 
     def _read_assignments(self, configmaps: list[dict[str, Any]]) -> None:
