@@ -44,7 +44,8 @@ integration: setup
 	$(BIN)/pytest -m integration
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.allocator_bench
+	$(BIN)/python -m bench.announcer_bench
 
 clean:
 	rm -rf $(VENV) .bin .pytest_cache .mypy_cache .ruff_cache

@@ -29,10 +29,10 @@ from bench.stats import summary_ms
 from testbed.allocator import apply_rbac, start_allocator
 from testbed.binaries import find
 from testbed.controlplane import ControlPlane, start_control_plane
+from testbed.lab import Lab, children
 from testbed.manifests import install_crds
 from testbed.procs import free_port
 from testbed.routers import GoBgp
-from tests.integration.announcer.lab import Lab, children, install_crd
 
 NS = "exalb-system"
 APPS = "bench-apps"
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         api = cp.api_client()
         core: Any = client.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": NS}})
-        install_crd(api)
+        install_crds(api)
         lab = Lab(cp, api, NS, work, lab_id=90, exabgp_log_level="warning")
         router = GoBgp(
             address=lab.router_ip,

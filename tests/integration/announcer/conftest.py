@@ -12,13 +12,13 @@ import pytest
 from kubernetes import client
 
 from testbed.controlplane import ControlPlane
-
-from .lab import Lab, install_crd
+from testbed.lab import Lab
+from testbed.manifests import install_crds
 
 
 @pytest.fixture(scope="session")
 def peer_crd(kube: client.ApiClient) -> None:
-    install_crd(kube)
+    install_crds(kube)
 
 
 @pytest.fixture

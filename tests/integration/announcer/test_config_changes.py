@@ -8,10 +8,10 @@ import pytest
 from kubernetes.client import ApiException
 
 import assignments as contract
+from testbed.lab import Lab, same_session
 from testbed.routers.base import settle
 from tests.conftest import RouterFactory
 
-from .lab import Lab, same_session
 from .test_scenarios import metric
 
 pytestmark = pytest.mark.integration

@@ -10,11 +10,10 @@ import time
 import pytest
 
 from testbed.controlplane import ControlPlane
+from testbed.lab import Lab, alive, children, same_session
 from testbed.procs import wait_for
 from testbed.routers import RibPath, Router
 from tests.conftest import RouterFactory
-
-from .lab import Lab, alive, children, same_session
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,10 @@ import time
 import pytest
 
 from assignments import Advertisement, LabelSelector
+from testbed.lab import Lab, same_session
 from testbed.routers import Neighbor
 from testbed.routers.base import settle
 from tests.conftest import RouterFactory
-
-from .lab import Lab, same_session
 
 pytestmark = pytest.mark.integration
 

@@ -18,64 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 import assignments as contract
 from assignments import Advertisement, Assignment
+from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
-from testbed.procs import Proc, free_port, wait_for
+from testbed.manifests import RBAC_DIR, apply, load
+from testbed.procs import Proc, free_port
 from testbed.routers import Neighbor, Router
 
-ROOT = Path(__file__).resolve().parents[3]
-CRD = ROOT / "charts" / "exalb" / "crds" / "bgppeers.exalb.io.yaml"
-STATUS_CRD = ROOT / "charts" / "exalb" / "crds" / "bgpsessionstatuses.exalb.io.yaml"
 GROUP, VERSION, PLURAL = "exalb.io", "v1alpha1", "bgppeers"
 _LAB_IDS = itertools.count(20)
-
-ANNOUNCER_RULES_CLUSTER = [
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-    {
-        "apiGroups": ["discovery.k8s.io"],
-        "resources": ["endpointslices"],
-        "verbs": ["list", "watch"],
-    },
-]
-ANNOUNCER_RULES_NAMESPACE = [
-    {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["list", "watch"]},
-    {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "watch"]},
-    {
-        "apiGroups": [GROUP],
-        "resources": ["bgpsessionstatuses"],
-        "verbs": ["get", "create", "patch"],
-    },
-]
-
-
-def install_crd(api: client.ApiClient) -> None:
-    for path in (CRD, STATUS_CRD):
-        _install(api, path)
-
-
-def _install(api: client.ApiClient, path: Path) -> None:
-    ext: Any = client.ApiextensionsV1Api(api)
-    body = yaml.safe_load(path.read_text())
-    try:
-        ext.create_custom_resource_definition(body)
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
-        cur = ext.read_custom_resource_definition(body["metadata"]["name"])
-        body["metadata"]["resourceVersion"] = cur.metadata.resource_version
-        ext.replace_custom_resource_definition(body["metadata"]["name"], body)
-
-    def established() -> bool:
-        crd = ext.read_custom_resource_definition(body["metadata"]["name"])
-        return any(
-            c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
-        )
-
-    wait_for(f"CRD {body['metadata']['name']} established", established, 30)
 
 
 @dataclass
@@ -99,6 +53,11 @@ class Lab:
     asn: int = 64513
     exabgp_log_level: str = "info"  # tests read ExaBGP's log on failure; the bench uses warning
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
+
+    @property
+    def rbac_suffix(self) -> str:
+        """Cluster-scoped RBAC names are per lab, so labs (and tests) never share them."""
+        return f"-{self.namespace}"
 
     def __post_init__(self) -> None:
         # Any: dict bodies are fine for the API, the generated stubs want model objects
@@ -125,40 +84,11 @@ class Lab:
 
     # --- RBAC ------------------------------------------------------------
     def kubeconfig(self) -> Path:
+        """Credentials of the ``exalb-announcer`` ServiceAccount bound by the chart's RBAC file."""
         if self._kubeconfig is not None:
             return self._kubeconfig
-        name = f"exalb-announcer-{self.namespace}"
-        self.rbac.create_cluster_role(
-            {"metadata": {"name": name}, "rules": ANNOUNCER_RULES_CLUSTER}
-        )
-        subjects = [{"kind": "ServiceAccount", "name": "announcer", "namespace": self.namespace}]
-        self.rbac.create_cluster_role_binding(
-            {
-                "metadata": {"name": name},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": name,
-                },
-                "subjects": subjects,
-            }
-        )
-        self.rbac.create_namespaced_role(
-            self.namespace, {"metadata": {"name": "announcer"}, "rules": ANNOUNCER_RULES_NAMESPACE}
-        )
-        self.rbac.create_namespaced_role_binding(
-            self.namespace,
-            {
-                "metadata": {"name": "announcer"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "Role",
-                    "name": "announcer",
-                },
-                "subjects": subjects,
-            },
-        )
-        token = self.cp.service_account_token(self.namespace, "announcer")
+        apply(self.api, load(RBAC_DIR / "announcer.yaml", self.namespace, self.rbac_suffix))
+        token = self.cp.service_account_token(self.namespace, "exalb-announcer")
         self._kubeconfig = self.cp.write_kubeconfig(self.workdir / "announcer.kubeconfig", token)
         return self._kubeconfig
 
@@ -397,7 +327,7 @@ class Lab:
                 self.core.delete_node(n.name)
             except client.ApiException:
                 pass
-        name = f"exalb-announcer-{self.namespace}"
+        name = f"exalb-announcer{self.rbac_suffix}"
         for fn in (self.rbac.delete_cluster_role_binding, self.rbac.delete_cluster_role):
             try:
                 fn(name)
