@@ -21,7 +21,7 @@ from kubernetes import client
 
 from assignments import LABEL
 from bench.stats import IngressClock, summary_ms
-from testbed.allocator import AllocatorProc, apply_rbac, start_allocator
+from testbed.allocator import AllocatorProc, apply_rbac, create_pool, start_allocator
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.manifests import install_crds
 
@@ -49,18 +49,7 @@ def _setup(cp: ControlPlane, api: client.ApiClient, namespaces: list[str]) -> No
     for ns in [EXALB_NS, *namespaces]:
         core.create_namespace({"metadata": {"name": ns}})
     apply_rbac(api, EXALB_NS)
-    client.CustomObjectsApi(api).create_namespaced_custom_object(
-        "exalb.io",
-        "v1alpha1",
-        EXALB_NS,
-        "ippools",
-        {
-            "apiVersion": "exalb.io/v1alpha1",
-            "kind": "IPPool",
-            "metadata": {"name": "bench"},
-            "spec": {"addresses": POOL_ADDRESSES},
-        },
-    )
+    create_pool(api, EXALB_NS, "bench", POOL_ADDRESSES)
 
 
 def sequential(api: client.ApiClient, ns: str, n: int) -> dict[str, float]:

@@ -26,7 +26,7 @@ from kubernetes import client
 
 import assignments as contract
 from bench.stats import summary_ms
-from testbed.allocator import apply_rbac, start_allocator
+from testbed.allocator import apply_rbac, create_pool, start_allocator
 from testbed.binaries import find
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.lab import Lab, children
@@ -173,22 +173,10 @@ def service_create_latency(
     """Service create -> route at the router, with the real allocator in the loop."""
     core: Any = client.CoreV1Api(api)
     discovery: Any = client.DiscoveryV1Api(api)
-    custom: Any = client.CustomObjectsApi(api)
     install_crds(api)
     apply_rbac(api, NS)
     core.create_namespace({"metadata": {"name": APPS}})
-    custom.create_namespaced_custom_object(
-        "exalb.io",
-        "v1alpha1",
-        NS,
-        "ippools",
-        {
-            "apiVersion": "exalb.io/v1alpha1",
-            "kind": "IPPool",
-            "metadata": {"name": "bench"},
-            "spec": {"addresses": [str(POOL_NET)]},
-        },
-    )
+    create_pool(api, NS, "bench", [str(POOL_NET)])
     alloc = start_allocator(cp, NS, work, log_level="info")
     node = lab.node(1).name
     out = []

@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
@@ -99,3 +100,19 @@ def start_allocator(
             f"allocator {identity} ready", handle.ready, 60, interval=0.1, on_timeout=proc.tail
         )
     return handle
+
+
+def create_pool(
+    api: client.ApiClient, namespace: str, name: str, addresses: list[str], **spec: Any
+) -> dict[str, Any]:
+    """Create an IPPool (``spec`` holds any further IPPool fields, by their API names)."""
+    body = {
+        "apiVersion": "exalb.io/v1alpha1",
+        "kind": "IPPool",
+        "metadata": {"name": name},
+        "spec": {"addresses": addresses, **spec},
+    }
+    custom: Any = client.CustomObjectsApi(api)
+    return dict(
+        custom.create_namespaced_custom_object("exalb.io", "v1alpha1", namespace, "ippools", body)
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
-from testbed.allocator import apply_rbac, start_allocator
+from testbed.allocator import apply_rbac, create_pool, start_allocator
 from testbed.controlplane import start_control_plane
 from testbed.lab import Lab
 from testbed.manifests import install_crds
@@ -50,7 +50,6 @@ def main() -> None:
     cp = start_control_plane(work / "control-plane")
     api = cp.api_client()
     core: Any = client.CoreV1Api(api)
-    custom: Any = client.CustomObjectsApi(api)
     lab: Lab | None = None
     router: GoBgp | None = None
     try:
@@ -76,20 +75,12 @@ def main() -> None:
             f"{lab.node(1).name} ({lab.source(1)}) and {lab.node(2).name} ({lab.source(2)})"
         )
 
-        custom.create_namespaced_custom_object(
-            "exalb.io",
-            "v1alpha1",
+        create_pool(
+            api,
             NS,
-            "ippools",
-            {
-                "apiVersion": "exalb.io/v1alpha1",
-                "kind": "IPPool",
-                "metadata": {"name": "public"},
-                "spec": {
-                    "addresses": ["198.51.100.0/28"],
-                    "bgpAdvertisements": [{"communities": ["65000:100"]}],
-                },
-            },
+            "public",
+            ["198.51.100.0/28"],
+            bgpAdvertisements=[{"communities": ["65000:100"]}],
         )
         start_allocator(cp, NS, work, "demo-allocator", log_level="info")
         print("3. IPPool 'public' 198.51.100.0/28 created; allocator running (Lease leader)")

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from assignments import LABEL, Assignment, read_shards
-from testbed.allocator import AllocatorProc, apply_rbac
+from testbed.allocator import AllocatorProc, apply_rbac, create_pool
 from testbed.allocator import start_allocator as start_allocator_proc
 from testbed.controlplane import ControlPlane
 from testbed.manifests import install_crds
@@ -41,15 +41,7 @@ class Cluster:
 
     # pools
     def pool(self, name: str, *addresses: str, **spec: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "IPPool",
-            "metadata": {"name": name},
-            "spec": {"addresses": list(addresses), **spec},
-        }
-        return self.custom.create_namespaced_custom_object(  # type: ignore[no-any-return]
-            GROUP, VERSION, self.exalb_ns, "ippools", body
-        )
+        return create_pool(self.api, self.exalb_ns, name, list(addresses), **spec)
 
     def patch_pool(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
