@@ -31,9 +31,15 @@ def kube(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
         yield api
 
 
-@pytest.fixture
-def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for this test, deleted afterwards."""
+def fresh_namespace(
+    kube: client.ApiClient, request: pytest.FixtureRequest, wait_deleted: bool
+) -> Iterator[str]:
+    """A fresh namespace for this test, deleted afterwards.
+
+    ``wait_deleted``: wait until kube-controller-manager has emptied and removed it, so
+    cluster-wide controllers of the next test (the allocator watches every Service) never
+    see this test's leftovers. Tests that create no Services can skip the ~5 s wait.
+    """
     base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     core = client.CoreV1Api(kube)
@@ -44,9 +50,13 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-    # kube-controller-manager empties and removes it; waiting keeps cluster-wide
-    # controllers of the next test from seeing this test's leftovers.
-    wait_for(f"namespace {name} deleted", lambda: _gone(core, name), timeout=120, interval=0.25)
+    if wait_deleted:
+        wait_for(f"namespace {name} deleted", lambda: _gone(core, name), 120, interval=0.25)
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from fresh_namespace(kube, request, wait_deleted=True)
 
 
 def _gone(core: client.CoreV1Api, name: str) -> bool:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -14,6 +11,7 @@ from kubernetes import client
 from testbed.controlplane import ControlPlane
 from testbed.lab import Lab
 from testbed.manifests import install_crds
+from tests.conftest import fresh_namespace
 
 
 @pytest.fixture(scope="session")
@@ -23,21 +21,8 @@ def peer_crd(kube: client.ApiClient) -> None:
 
 @pytest.fixture
 def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Like the root fixture, without waiting for the namespace controller to finish.
-
-    Announcer tests only read from their namespace and create no Services, so the
-    next test has nothing to trip over; not waiting saves ~5 s a test.
-    """
-    base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
-    name = f"{base}-{uuid.uuid4().hex[:5]}"
-    core: Any = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    try:
-        core.delete_namespace(name)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    """Announcer tests create no Services: no need to wait for the namespace to go."""
+    yield from fresh_namespace(kube, request, wait_deleted=False)
 
 
 @pytest.fixture
