@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
-from testbed.allocator import apply_rbac, create_pool, start_allocator
+from testbed.allocator import AllocatorProc, apply_rbac, create_pool, start_allocator
 from testbed.controlplane import start_control_plane
 from testbed.lab import Lab
 from testbed.manifests import install_crds
@@ -52,6 +52,7 @@ def main() -> None:
     core: Any = client.CoreV1Api(api)
     lab: Lab | None = None
     router: GoBgp | None = None
+    allocator: AllocatorProc | None = None
     try:
         print(
             f"1. control plane: kube-apiserver {client.VersionApi(api).get_code().git_version} "
@@ -82,7 +83,7 @@ def main() -> None:
             ["198.51.100.0/28"],
             bgpAdvertisements=[{"communities": ["65000:100"]}],
         )
-        start_allocator(cp, NS, work, "demo-allocator", log_level="info")
+        allocator = start_allocator(cp, NS, work, "demo-allocator", log_level="info")
         print("3. IPPool 'public' 198.51.100.0/28 created; allocator running (Lease leader)")
 
         def service(name: str, policy: str) -> str:
@@ -152,6 +153,8 @@ def main() -> None:
             f"last error: {session.last_error}"
         )
     finally:
+        if allocator is not None:
+            allocator.proc.stop()
         if lab is not None:
             lab.close()
         if router is not None:
