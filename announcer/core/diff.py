@@ -10,7 +10,7 @@ view of ExaBGP's RIB when ExaBGP acknowledges it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .model import Attrs
@@ -69,22 +69,25 @@ def commands(
     announce, withdraw = diff(desired, current)
     out: list[Command] = []
     for nh, prefixes in sorted(withdraw.items()):
-        for i in range(0, len(prefixes), batch):
-            chunk = prefixes[i : i + batch]
-            out.append(
-                Command(
-                    f"withdraw attributes next-hop {nh} nlri {' '.join(chunk)}",
-                    tuple((p, None) for p in chunk),
-                )
+        out += [
+            Command(
+                f"withdraw attributes next-hop {nh} nlri {' '.join(chunk)}",
+                tuple((p, None) for p in chunk),
             )
+            for chunk in _chunks(prefixes, batch)
+        ]
     for attrs, prefixes in sorted(announce.items(), key=lambda kv: _order(kv[0])):
         text = attributes(attrs)
-        for i in range(0, len(prefixes), batch):
-            chunk = prefixes[i : i + batch]
-            out.append(
-                Command(
-                    f"announce attributes {text} nlri {' '.join(chunk)}",
-                    tuple((p, attrs) for p in chunk),
-                )
+        out += [
+            Command(
+                f"announce attributes {text} nlri {' '.join(chunk)}",
+                tuple((p, attrs) for p in chunk),
             )
+            for chunk in _chunks(prefixes, batch)
+        ]
     return out
+
+
+def _chunks(prefixes: Sequence[str], size: int) -> list[Sequence[str]]:
+    """Batches of at most ``size`` prefixes: one ExaBGP command (and UPDATE group) each."""
+    return [prefixes[i : i + size] for i in range(0, len(prefixes), size)]

@@ -186,13 +186,8 @@ class Speaker:
         self._stop.set()
         self._wake.set()
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if proc is not None:
+            _terminate(proc)
         conn = self._conn
         if conn is not None:
             try:
@@ -248,8 +243,7 @@ class Speaker:
             conn, _ = listener.accept()
         except TimeoutError:
             self._log.error("exabgp did not start its API process")
-            self._proc.terminate()
-            self._proc.wait(5)
+            _terminate(self._proc)
             return
         finally:
             listener.close()
@@ -276,13 +270,7 @@ class Speaker:
             except OSError:
                 pass
             proc = self._proc
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            _terminate(proc)
             self._log.info("exabgp stopped", code=proc.returncode)
 
     # --- writer ----------------------------------------------------------
@@ -442,3 +430,15 @@ class Speaker:
                 self._observer(kind, details)
             except Exception as exc:
                 self._log.warning("observer failed", error=repr(exc))
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (ExaBGP closes its sessions on it), SIGKILL after 5 s; always reaped."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
