@@ -152,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.shutdown_timeout,
         hold=args.shutdown_withdraw_hold,
     )
-    # Informer.stop() can block closing a TLS stream another thread is reading; the
-    # informer threads are daemons, so give it a moment and then just exit.
-    closer = threading.Thread(target=sources.stop, daemon=True)
-    closer.start()
-    closer.join(1.0)
+    sources.stop()  # never blocks: it shuts the watch sockets down
     health.stop()
     if own_dir:
         shutil.rmtree(run_dir, ignore_errors=True)
