@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import bridge
+from . import bridge, launcher
 
 _PR_SET_PDEATHSIG = 1
 # Resolved here, in the parent: the child between fork and exec only makes one syscall.
@@ -31,8 +31,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def exabgp_binary() -> str:
-    return str(Path(sys.executable).parent / "exabgp")
+def exabgp_argv(binary: str | None) -> list[str]:
+    """How to run ExaBGP: an explicit executable as given, else our patched launcher.
+
+    The launcher is ExaBGP itself with two small fixes (see ``launcher``); an
+    explicit ``--exabgp`` runs exactly that executable.
+    """
+    if binary:
+        return [binary]
+    return [sys.executable, "-I", str(Path(launcher.__file__).resolve())]
 
 
 def bridge_argv(socket_path: str) -> list[str]:
@@ -64,13 +71,13 @@ def environment(log_level: str) -> dict[str, str]:
 
 
 def spawn(
-    binary: str, config: Path, log_level: str, extra_env: Mapping[str, str] | None = None
+    argv: list[str], config: Path, log_level: str, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     env = environment(log_level)
     if extra_env:
         env.update(extra_env)
     return subprocess.Popen(
-        [binary, "server", str(config)],
+        [*argv, "server", str(config)],
         stdin=subprocess.DEVNULL,
         stdout=sys.stderr,  # ExaBGP's own log joins ours (both are the container's log)
         stderr=subprocess.STDOUT,

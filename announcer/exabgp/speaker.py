@@ -41,7 +41,7 @@ from announcer.core.config import render
 from announcer.core.diff import Command, commands
 from announcer.core.model import Peer, Routes
 
-from . import process
+from . import launcher, process
 
 log = structlog.get_logger("speaker")
 
@@ -93,7 +93,7 @@ class Speaker:
         self.local_address = local_address
         self.router_id = router_id
         self.workdir = workdir
-        self.exabgp = exabgp or process.exabgp_binary()
+        self.exabgp = process.exabgp_argv(exabgp)
         self.log_level = log_level
         self.session = SessionState()
         self._observer = observer
@@ -238,7 +238,10 @@ class Speaker:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         self._log.info("starting exabgp", seeded=len(seed), restart=not first)
-        self._proc = process.spawn(self.exabgp, conf, self.log_level)
+        env = {}
+        if self.peer.connect_time:
+            env[launcher.CONNECT_RETRY_ENV] = str(self.peer.connect_time)
+        self._proc = process.spawn(self.exabgp, conf, self.log_level, env)
         try:
             conn, _ = listener.accept()
         except TimeoutError:
