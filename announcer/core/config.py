@@ -6,10 +6,13 @@ an API command: nothing reloads (MetalLB #1944 was FRR reloads flapping every
 session on each Service change).
 
 ``seed`` routes are written into the file only when a process starts: ExaBGP
-loads static routes at ~85k/s against ~1-2k/s through the API, which is what
-makes a cold start or a post-crash replay of thousands of prefixes fast. Those
-routes are then ordinary RIB entries that later API withdraws remove; the
-file is never reloaded.
+(with our launcher's fixes) loads 10,000 static routes in about 0.2 s against
+3 s or more through the API, which is what makes a cold start or a post-crash
+replay of thousands of prefixes fast. With ``grouped`` they are written as
+``attributes ... nlri ...`` lines, one per attribute set and 500 prefixes, which
+only a launched ExaBGP announces (see ``exabgp.launcher``). Those routes are
+then ordinary RIB entries that later API withdraws remove; the file is never
+reloaded.
 
 The MD5 password goes in base64 (no quoting pitfalls) into a file of mode 0600
 in a private directory; it is never logged.
@@ -23,7 +26,7 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 
-from .diff import attributes
+from .diff import attributes, batches, group
 from .model import Attrs, Peer
 
 API_PROCESS = "exalb"
@@ -39,6 +42,7 @@ def render(
     router_id: str,
     bridge: Sequence[str],
     seed: Mapping[str, Attrs] | None = None,
+    grouped: bool = False,
 ) -> str:
     """The whole config file for ``peer``; ``bridge`` is the API process argv."""
     lines = [
@@ -81,7 +85,12 @@ def render(
         "    receive { parsed; notification; }",
         "  }",
     ]
-    if seed:
+    if seed and grouped:
+        lines.append("  static {")
+        for attrs, chunk in batches(group(seed)):
+            lines.append(f"    attributes {attributes(attrs)} nlri {' '.join(chunk)};")
+        lines.append("  }")
+    elif seed:
         lines.append("  static {")
         for prefix in sorted(seed):
             lines.append(f"    route {prefix} {attributes(seed[prefix])};")

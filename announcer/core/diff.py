@@ -76,16 +76,35 @@ def commands(
             )
             for chunk in _chunks(prefixes, batch)
         ]
-    for attrs, prefixes in sorted(announce.items(), key=lambda kv: _order(kv[0])):
-        text = attributes(attrs)
-        out += [
+    for attrs, chunk in batches(announce, batch):
+        out.append(
             Command(
-                f"announce attributes {text} nlri {' '.join(chunk)}",
+                f"announce attributes {attributes(attrs)} nlri {' '.join(chunk)}",
                 tuple((p, attrs) for p in chunk),
             )
-            for chunk in _chunks(prefixes, batch)
-        ]
+        )
     return out
+
+
+def group(routes: Mapping[str, Attrs]) -> dict[Attrs, list[str]]:
+    """Prefixes by their attributes, each list sorted."""
+    out: dict[Attrs, list[str]] = defaultdict(list)
+    for prefix, attrs in routes.items():
+        out[attrs].append(prefix)
+    for v in out.values():
+        v.sort()
+    return dict(out)
+
+
+def batches(
+    by_attrs: Mapping[Attrs, Sequence[str]], batch: int = BATCH
+) -> list[tuple[Attrs, Sequence[str]]]:
+    """(attributes, up to ``batch`` prefixes) in a stable order: one ExaBGP line each."""
+    return [
+        (attrs, chunk)
+        for attrs, prefixes in sorted(by_attrs.items(), key=lambda kv: _order(kv[0]))
+        for chunk in _chunks(prefixes, batch)
+    ]
 
 
 def _chunks(prefixes: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -1,7 +1,7 @@
 """ExaBGP's own entry point, with two small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
-``exabgp`` script so that two changes, each a few lines and each written so it could
+``exabgp`` script so that three changes, each a few lines and each written so it could
 go upstream unchanged, are in place before ExaBGP starts. Both are guarded by the
 ExaBGP release they were written against: with another release ExaBGP runs exactly
 as shipped and the launcher says so on stderr (which is ExaBGP's log).
@@ -19,6 +19,13 @@ as shipped and the launcher says so on stderr (which is ExaBGP's log).
    RFC 4271) sets ``exalb_connect_retry`` in ExaBGP's environment, and the patched
    timer then waits exactly that long between attempts. Unset, ExaBGP's own back-off
    is kept.
+3. A static ``attributes <attrs> nlri <prefix> <prefix> ...;`` line (one attribute set
+   for many prefixes, the config twin of the API command we batch with) is parsed but
+   its routes are never announced: they are left with no action (neither announce nor
+   withdraw). The fix gives them the action a ``route`` line gets. With it, the seed of
+   a (re)started ExaBGP is 20 lines for 10,000 routes instead of 10,000: parsed in a
+   third of the time, and the routes share one attribute set (-11 MiB at 10,000).
+   The announcer writes that form only when :func:`fixes_available` says the fix is in.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
@@ -28,6 +35,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from importlib import metadata
 from typing import Any
 
 WRITTEN_FOR = "5.0.15"
@@ -59,6 +67,32 @@ def patch_connect_retry(seconds: float) -> None:
     Delay.increase = increase
 
 
+def patch_static_attributes() -> None:
+    """Routes of a static ``attributes ... nlri ...`` line get the action of a ``route`` line."""
+    from exabgp.bgp.message import Action
+    from exabgp.configuration.static import ParseStatic
+
+    original = ParseStatic.known["attributes"]
+
+    def attributes(tokeniser: Any) -> Any:
+        changes = original(tokeniser)
+        action = Action.ANNOUNCE if tokeniser.announce else Action.WITHDRAW
+        for change in changes:
+            change.nlri.action = action
+        return changes
+
+    ParseStatic.known["attributes"] = attributes
+
+
+def fixes_available() -> bool:
+    """Whether a launched ExaBGP will have the fixes (asked by the announcer, which imports
+    nothing of ExaBGP itself: the installed distribution's version is enough)."""
+    try:
+        return metadata.version("exabgp") == WRITTEN_FOR
+    except metadata.PackageNotFoundError:
+        return False
+
+
 def apply(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
     """Apply the fixes that fit this ExaBGP; returns what was applied, for the log."""
     from exabgp.version import release
@@ -71,7 +105,8 @@ def apply(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
         )
         return []
     patch_remove_self()
-    applied = ["remove_self copies only for next-hop self"]
+    patch_static_attributes()
+    applied = ["remove_self copies only for next-hop self", "static attributes lines announce"]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))

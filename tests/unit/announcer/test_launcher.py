@@ -7,17 +7,24 @@ nothing leaks into other tests that import ExaBGP.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from exabgp.bgp.message import Action
 from exabgp.bgp.message.update.attribute import Attributes
 from exabgp.bgp.message.update.nlri import CIDR, INET
 from exabgp.bgp.neighbor import Neighbor
+from exabgp.configuration.configuration import Configuration
+from exabgp.configuration.static import ParseStatic
+from exabgp.environment import getenv
+from exabgp.logger import log
 from exabgp.protocol.family import AFI, SAFI
 from exabgp.protocol.ip import IP, IPSelf
 from exabgp.reactor.delay import Delay
 from exabgp.rib.change import Change
 
+from announcer.core.config import render
+from announcer.core.model import Attrs, Peer
 from announcer.exabgp import launcher
 
 
@@ -25,6 +32,7 @@ from announcer.exabgp import launcher
 def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Neighbor, "remove_self", Neighbor.remove_self)
     monkeypatch.setattr(Delay, "increase", Delay.increase)
+    monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
 
 
 def _change(next_hop: IP) -> Change:
@@ -43,7 +51,11 @@ def _neighbor() -> Neighbor:
 
 def test_release_is_the_one_the_fixes_were_written_for() -> None:
     # pyproject pins ExaBGP; if the pin moves, the fixes must be re-checked against it.
-    assert launcher.apply({}) == ["remove_self copies only for next-hop self"]
+    assert launcher.fixes_available()
+    assert launcher.apply({}) == [
+        "remove_self copies only for next-hop self",
+        "static attributes lines announce",
+    ]
 
 
 def test_a_concrete_next_hop_is_not_copied() -> None:
@@ -82,3 +94,52 @@ def test_without_connect_time_exabgp_keeps_its_own_backoff() -> None:
         d.increase()
         waits.append(round(d._time - before))
     assert waits == [0, 1, 2, 3, 4, 5]
+
+
+STATIC = """
+neighbor 127.1.0.1 {
+  router-id 127.1.0.2;
+  local-address 127.1.0.2;
+  local-as 64600;
+  peer-as 64512;
+  family { ipv4 unicast; }
+  static {
+    attributes next-hop 192.0.2.11 community [64512:7] nlri 198.51.100.1/32 198.51.100.2/32;
+    route 198.51.100.3/32 next-hop 192.0.2.11;
+  }
+}
+"""
+
+
+def _announced(tmp_path: Path) -> list[str]:
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(STATIC)
+    log.init(getenv())  # as `exabgp validate` does before parsing
+    c = Configuration([str(conf)])
+    assert c.reload(), c.error
+    (neighbor,) = c.neighbors.values()
+    return sorted(str(ch.nlri.cidr) for ch in neighbor.rib.outgoing.cached_changes())
+
+
+def test_static_attributes_lines_are_announced_with_the_fix(tmp_path: Path) -> None:
+    assert _announced(tmp_path) == ["198.51.100.3/32"]  # ExaBGP 5.0.15 as shipped
+    launcher.apply({})
+    assert _announced(tmp_path) == ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]
+
+
+def test_a_grouped_seed_loads_every_route_with_its_attributes(tmp_path: Path) -> None:
+    launcher.apply({})
+    plain, tagged = Attrs("192.0.2.11"), Attrs("192.0.2.11", ("64512:7",), ("64512:1:2",), 200)
+    seed = {f"198.51.{i // 250}.{i % 250 + 1}/32": tagged if i % 3 else plain for i in range(1200)}
+    peer = Peer("tor", 64512, 64512, "127.1.0.1")
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(render(peer, "127.1.0.2", "127.1.0.2", ["/bin/true"], seed, grouped=True))
+    assert conf.read_text().count(" nlri ") == 3  # 400 + 800 prefixes in lines of <= 500
+    log.init(getenv())
+    c = Configuration([str(conf)])
+    assert c.reload(), c.error
+    (neighbor,) = c.neighbors.values()
+    loaded = {str(ch.nlri.cidr): ch for ch in neighbor.rib.outgoing.cached_changes()}
+    assert loaded.keys() == seed.keys()
+    some = loaded["198.51.0.2/32"].attributes  # i == 1: tagged
+    assert "64512:7" in str(some) and "200" in str(some)
