@@ -154,6 +154,100 @@ def _family(address: str) -> int:
         return 4
 
 
+@dataclass(frozen=True)
+class Context:
+    """Everything a Service's decision depends on besides the Service itself.
+
+    When it changes (node conditions or labels, peers, flags, the end of the
+    announce delay) every Service is decided again; otherwise only the Services
+    whose assignment or endpoints changed are.
+    """
+
+    node_name: str
+    node_reason: str | None
+    labels: Mapping[str, str]
+    peers: tuple[Peer, ...]  # the peers selecting this node, by name
+    hops: Mapping[int, str | None]  # IP version -> next hop
+    graceful_shutdown: bool
+
+    @property
+    def peer_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.peers)
+
+
+def context(node: Node | None, peers: Iterable[Peer], opts: Options, now: float) -> Context:
+    return Context(
+        node_name=opts.node_name,
+        node_reason=node_problem(node, opts, now),
+        labels=dict(node.labels) if node else {},
+        peers=tuple(peers_of_node(peers, node)),
+        hops={v: next_hop(node, v, opts) for v in (4, 6)} if node else {4: None, 6: None},
+        graceful_shutdown=opts.graceful_shutdown,
+    )
+
+
+@dataclass(frozen=True)
+class ServiceDecision:
+    """One Service: why it is not announced (or None), and its routes per peer name."""
+
+    reason: str | None
+    routes: Mapping[str, Mapping[str, Attrs]] = field(default_factory=dict)
+
+
+def decide_service(
+    ctx: Context, a: Assignment, endpoints: Sequence[Endpoint] | None
+) -> ServiceDecision:
+    """The routes ``a`` contributes on this node; ``endpoints`` are its Service's."""
+    advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, ctx.labels)]
+    reason = (
+        ("notOwner" if not advs else None)
+        or ctx.node_reason
+        or endpoints_problem(a, endpoints, ctx.node_name)
+    )
+    if reason is None and not ctx.peers:
+        reason = "noPeers"
+    if reason is not None:
+        return ServiceDecision(reason)
+    local = a.traffic_policy == LOCAL
+    routes: dict[str, dict[str, Attrs]] = {}
+    problem = None
+    for adv in advs:
+        for ip in a.ips:
+            try:
+                prefix, version = prefix_of(ip, adv, local)
+            except ValueError:
+                problem = "invalidIP"
+                continue
+            nh = ctx.hops.get(version)
+            if nh is None:
+                problem = f"noIPv{version}NextHop"
+                continue
+            for p in ctx.peers:
+                if (adv.peers and p.name not in adv.peers) or _family(p.address) != version:
+                    continue
+                lp = adv.local_pref if p.ibgp else None
+                attrs = _attrs(
+                    nh, adv.communities, adv.large_communities, lp, ctx.graceful_shutdown
+                )
+                mine = routes.setdefault(p.name, {})
+                old = mine.get(prefix)
+                mine[prefix] = attrs if old is None else _merge(old, attrs)
+    if not routes:
+        return ServiceDecision(problem or "noMatchingPeer")
+    # Announced, but one of its IPs could not be (e.g. no IPv6 next hop): say so.
+    return ServiceDecision(problem, routes)
+
+
+def merge_all(contributions: Iterable[Attrs]) -> Attrs:
+    """Several Services (or advertisements) announce one prefix: the union of their attributes."""
+    out: Attrs | None = None
+    for attrs in contributions:
+        out = attrs if out is None else _merge(out, attrs)
+    if out is None:
+        raise ValueError("no contributions")
+    return out
+
+
 def decide(
     node: Node | None,
     peers: Iterable[Peer],
@@ -163,53 +257,22 @@ def decide(
     now: float,
 ) -> Decision:
     """The full desired state; ``endpoints`` is keyed ``namespace/name``."""
-    out = Decision()
-    node_peers = peers_of_node(peers, node)
-    for p in node_peers:
-        out.routes[p.name] = {}
-    node_reason = node_problem(node, opts, now)
-    labels: Mapping[str, str] = node.labels if node else {}
-    hops = {v: next_hop(node, v, opts) for v in (4, 6)} if node else {}
-    peer_family = {p.name: _family(p.address) for p in node_peers}
+    ctx = context(node, peers, opts, now)
+    out = Decision(routes={name: {} for name in ctx.peer_names})
     for a in assignments:  # order-independent: _merge() is commutative
-        key = a.key
-        advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, labels)]
-        reason = (
-            ("notOwner" if not advs else None)
-            or node_reason
-            or endpoints_problem(a, endpoints.get(f"{a.namespace}/{a.name}"), opts.node_name)
-        )
-        if reason is None and not node_peers:
-            reason = "noPeers"
-        if reason is not None:
-            out.reasons[key] = reason
-            continue
-        local = a.traffic_policy == LOCAL
-        announced = False
-        for adv in advs:
-            for ip in a.ips:
-                try:
-                    prefix, version = prefix_of(ip, adv, local)
-                except ValueError:
-                    out.reasons[key] = "invalidIP"
-                    continue
-                nh = hops[version]
-                if nh is None:
-                    out.reasons[key] = f"noIPv{version}NextHop"
-                    continue
-                for p in node_peers:
-                    if (adv.peers and p.name not in adv.peers) or peer_family[p.name] != version:
-                        continue
-                    lp = adv.local_pref if p.ibgp else None
-                    attrs = _attrs(
-                        nh, adv.communities, adv.large_communities, lp, opts.graceful_shutdown
-                    )
-                    routes = out.routes[p.name]
-                    old = routes.get(prefix)
-                    routes[prefix] = attrs if old is None else _merge(old, attrs)
-                    announced = True
-        if announced:
-            out.announced.add(key)
-        elif key not in out.reasons:
-            out.reasons[key] = "noMatchingPeer"
+        d = decide_service(ctx, a, endpoints.get(service_id(a)))
+        if d.reason is not None:
+            out.reasons[a.key] = d.reason
+        if d.routes:
+            out.announced.add(a.key)
+        for peer, routes in d.routes.items():
+            mine = out.routes[peer]
+            for prefix, attrs in routes.items():
+                old = mine.get(prefix)
+                mine[prefix] = attrs if old is None else _merge(old, attrs)
     return out
+
+
+def service_id(a: Assignment) -> str:
+    """The ``namespace/name`` its EndpointSlices name it by."""
+    return f"{a.namespace}/{a.name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -84,6 +85,12 @@ def endpoints_from(slices: Iterable[Obj]) -> dict[str, list[Endpoint]]:
     return out
 
 
+@functools.lru_cache(maxsize=8192)
+def endpoint(node: str | None, ready: bool, serving: bool, terminating: bool) -> Endpoint:
+    """Equal endpoints are one object: a node has few distinct ones, a cluster has 10,000s."""
+    return Endpoint(node, ready, serving, terminating)
+
+
 def slice_endpoints(s: Obj) -> tuple[str | None, list[Endpoint]]:
     """One EndpointSlice: its Service ``namespace/name`` (None if unlabelled) and endpoints."""
     md = s.get("metadata", {})
@@ -98,11 +105,11 @@ def slice_endpoints(s: Obj) -> tuple[str | None, list[Endpoint]]:
         ready = cond.get("ready")
         serving = cond.get("serving")
         eps.append(
-            Endpoint(
-                node=e.get("nodeName"),
-                ready=ready is None or bool(ready),
-                serving=(ready is None or bool(ready)) if serving is None else bool(serving),
-                terminating=bool(cond.get("terminating")),
+            endpoint(
+                e.get("nodeName"),
+                ready is None or bool(ready),
+                (ready is None or bool(ready)) if serving is None else bool(serving),
+                bool(cond.get("terminating")),
             )
         )
     return f"{md.get('namespace')}/{svc}", eps
