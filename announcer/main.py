@@ -19,7 +19,7 @@ from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
 from announcer.reconciler import Reconciler
-from kube.connect import api_client
+from kube import rest
 from observability import logging as obslog
 from observability.http import HealthServer
 
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="exalb-announcer", description=__doc__)
     p.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="default: $NODE_NAME")
     p.add_argument("--namespace", default=os.environ.get("EXALB_NAMESPACE", "exalb-system"))
-    p.add_argument("--kubeconfig", default=None)
+    p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
     p.add_argument("--metrics-host", default="0.0.0.0")
     p.add_argument("--metrics-port", type=int, default=7473)
     p.add_argument(
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     metrics = Metrics()
-    api = api_client(args.kubeconfig)
+    # kube.rest, not the kubernetes package: ~43 MiB less per node (see kube/rest.py).
+    api = rest.connect(args.kubeconfig)
     holder: list[Reconciler] = []
 
     def poke() -> None:

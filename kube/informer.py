@@ -20,9 +20,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
-from kubernetes.client import ApiException
 
-from .retry import describe
+from .retry import describe, status_of
 
 Obj = dict[str, Any]
 Lister = Callable[..., Any]
@@ -139,7 +138,7 @@ class Informer:
                 if self._stop.is_set():
                     return
                 self.last_error = describe(exc)
-                if isinstance(exc, ApiException) and exc.status == 410:
+                if status_of(exc) == 410:
                     need_list = True
                 self._log.warning(
                     "list/watch failed; keeping last known state",

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
-
-from kubernetes import client
 
 import assignments as contract
 from kube.informer import Informer
+from kube.rest import Client, resource_path
 
 GROUP = "exalb.io"
 VERSION = "v1alpha1"
@@ -98,44 +96,41 @@ def slim_peer(obj: Obj) -> Obj:
 
 class Sources:
     def __init__(
-        self, api: client.ApiClient, namespace: str, node_name: str, on_change: Callable[[], None]
+        self, api: Client, namespace: str, node_name: str, on_change: Callable[[], None]
     ) -> None:
-        core = client.CoreV1Api(api)
-        discovery = client.DiscoveryV1Api(api)
-        custom = client.CustomObjectsApi(api)
-
         def changed(_key: str, _obj: Obj | None) -> None:
             on_change()
 
         self.node = Informer(
             "node",
-            partial(core.list_node, field_selector=f"metadata.name={node_name}"),
+            api.lister(resource_path("v1", "nodes"), field_selector=f"metadata.name={node_name}"),
             changed,
             transform=slim_node,
         )
         self.peers = Informer(
             "bgppeers",
-            partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PEER_PLURAL),
+            api.lister(resource_path(f"{GROUP}/{VERSION}", PEER_PLURAL, namespace)),
             changed,
             transform=slim_peer,
         )
         self.secrets = Informer(
             "secrets",
-            partial(core.list_namespaced_secret, namespace),
+            api.lister(resource_path("v1", "secrets", namespace)),
             changed,
             transform=slim_secret,
         )
         self.configmaps = Informer(
             "assignments",
-            partial(
-                core.list_namespaced_config_map, namespace, label_selector=f"{contract.LABEL}=true"
+            api.lister(
+                resource_path("v1", "configmaps", namespace),
+                label_selector=f"{contract.LABEL}=true",
             ),
             changed,
             transform=slim_configmap,
         )
         self.slices = Informer(
             "endpointslices",
-            discovery.list_endpoint_slice_for_all_namespaces,
+            api.lister(resource_path("discovery.k8s.io/v1", "endpointslices")),
             changed,
             transform=slim_slice,
         )

@@ -6,6 +6,14 @@ rate-limited to one per interval per node (a 5,000-node cluster at 10 s is 500
 writes/s worst case, so large clusters turn it off with interval 0), skipped
 when nothing but timestamps changed, and never block announcing: failures are
 logged and retried at the next interval.
+
+Each object is owned by its Node (``metadata.ownerReferences``; a namespaced
+dependent may have a cluster-scoped owner), so kube-controller-manager's garbage
+collector deletes it with the Node and nothing else has to clean up after deleted
+nodes. ``blockOwnerDeletion`` is left unset: node deletion must never wait on a
+status object (and setting it needs update on ``nodes/finalizers``). Once its Node has
+been seen and then deleted, the writer stops re-creating the object, which would
+otherwise undo the collection while this announcer is still running.
 """
 
 from __future__ import annotations
@@ -16,28 +24,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from kube import retry
+from kube.rest import ApiError, Client, resource_path
 
 from .sources import GROUP, VERSION
 
 PLURAL = "bgpsessionstatuses"
 log = structlog.get_logger("status")
 
+Obj = dict[str, Any]
 Snapshot = Callable[[], dict[str, Any]]  # -> the ``status`` body, without ``updated``
+
+
+class NodeGone(Exception):
+    """Our Node existed and was deleted: re-creating its status would resurrect garbage."""
 
 
 class StatusWriter:
     def __init__(
-        self, api: client.ApiClient, namespace: str, node: str, snapshot: Snapshot, interval: float
+        self, api: Client, namespace: str, node: str, snapshot: Snapshot, interval: float
     ) -> None:
-        self._custom = client.CustomObjectsApi(api)
+        self._api = api
         self._ns = namespace
         self._node = node
+        self._path = resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace, node)
         self._snapshot = snapshot
         self._interval = interval
         self._last: dict[str, Any] | None = None
+        self._uid: str | None = None  # our Node's, once seen
+        self._gone = False  # the Node was seen, then found deleted
+        self._owned = False  # the object on the server carries our owner reference
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status", daemon=True)
         self._log = log.bind(node=node)
@@ -55,29 +72,115 @@ class StatusWriter:
             try:
                 self.write_once()
             except Exception as exc:
-                self._log.warning("status write failed; retrying next interval", error=str(exc))
+                self._log.warning(
+                    "status write failed; retrying next interval", error=retry.describe(exc)
+                )
 
     def write_once(self) -> bool:
+        """Write the status if it changed (or the owner reference is missing and now known)."""
         status = self._snapshot()
-        if status == self._last:
+        if status == self._last and (self._owned or self._owner_uid() is None):
             return False
+        stamped = {**status, "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        try:
+            retry.call(lambda: self._write(stamped), attempts=3, max_seconds=5)
+        except NodeGone:
+            self._log.info("node deleted; not re-creating its session status")
+            self._last = status
+            return False
+        self._last = status
+        return True
+
+    # --- writing -----------------------------------------------------------
+    def _write(self, status: Obj) -> None:
+        uid = None if self._owned else self._owner_uid()
+        if uid is not None:
+            self._adopt(status, uid)
+            return
+        try:
+            self._api.patch(self._path, {"status": status})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            self._create(status)
+
+    def _adopt(self, status: Obj, uid: str) -> None:
+        """Write ``status`` and make sure the object names our Node among its owners.
+
+        Read first so owner references someone else added survive (a merge patch replaces
+        the whole list); the resourceVersion makes a concurrent change fail (409) rather
+        than be overwritten, and the next interval tries again.
+        """
+        try:
+            current = self._api.get(self._path)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            self._create(status)
+            return
+        md = current.get("metadata") or {}
+        refs = list(md.get("ownerReferences") or [])
+        patch: Obj = {"status": status}
+        if not any(r.get("uid") == uid for r in refs):
+            patch["metadata"] = {
+                "resourceVersion": md.get("resourceVersion"),
+                "ownerReferences": _with_owner(refs, self._owner_ref(uid)),
+            }
+        self._api.patch(self._path, patch)
+        self._owned = True
+
+    def _create(self, status: Obj) -> None:
+        # The object is missing: perhaps the collector removed it because our Node was
+        # deleted (and maybe re-created under the same name), so look the Node up afresh.
+        self._owned = False
+        uid = self._lookup_node()
+        if uid is None and self._gone:
+            raise NodeGone(self._node)
+        metadata: Obj = {"name": self._node}
+        if uid is not None:
+            metadata["ownerReferences"] = [self._owner_ref(uid)]
+        else:
+            self._log.info("node not found; writing status without an owner for now")
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "BGPSessionStatus",
-            "metadata": {"name": self._node},
-            "status": {**status, "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "metadata": metadata,
+            "status": status,
         }
+        self._api.create(resource_path(f"{GROUP}/{VERSION}", PLURAL, self._ns), body)
+        self._owned = uid is not None
 
-        def write() -> None:
-            try:
-                self._custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, self._ns, PLURAL, self._node, {"status": body["status"]}
-                )
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-                self._custom.create_namespaced_custom_object(GROUP, VERSION, self._ns, PLURAL, body)
+    # --- the owner ---------------------------------------------------------
+    def _owner_uid(self) -> str | None:
+        """Our Node's uid: cached once seen, looked up again while unknown or gone."""
+        if self._uid is not None and not self._gone:
+            return self._uid
+        return self._lookup_node()
 
-        retry.call(write, attempts=3, max_seconds=5)
-        self._last = status
-        return True
+    def _lookup_node(self) -> str | None:
+        """GET our Node; None when it does not exist or cannot be read right now.
+
+        A failure here never stops the status write: the object is written without its
+        owner and the reference is added at a later interval.
+        """
+        try:
+            node = self._api.get(resource_path("v1", "nodes", name=self._node))
+        except ApiError as exc:
+            if exc.status == 404:
+                self._gone = self._uid is not None
+            else:
+                self._log.warning("cannot read own node", error=retry.describe(exc))
+            return None
+        self._uid = str(node["metadata"]["uid"])
+        self._gone = False
+        return self._uid
+
+    def _owner_ref(self, uid: str) -> Obj:
+        return {"apiVersion": "v1", "kind": "Node", "name": self._node, "uid": uid}
+
+
+def _with_owner(refs: list[Obj], owner: Obj) -> list[Obj]:
+    """``refs`` with ``owner`` in place of any reference to an earlier Node of that name."""
+    same_node = {"apiVersion": "v1", "kind": "Node", "name": owner["name"]}
+    kept = [r for r in refs if any(r.get(k) != v for k, v in same_node.items())]
+    return [*kept, owner]

@@ -1,0 +1,467 @@
+"""A small Kubernetes REST client on urllib3: JSON in, JSON out, list/watch as raw streams.
+
+Why not the ``kubernetes`` package: importing ``kubernetes.client`` alone costs about
+43 MiB of RSS (generated models, pydantic, requests and oauthlib for auth plugins), in an
+announcer whose budget, ExaBGP included, is 150 MB at 10,000 routes. The announcer reads
+every object as raw JSON anyway (``kube.informer`` parses the bytes itself), so it only
+ever used that package as an HTTP layer; this module is that layer and nothing more.
+
+Configuration comes from a kubeconfig (static credentials: bearer token, token file,
+client certificate) or from the in-cluster ServiceAccount. Credential plugins (``exec``,
+``auth-provider``) and proxies are not supported and fail loudly at start-up rather than
+at the first request. The allocator keeps the full client; both raise errors that
+``kube.retry`` understands.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import structlog
+import urllib3
+import yaml
+
+Obj = dict[str, Any]
+Query = Mapping[str, str | int | bool]
+Timeout = float | tuple[float, float] | urllib3.Timeout
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# client-go re-reads token files once a minute; bound tokens are refreshed well before expiry.
+TOKEN_REFRESH_SECONDS = 60.0
+MERGE_PATCH = "application/merge-patch+json"
+# Connection errors (and a read error on an idempotent request, typically a keep-alive
+# connection the server closed) are retried here; anything else is the caller's call.
+RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, other=0)
+DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
+
+log = structlog.get_logger("rest")
+
+
+class ApiError(Exception):
+    """The API server answered with a non-2xx status.
+
+    Same three attributes as the kubernetes client's ``ApiException``, so code that
+    handles both (``kube.retry``) reads them the same way.
+    """
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        super().__init__(status, reason, body)
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+    @property
+    def message(self) -> str:
+        """The server's own explanation (its ``Status.message``), else the HTTP reason."""
+        try:
+            return str(json.loads(self.body)["message"])
+        except (ValueError, KeyError, TypeError):
+            return self.reason
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}"
+
+
+class ConfigError(Exception):
+    """No usable API server configuration (missing, malformed or unsupported)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the API server is and how to authenticate; secrets are kept out of ``repr``."""
+
+    server: str
+    ca_file: str | None = None
+    ca_data: str | None = None  # PEM
+    insecure: bool = False
+    tls_server_name: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    cert_data: bytes | None = field(default=None, repr=False)  # PEM
+    key_data: bytes | None = field(default=None, repr=False)  # PEM
+
+
+# --- configuration ---------------------------------------------------------------------
+def load(kubeconfig: str | None = None) -> Config:
+    """``kubeconfig``, else ``$KUBECONFIG``, else the in-cluster ServiceAccount.
+
+    Same precedence as ``kube.connect.api_client`` (no ``~/.kube/config`` fallback: an
+    announcer on a node must never pick up an admin's credentials by accident).
+    """
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    return from_kubeconfig(path) if path else in_cluster()
+
+
+def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: Mapping[str, str] = os.environ) -> Config:
+    """The pod's ServiceAccount: the token file is re-read by the client as it rotates."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        raise ConfigError(
+            "no kubeconfig given and not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)"
+        )
+    token = sa_dir / "token"
+    if not token.is_file():
+        raise ConfigError(f"in-cluster, but no ServiceAccount token at {token}")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return Config(
+        server=f"https://{host}:{port}", ca_file=str(sa_dir / "ca.crt"), token_file=str(token)
+    )
+
+
+def from_kubeconfig(paths: str) -> Config:
+    """The current context of a kubeconfig (or a ``:``-separated list of them, merged).
+
+    Merging follows kubectl: the first file that names a cluster, user or context wins,
+    as does the first ``current-context``; relative paths are relative to the file that
+    holds them.
+    """
+    files = [Path(p).expanduser() for p in paths.split(os.pathsep) if p]
+    existing = [f for f in files if f.is_file()]
+    if not existing:
+        raise ConfigError(f"kubeconfig not found: {paths}")
+    docs = [(f.parent, _read_yaml(f)) for f in existing]
+    current = next((str(d["current-context"]) for _, d in docs if d.get("current-context")), "")
+    if not current:
+        raise ConfigError(f"kubeconfig {paths} has no current-context")
+    context, _ = _entry(docs, "contexts", "context", current)
+    cluster, cluster_dir = _entry(docs, "clusters", "cluster", str(context.get("cluster", "")))
+    user: Obj = {}
+    user_dir = cluster_dir
+    if context.get("user"):
+        user, user_dir = _entry(docs, "users", "user", str(context["user"]))
+    return _config(cluster, cluster_dir, user, user_dir)
+
+
+def _read_yaml(path: Path) -> Obj:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read kubeconfig {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"kubeconfig {path} is not a mapping")
+    return doc
+
+
+def _entry(docs: list[tuple[Path, Obj]], section: str, key: str, name: str) -> tuple[Obj, Path]:
+    """The first entry called ``name`` in ``section`` across ``docs``, with its file's dir."""
+    for base, doc in docs:
+        for item in doc.get(section) or []:
+            if isinstance(item, dict) and item.get("name") == name:
+                return dict(item.get(key) or {}), base
+    raise ConfigError(f"kubeconfig has no {section[:-1]} named {name!r}")
+
+
+_UNSUPPORTED_USER = ("exec", "auth-provider", "username", "password")
+
+
+def _config(cluster: Obj, cluster_dir: Path, user: Obj, user_dir: Path) -> Config:
+    server = str(cluster.get("server") or "")
+    if not server:
+        raise ConfigError("kubeconfig cluster has no server")
+    if cluster.get("proxy-url"):
+        raise ConfigError("kubeconfig proxy-url is not supported by exalb's client")
+    unsupported = [k for k in _UNSUPPORTED_USER if user.get(k)]
+    if unsupported:
+        raise ConfigError(
+            f"kubeconfig user uses {', '.join(unsupported)}: exalb's client supports a bearer "
+            "token, a token file or a client certificate only"
+        )
+    ca_data = _b64(cluster, "certificate-authority-data")
+    return Config(
+        server=server.rstrip("/"),
+        ca_file=_path(cluster, "certificate-authority", cluster_dir),
+        ca_data=ca_data.decode() if ca_data else None,
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        tls_server_name=cluster.get("tls-server-name") or None,
+        token=user.get("token") or None,
+        token_file=_path(user, "tokenFile", user_dir),
+        cert_file=_path(user, "client-certificate", user_dir),
+        key_file=_path(user, "client-key", user_dir),
+        cert_data=_b64(user, "client-certificate-data"),
+        key_data=_b64(user, "client-key-data"),
+    )
+
+
+def _path(section: Obj, key: str, base: Path) -> str | None:
+    value = section.get(key)
+    return str(base / Path(str(value)).expanduser()) if value else None
+
+
+def _b64(section: Obj, key: str) -> bytes | None:
+    value = section.get(key)
+    if not value:
+        return None
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"kubeconfig {key} is not valid base64") from exc
+
+
+# --- credentials -----------------------------------------------------------------------
+class TokenFile:
+    """A bearer token re-read from its file every ``refresh`` seconds.
+
+    Why: projected ServiceAccount tokens are bound and short-lived; the kubelet rewrites
+    the file well before expiry, and a token read once at start-up would start failing
+    with 401 after an hour or so. A failed re-read keeps the last good token.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        refresh: float = TOKEN_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._path = Path(path)
+        self._refresh = refresh
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token = ""
+        self._read_at: float | None = None
+
+    def __call__(self) -> str:
+        with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self._refresh:
+                self._reread(now)
+            return self._token
+
+    def _reread(self, now: float) -> None:
+        try:
+            self._token = self._path.read_text().strip()
+            self._read_at = now
+        except OSError as exc:
+            if self._read_at is None:
+                raise ConfigError(f"cannot read token file {self._path}: {exc}") from exc
+            log.warning("token file unreadable; keeping the last token", error=str(exc))
+
+
+def _token_source(cfg: Config) -> Callable[[], str] | None:
+    # Like client-go, a token file wins over an inline token: it is the one that rotates.
+    if cfg.token_file:
+        return TokenFile(cfg.token_file)
+    token = cfg.token
+    return (lambda: token) if token else None
+
+
+def ssl_context(cfg: Config) -> ssl.SSLContext:
+    """Server verification and the client certificate, both loaded once, in memory."""
+    ctx = ssl.create_default_context(cafile=cfg.ca_file, cadata=cfg.ca_data)
+    if cfg.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cfg.cert_file or cfg.cert_data:
+        _load_client_cert(ctx, cfg)
+    return ctx
+
+
+def _load_client_cert(ctx: ssl.SSLContext, cfg: Config) -> None:
+    if cfg.cert_file and not cfg.cert_data and not cfg.key_data:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        return
+    # ssl only loads key material from files: write the inline data to a private temp
+    # file just long enough to load it.
+    cert = cfg.cert_data or Path(str(cfg.cert_file)).read_bytes()
+    key = cfg.key_data or (Path(cfg.key_file).read_bytes() if cfg.key_file else b"")
+    fd, tmp = tempfile.mkstemp(prefix="exalb-client-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(cert.rstrip(b"\n") + b"\n" + key)
+        ctx.load_cert_chain(tmp)
+    finally:
+        os.unlink(tmp)
+
+
+# --- paths -----------------------------------------------------------------------------
+def resource_path(
+    api_version: str, plural: str, namespace: str | None = None, name: str | None = None
+) -> str:
+    """``/api/v1/...`` for the core group, ``/apis/<group>/<version>/...`` otherwise."""
+    root = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+    parts = [root]
+    if namespace:
+        parts.append(f"namespaces/{quote(namespace, safe='')}")
+    parts.append(plural)
+    if name:
+        parts.append(quote(name, safe=""))
+    return "/".join(parts)
+
+
+# --- the client ------------------------------------------------------------------------
+class Client:
+    """Thread-safe: one connection pool shared by informers, status writes and the rest."""
+
+    def __init__(
+        self, cfg: Config, pool_size: int = 16, timeout: Timeout = DEFAULT_TIMEOUT
+    ) -> None:
+        self.server = cfg.server
+        self._token = _token_source(cfg)
+        self._timeout = timeout
+        pool_kw: dict[str, Any] = {"maxsize": pool_size, "block": False}
+        if cfg.server.startswith("https:"):
+            pool_kw["ssl_context"] = ssl_context(cfg)
+            if cfg.tls_server_name:
+                pool_kw["server_hostname"] = cfg.tls_server_name
+            if cfg.insecure:
+                log.warning("TLS verification of the API server is off (insecure-skip-tls-verify)")
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self._http = urllib3.PoolManager(num_pools=2, **pool_kw)
+
+    # --- JSON requests ---------------------------------------------------
+    def get(self, path: str, query: Query | None = None) -> Obj:
+        return _json(self.request("GET", path, query=query))
+
+    def create(self, path: str, body: Obj) -> Obj:
+        return _json(self.request("POST", path, body=body))
+
+    def replace(self, path: str, body: Obj) -> Obj:
+        return _json(self.request("PUT", path, body=body))
+
+    def patch(self, path: str, body: Obj) -> Obj:
+        """A JSON merge patch (RFC 7386): works for every kind, custom resources included."""
+        return _json(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
+
+    def delete(self, path: str) -> Obj:
+        return _json(self.request("DELETE", path))
+
+    def stream(
+        self, path: str, query: Query | None = None, timeout: Timeout | None = None
+    ) -> urllib3.BaseHTTPResponse:
+        """A list or watch as the raw response, body unread: the caller parses and releases."""
+        return self.request("GET", path, query=query, timeout=timeout, preload=False)
+
+    def lister(
+        self, path: str, label_selector: str | None = None, field_selector: str | None = None
+    ) -> Lister:
+        return Lister(self, path, label_selector, field_selector)
+
+    # --- the one place that talks HTTP ------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: Obj | None = None,
+        content_type: str = "application/json",
+        timeout: Timeout | None = None,
+        preload: bool = True,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request; a non-2xx answer raises :class:`ApiError` (body read, conn freed)."""
+        url = self.server + path
+        if query:
+            url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
+        headers = {"Accept": "application/json", "User-Agent": "exalb-announcer"}
+        token = self._token() if self._token else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
+        resp = self._http.request(
+            method,
+            url,
+            body=data,
+            headers=headers,
+            timeout=_timeout(timeout if timeout is not None else self._timeout),
+            retries=RETRIES,
+            preload_content=preload,
+        )
+        if not 200 <= resp.status < 300:
+            text = resp.data.decode("utf-8", "replace")
+            resp.release_conn()
+            raise ApiError(resp.status, resp.reason or "", text)
+        return resp
+
+
+class Lister:
+    """What ``kube.informer.Informer`` calls: a ``list_*`` of the kubernetes client, on a path.
+
+    Takes the keyword arguments the Informer passes to the generated client's list
+    functions, so the Informer serves the allocator (full client) and the announcer
+    (this one) alike, and returns the urllib3 response, as that client does with
+    ``_preload_content=False``.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> None:
+        self.path = path
+        self._client = client
+        self._fixed: dict[str, str] = {}
+        if label_selector:
+            self._fixed["labelSelector"] = label_selector
+        if field_selector:
+            self._fixed["fieldSelector"] = field_selector
+
+    def __call__(
+        self,
+        *,
+        limit: int | None = None,
+        _continue: str | None = None,
+        watch: bool = False,
+        resource_version: str | None = None,
+        allow_watch_bookmarks: bool = False,
+        timeout_seconds: int | None = None,
+        _preload_content: bool = True,
+        _request_timeout: Timeout | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        query: dict[str, str | int | bool] = dict(self._fixed)
+        optional: dict[str, str | int | bool | None] = {
+            "limit": limit,
+            "continue": _continue,
+            "watch": watch or None,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": allow_watch_bookmarks or None,
+            "timeoutSeconds": timeout_seconds,
+        }
+        query.update({k: v for k, v in optional.items() if v is not None and v != ""})
+        return self._client.request(
+            "GET", self.path, query=query, timeout=_request_timeout, preload=_preload_content
+        )
+
+
+def _query_value(v: str | int | bool) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def _timeout(t: Timeout) -> urllib3.Timeout:
+    """The kubernetes client's ``_request_timeout`` forms: seconds, or (connect, read)."""
+    if isinstance(t, urllib3.Timeout):
+        return t
+    if isinstance(t, tuple):
+        return urllib3.Timeout(connect=t[0], read=t[1])
+    return urllib3.Timeout(connect=t, read=t)
+
+
+def _json(resp: urllib3.BaseHTTPResponse) -> Obj:
+    data = resp.data
+    if not data:
+        return {}
+    obj: Obj = json.loads(data)
+    return obj
+
+
+def connect(kubeconfig: str | None = None, pool_size: int = 16) -> Client:
+    """A client for ``kubeconfig`` / ``$KUBECONFIG`` / in-cluster (see :func:`load`)."""
+    return Client(load(kubeconfig), pool_size=pool_size)
