@@ -109,14 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     api = rest.connect(args.kubeconfig)
     holder: list[Reconciler] = []
 
-    def poke() -> None:
+    def changed(kind: str, key: str) -> None:
         if holder:
-            holder[0].poke()
+            holder[0].changed(kind, key)
 
-    sources = Sources(api, args.namespace, args.node_name, poke)
+    sources = Sources(api, args.namespace, args.node_name, changed)
     reconciler = Reconciler(
-        sources.view,
-        sources.synced,
+        sources,
         opts,
         metrics,
         run_dir=run_dir,

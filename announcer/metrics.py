@@ -66,10 +66,15 @@ class Metrics:
         )
         self.reconcile_seconds = Histogram(
             "exalb_announcer_reconcile_seconds",
-            "one full recomputation of the desired state (grows with the number of Services)",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            "one pass: kind=full re-decides every Service (grows with their number), "
+            "kind=changed only those whose inputs changed",
+            ["kind"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
         self.reconciles = Counter(
-            "exalb_announcer_reconciles", "full recomputations of the desired state", registry=r
+            "exalb_announcer_reconciles",
+            "passes of the reconciler, by kind (full, changed)",
+            ["kind"],
+            registry=r,
         )

@@ -1,10 +1,15 @@
-"""The level-triggered loop: any change -> recompute everything -> hand each peer its routes.
+"""The level-triggered loop: what changed -> re-decide from current state -> hand peers routes.
 
-One thread recomputes; informer callbacks only set a flag, so a burst of
-events (a rollout touching 50 EndpointSlices) costs one recompute per pass,
-with no timer: the first event of a burst is acted on at once, the rest are
-folded into the next pass. Each peer's :class:`Speaker` then sends only the
-difference to what its ExaBGP acknowledged.
+One thread decides. Informer callbacks only record *which* object changed
+(the informers' workqueue keys), so a burst of events (a rollout touching 50
+EndpointSlices) costs one pass, with no timer: the first event of a burst is
+acted on at once, the rest are folded into the next pass. A pass reads the
+current state of just those objects from the mirrors and re-decides just the
+Services they belong to (``core.desired``); anything shared by all Services
+(the node, peers, flags) re-decides everything, and so does a periodic full
+pass, so a missed event could only ever delay convergence, never prevent it.
+Each peer's :class:`Speaker` then sends only the difference to what its ExaBGP
+acknowledged.
 """
 
 from __future__ import annotations
@@ -12,21 +17,26 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 import assignments as contract
-from announcer.core.decide import Decision, decide, peers_of_node, ready_at
+from announcer.core.decide import Context, context, ready_at
+from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options, Peer
+from announcer.core.published import Published
 from announcer.exabgp.speaker import Speaker
-from announcer.kube.convert import node_from, peer_from, slice_endpoints
+from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
 from announcer.metrics import Metrics
+
+Obj = dict[str, Any]
+FULL_RESYNC = 300.0  # seconds between full passes, the safety net under the per-key ones
 
 log = structlog.get_logger("reconciler")
 
@@ -40,19 +50,28 @@ class SessionKey:
     router_id: str
 
 
+class Inputs(Protocol):
+    """The informer mirrors, as the reconciler reads them (``kube.sources.Sources``)."""
+
+    def synced(self) -> bool: ...
+    def view(self) -> View: ...
+    def shard(self, key: str) -> Obj | None: ...
+    def shards(self) -> dict[str, Obj]: ...
+    def slice(self, key: str) -> Obj | None: ...
+    def all_slices(self) -> dict[str, Obj]: ...
+
+
 class Reconciler:
     def __init__(
         self,
-        view: Callable[[], View],
-        synced: Callable[[], bool],
+        inputs: Inputs,
         opts: Options,
         metrics: Metrics,
         run_dir: Path | None = None,
         exabgp: str | None = None,
         exabgp_log_level: str = "warning",
     ) -> None:
-        self._view = view
-        self._synced = synced
+        self._inputs = inputs
         self.opts = opts
         self.metrics = metrics
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="exalb-"))
@@ -61,13 +80,19 @@ class Reconciler:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._speakers: dict[str, tuple[SessionKey, Speaker]] = {}
-        self._assignments: dict[str, contract.Assignment] = {}
-        # Parsed inputs by object and resourceVersion: with 10,000 Services, re-decoding every
-        # ConfigMap entry and EndpointSlice on each pass cost hundreds of milliseconds.
-        self._shards: dict[str, tuple[str, contract.Snapshot]] = {}
-        self._slices: dict[str, tuple[str, str | None, list[Endpoint]]] = {}
+        self._published = Published()
+        self._stale: set[str] = set()  # shards we could not read; their last good entries hold
+        self._state = DesiredState()
+        # EndpointSlice key -> (its Service "namespace/name", endpoints), and the reverse
+        self._slices: dict[str, tuple[str, tuple[Endpoint, ...]]] = {}
+        self._slices_of: dict[str, set[str]] = {}
+        # What changed since the last pass (informer callbacks write, the loop takes).
+        self._dirty_lock = threading.Lock()
+        self._dirty_shards: set[str] = set()
+        self._dirty_slices: set[str] = set()
+        self._full = True
+        self._last_full = 0.0
         self._lock = threading.Lock()
-        self.last_decision = Decision()
         self.node: Node | None = None
         self._log = log.bind(node=opts.node_name)
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
@@ -78,7 +103,21 @@ class Reconciler:
         return self
 
     def poke(self) -> None:
+        """Something shared by every Service may have changed: the next pass re-reads it."""
         self._dirty.set()
+
+    def changed(self, kind: str, key: str) -> None:
+        """An informer callback: note which object changed and wake the loop."""
+        with self._dirty_lock:
+            if kind == "assignments":
+                self._dirty_shards.add(key)
+            elif kind == "endpointslices":
+                self._dirty_slices.add(key)
+        self._dirty.set()
+
+    @property
+    def announced(self) -> set[str]:
+        return self._state.announced
 
     def speakers(self) -> dict[str, Speaker]:
         with self._lock:
@@ -127,7 +166,7 @@ class Reconciler:
             "node": self.opts.node_name,
             "sessions": len(peers),
             "sessionsUp": sum(1 for p in peers if p["state"] == "up"),
-            "servicesAnnounced": len(self.last_decision.announced),
+            "servicesAnnounced": len(self._state.announced),
             "peers": peers,
         }
 
@@ -138,86 +177,137 @@ class Reconciler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             wake_at = None
-            if self._synced():
+            if self._inputs.synced():
                 try:
                     wake_at = self.reconcile()
                 except Exception:
                     self._log.exception("reconcile failed; keeping the previous state")
                     wake_at = time.time() + 1.0
             else:
-                wake_at = time.time() + 0.1
+                wake_at = time.time() + 0.01  # cold start: act the moment the last list lands
             timeout = None if wake_at is None else max(0.0, wake_at - time.time())
             self._dirty.wait(timeout)
             self._dirty.clear()
 
     def reconcile(self) -> float | None:
-        """One full pass; returns when it must run again even without events (announce delay)."""
+        """One pass; returns when it must run again even without events (announce delay)."""
         decided_at = time.monotonic()
-        v = self._view()
-        self.metrics.reconciles.inc()
+        with self._dirty_lock:
+            shards, self._dirty_shards = self._dirty_shards, set()
+            slices, self._dirty_slices = self._dirty_slices, set()
+            full, self._full = self._full, False
+        v = self._inputs.view()
         node = node_from(v.node) if v.node else None
         self.node = node
         peers = [peer_from(o, v.secrets) for o in v.peers]
-        self._read_assignments(v.configmaps)
-        endpoints = self._endpoints(v.slices)
-        now = time.time()
-        decision = decide(node, peers, self._assignments.values(), endpoints, self.opts, now)
-        self.last_decision = decision
-        self.metrics.services_announced.set(len(decision.announced))
         for p in peers:
             self.metrics.peer_problem.labels(p.name).set(1 if p.problem else 0)
-            if p.problem:
-                self._log.warning("peer unusable", peer=p.name, problem=p.problem)
-        self._sync_speakers(node, peers_of_node(peers, node), decision, decided_at)
-        self.metrics.reconcile_seconds.observe(time.monotonic() - decided_at)
+        ctx = context(node, peers, self.opts, time.time())
+        if ctx != self._state.ctx:
+            for p in peers:
+                if p.problem:
+                    self._log.warning("peer unusable", peer=p.name, problem=p.problem)
+        full = full or ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
+        kind = "full" if full else "changed"
+        self.metrics.reconciles.labels(kind).inc()
+        if full:
+            self._rebuild(ctx)
+            self._sync_speakers(node, ctx, None, decided_at)
+        else:
+            keys = self._read_shards(shards) | self._read_slices(slices)
+            touched: Touched = {}
+            for key in keys:
+                for peer, prefixes in self._update(key).items():
+                    touched.setdefault(peer, set()).update(prefixes)
+            self._sync_speakers(node, ctx, touched, decided_at)
+        self.metrics.services_announced.set(len(self._state.announced))
+        self.metrics.reconcile_seconds.labels(kind).observe(time.monotonic() - decided_at)
         return ready_at(node, self.opts)
 
-    def _read_assignments(self, configmaps: list[dict[str, Any]]) -> None:
-        entries: dict[str, contract.Assignment] = {}
-        errors: dict[str, str] = {}
-        fresh: dict[str, tuple[str, contract.Snapshot]] = {}
-        try:
-            for cm in configmaps:
-                md = cm.get("metadata", {})
-                name, rv = str(md.get("name")), str(md.get("resourceVersion"))
-                cached = self._shards.get(name)
-                snap = (
-                    cached[1]
-                    if cached and cached[0] == rv
-                    else contract.read_shards([cm.get("data") or {}])
+    def _rebuild(self, ctx: Context) -> None:
+        """Everything from the mirrors: first pass, context change, periodic safety net."""
+        self._last_full = time.monotonic()
+        shards = self._inputs.shards()
+        for name in [n for n in self._published if n not in shards]:
+            self._published.replace(name, None)
+        self._read_shards(shards.keys(), shards)
+        self._slices.clear()
+        self._slices_of.clear()
+        for key, obj in self._inputs.all_slices().items():
+            self._index_slice(key, obj)
+        endpoints = {svc: self._endpoints_of(svc) for svc in self._slices_of}
+        self._state.rebuild(ctx, self._published.entries().values(), endpoints)
+        self._report_errors()
+        self._log.info(
+            "full pass",
+            services=len(self._state),
+            announced=len(self._state.announced),
+            endpointslices=len(self._slices),
+            peers=len(ctx.peers),
+            took_ms=round((time.monotonic() - self._last_full) * 1000, 1),
+        )
+
+    def _update(self, key: str) -> Touched:
+        """Re-decide one Service (assignment key ``namespace.name``) from its current inputs."""
+        a = self._published.get(key)
+        svc = f"{a.namespace}/{a.name}" if a else key.replace(".", "/", 1)
+        return self._state.update(key, a, self._endpoints_of(svc))
+
+    def _read_shards(self, names: Iterable[str], objs: Mapping[str, Obj] | None = None) -> set[str]:
+        """Re-read the named assignment shards; the assignment keys whose entry changed."""
+        changed: set[str] = set()
+        for name in names:
+            cm = objs.get(name) if objs is not None else self._inputs.shard(name)
+            try:
+                data = None if cm is None else cm.get("data") or {}
+                changed |= self._published.replace(name, data)
+            except contract.ContractError as exc:
+                self._stale.add(name)
+                self._log.error(
+                    "assignment ConfigMap unreadable; keeping its last good entries",
+                    configmap=name,
+                    error=str(exc),
                 )
-                fresh[name] = (rv, snap)
-                entries.update(snap.entries)
-                errors.update(snap.errors)
-        except contract.ContractError as exc:
-            self.metrics.assignments_stale.set(1)
-            self._log.error("assignment ConfigMaps unreadable; keeping last good", error=str(exc))
-            return
-        self._shards = fresh
-        self.metrics.assignments_stale.set(0)
-        errors = {k: v for k, v in errors.items() if k not in entries}  # mid-move duplicates
+            else:
+                self._stale.discard(name)
+        self.metrics.assignments_stale.set(1 if self._stale else 0)
+        if changed:
+            self._report_errors()
+        return changed
+
+    def _report_errors(self) -> None:
+        errors = self._published.errors()
         self.metrics.assignment_errors.set(len(errors))
         for key, reason in errors.items():
             self._log.warning("assignment entry skipped", service=key, reason=reason)
-        self._assignments = entries
 
-    def _endpoints(self, slices: list[dict[str, Any]]) -> dict[str, list[Endpoint]]:
-        out: dict[str, list[Endpoint]] = {}
-        fresh: dict[str, tuple[str, str | None, list[Endpoint]]] = {}
-        for s in slices:
-            md = s.get("metadata", {})
-            key = f"{md.get('namespace')}/{md.get('name')}"
-            rv = str(md.get("resourceVersion"))
-            cached = self._slices.get(key)
-            if cached is not None and cached[0] == rv:
-                entry = cached
-            else:
-                svc, eps = slice_endpoints(s)
-                entry = (rv, svc, eps)
-            fresh[key] = entry
-            if entry[1] is not None:
-                out.setdefault(entry[1], []).extend(entry[2])
-        self._slices = fresh
+    def _read_slices(self, keys: Iterable[str]) -> set[str]:
+        """Re-index the named EndpointSlices; the assignment keys of the Services they touch."""
+        services: set[str] = set()
+        for key in keys:
+            old = self._slices.pop(key, None)
+            if old is not None:
+                self._slices_of.get(old[0], set()).discard(key)
+                services.add(old[0])
+            obj = self._inputs.slice(key)
+            if obj is not None:
+                new = self._index_slice(key, obj)
+                if new is not None:
+                    services.add(new)
+        return {contract.entry_key(*svc.split("/", 1)) for svc in services}
+
+    def _index_slice(self, key: str, obj: Obj) -> str | None:
+        svc = obj.get("service")
+        if not svc:
+            return None
+        self._slices[key] = (svc, obj.get("endpoints") or ())
+        self._slices_of.setdefault(svc, set()).add(key)
+        return str(svc)
+
+    def _endpoints_of(self, svc: str) -> list[Endpoint]:
+        out: list[Endpoint] = []
+        for key in sorted(self._slices_of.get(svc, ())):
+            out.extend(self._slices[key][1])
         return out
 
     def _session_key(self, peer: Peer, node: Node | None) -> SessionKey | None:
@@ -232,15 +322,17 @@ class Reconciler:
         return SessionKey(peer, local, rid)
 
     def _sync_speakers(
-        self, node: Node | None, peers: list[Peer], decision: Decision, decided_at: float
+        self, node: Node | None, ctx: Context, touched: Touched | None, decided_at: float
     ) -> None:
+        """Start, restart or stop peers' speakers; hand each its routes (all, or ``touched``)."""
         wanted = {}
-        for p in peers:
+        for p in ctx.peers:
             key = self._session_key(p, node)
             if key is None:
                 self._log.warning("no source address for peer", peer=p.name)
                 continue
             wanted[p.name] = key
+        routes = self._state.routes
         with self._lock:
             for name in [n for n in self._speakers if n not in wanted]:
                 _, old = self._speakers.pop(name)
@@ -252,12 +344,15 @@ class Reconciler:
                     self._log.info("peer changed; restarting its session only", peer=name)
                     threading.Thread(target=current[1].shutdown, daemon=True).start()
                     current = None
+                mine = routes.get(name, {})
                 if current is None:
                     sp = self._new_speaker(key)
-                    sp.set_desired(decision.routes.get(name, {}), decided_at)
+                    sp.set_desired(mine, decided_at)
                     self._speakers[name] = (key, sp.start())
-                else:
-                    current[1].set_desired(decision.routes.get(name, {}), decided_at)
+                elif touched is None:
+                    current[1].set_desired(mine, decided_at)
+                elif name in touched:
+                    current[1].update({p: mine.get(p) for p in touched[name]}, decided_at)
 
     def _new_speaker(self, key: SessionKey) -> Speaker:
         name = key.peer.name

@@ -37,6 +37,15 @@ def test_cluster_ecmp_from_every_node_then_local_follows_endpoints(
     r.wait_next_hops(PREFIX, {lab.hop(2), lab.hop(3)})
     lab.set_endpoints("web", {})
     r.wait_absent(PREFIX)
+    for i in (1, 2, 3):
+        passes = {
+            kind: float(line.rsplit(" ", 1)[1])
+            for line in lab.metrics(i).splitlines()
+            for kind in ("full", "changed")
+            if line.startswith(f'exalb_announcer_reconciles_total{{kind="{kind}"}}')
+        }
+        # Endpoint and assignment changes re-decided just that Service, not everything.
+        assert passes.get("changed", 0) >= 1 and passes.get("full", 0) >= 1, passes
 
 
 def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory, kind: str) -> None:

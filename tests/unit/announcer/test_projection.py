@@ -24,8 +24,12 @@ SLICE = {
 
 def test_slice_projection_decides_the_same() -> None:
     slim = slim_slice(SLICE)
-    assert slice_endpoints(slim) == slice_endpoints(SLICE)
+    svc, eps = slice_endpoints(SLICE)
+    assert (slim["service"], list(slim["endpoints"])) == (svc, eps) == ("ns/web", eps)
+    assert [e.node for e in eps] == ["n1", "n3"]  # no addresses: not an endpoint
     assert "managedFields" not in slim["metadata"] and slim["metadata"]["resourceVersion"] == "7"
+    again = slim_slice(SLICE)
+    assert again["endpoints"][0] is slim["endpoints"][0]  # equal endpoints are shared
 
 
 def test_node_peer_secret_projections() -> None:
