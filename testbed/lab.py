@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,10 +116,15 @@ class Lab:
         return self.nodes[f"node-{i}-{self.suffix}"]
 
     def set_node_status(
-        self, i: int, ready: bool = True, network_unavailable: bool = False
+        self,
+        i: int,
+        ready: bool = True,
+        network_unavailable: bool = False,
+        since: float | None = None,
     ) -> None:
+        """Conditions as the kubelet reports them; ``since`` (epoch) is their transition time."""
         node = self.node(i)
-        now = "2026-01-01T00:00:00Z"
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since or 1767225600))
         conditions = [
             {
                 "type": "Ready",
@@ -214,19 +220,22 @@ class Lab:
         )
 
     # --- peers -----------------------------------------------------------
-    def add_peer(self, name: str, router: Router, **spec: Any) -> None:
+    def add_peer(self, name: str, router: Router | None, **spec: Any) -> None:
+        """A BGPPeer for ``router``; with None, ``spec`` names the peer (a bare TCP listener)."""
+        target = (
+            {}
+            if router is None
+            else {
+                "peerASN": router.asn,
+                "peerAddress": router.address,
+                "peerPort": router.port,
+            }
+        )
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "BGPPeer",
             "metadata": {"name": name},
-            "spec": {
-                "myASN": self.asn,
-                "peerASN": router.asn,
-                "peerAddress": router.address,
-                "peerPort": router.port,
-                "holdTime": "9s",
-                **spec,
-            },
+            "spec": {"myASN": self.asn, **target, "holdTime": "9s", **spec},
         }
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import socket
 import time
 
 import pytest
@@ -125,3 +127,61 @@ def test_bgppeer_defaults_and_graceful_restart_is_immutable(lab: Lab) -> None:
     with pytest.raises(ApiException) as err:
         lab.patch_peer("ok", {"enableGracefulRestart": True})
     assert "cannot be changed" in str(err.value.body)
+
+
+@pytest.mark.parametrize("connect_time", [None, "2s"])
+def test_connect_time_is_the_interval_between_connection_attempts(
+    lab: Lab, connect_time: str | None
+) -> None:
+    """connectTime (RFC 4271 ConnectRetry) replaces ExaBGP's growing back-off (1, 2, 3... s).
+
+    The peer here is a bare TCP listener that accepts and at once closes each
+    connection, so every attempt fails. ExaBGP makes its attempts in rounds (a
+    second connection follows the first within a fraction of a second); what the
+    timer sets is the time between rounds.
+    """
+    lab.add_node(1)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((lab.router_ip, 0))
+    listener.listen(16)
+    listener.settimeout(20)
+    port = listener.getsockname()[1]
+    spec = {"peerASN": 64512, "peerAddress": lab.router_ip, "peerPort": port}
+    if connect_time:
+        spec["connectTime"] = connect_time
+    lab.add_peer("tor", None, **spec)
+    lab.start_announcer(1)
+    rounds: list[float] = []
+    try:
+        while len(rounds) < 5:
+            conn, _ = listener.accept()
+            now = time.monotonic()
+            conn.close()
+            if not rounds or now - rounds[-1] > 0.7:
+                rounds.append(now)
+    finally:
+        listener.close()
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(rounds)]
+    if connect_time:
+        assert all(1.5 <= g <= 2.7 for g in gaps), gaps
+    else:
+        assert gaps[-1] >= gaps[0] + 2, gaps  # ExaBGP's own back-off grows
+
+
+def test_announce_delay_holds_routes_back_after_the_node_turns_ready(
+    lab: Lab, router: RouterFactory
+) -> None:
+    """--announce-delay (metallb#496): nothing is announced until kube-proxy had time."""
+    r = router("gobgp", lab.router_ip, 64512, lab.neighbors(1))
+    lab.add_peer("tor", r)
+    lab.add_node(1, ready=False, extra_args=["--announce-delay", "4"])
+    lab.set_endpoints("web", {1: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    r.wait_session(lab.source(1))
+    settle(1.0)
+    assert PREFIX not in r.rib()
+    became_ready = time.time()
+    lab.set_node_status(1, ready=True, since=became_ready)
+    r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=15)
+    # The API keeps whole seconds of lastTransitionTime: the delay may end up to 1 s early.
+    assert time.time() - int(became_ready) >= 4.0
