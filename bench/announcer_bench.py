@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,32 @@ def rss_mib(pid: int) -> dict[str, float]:
     }
     out["total"] = sum(out.values())
     return {k: round(v, 1) for k, v in out.items()}
+
+
+def phases(log: Path, t0_wall: float) -> dict[str, float]:
+    """Seconds from the announcer's start to each step of its cold start, from its own log."""
+    marks = {
+        "announcer started": "started",
+        "full pass": "first_full_pass",
+        "starting exabgp": "exabgp_spawned",
+    }
+    out: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        event = rec.get("event")
+        name = marks.get(event) or ("session_up" if rec.get("state") == "up" else None)
+        if name is None or name in out:
+            continue
+        at = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
+        if at < t0_wall:
+            continue  # an earlier run of this node's announcer, same log file
+        out[name] = round(at - t0_wall, 2)
+        if name == "first_full_pass":
+            out["first_full_pass_took_s"] = round(rec.get("took_ms", 0) / 1000, 2)
+    return out
 
 
 def write_shards(core: Any, entries: dict[str, str], shards: int) -> None:
@@ -281,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         results["setup_endpointslices_s"] = round(time.monotonic() - t, 1)
         write_shards(core, entries, shards)
         bulk = {f"{h}/32" for h in hosts}
-        t0 = time.monotonic()
+        t0, t0_wall = time.monotonic(), time.time()
         lab.start_announcer(1)
         cold = mon.wait(bulk, True, t0, 300)
         results["cold_start_s"] = round(cold, 2)
@@ -289,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2)
         proc = lab.node(1).proc
         assert proc is not None
+        results["cold_start_phases_s"] = phases(proc.log, t0_wall)
+        print("cold start phases (s):", results["cold_start_phases_s"], flush=True)
         results["rss_mib"] = rss_mib(proc.pid)
         print(f"RSS at {args.routes} routes (MiB): {results['rss_mib']}", flush=True)
 
