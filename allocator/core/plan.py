@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assignments import LOCAL, Advertisement, Assignment
+from assignments import LOCAL, Advertisement, Assignment, entry_key
 
 from .addresses import AddressError, AddressRange, buggy, parse_ip, to_str
 from .pool import Pool, PoolError, parse_pool
@@ -74,6 +74,7 @@ class Plan:
     release: dict[str, ServiceInfo] = field(default_factory=dict)  # not ours, carry our marks
     pools: dict[str, PoolReport] = field(default_factory=dict)
     assignments: dict[str, Assignment] = field(default_factory=dict)  # entry key -> record
+    incremental: bool = False  # phase 1 was updated from the previous plan, not recomputed
 
 
 # --- pools ------------------------------------------------------------------
@@ -141,18 +142,63 @@ class _Index:
 
 
 # --- the plan ---------------------------------------------------------------
+Addr = tuple[int, int]  # (IP version, address as an integer)
+
+
 @dataclass
 class PlanMemo:
     """What a caller may keep between plans so unchanged Services cost almost nothing.
 
     Entries are reused only for the very same ServiceInfo object (the controller keeps one
     per resourceVersion) and the very same pools, so a memo can never change a result.
+    ``held`` is the previous plan's phase 1 (who keeps which address); :func:`make_plan`
+    updates it in place when that is provably equal to recomputing it (see there).
     """
 
     verdicts: dict[str, Any] = field(default_factory=dict)
     records: dict[str, tuple[ServiceInfo, Allocated, Pool | None, Assignment]] = field(
         default_factory=dict
     )
+    held: _Held | None = None
+    allocated: set[str] = field(default_factory=set)  # keys phase 2 gave a result last time
+    full_plans: int = 0
+    incremental_plans: int = 0
+
+    def forget(self) -> None:
+        """Make the next plan recompute phase 1 from scratch (the periodic safety net)."""
+        self.held = None
+
+
+@dataclass
+class _Held:
+    """Phase 1's outcome, carried from one plan to the next.
+
+    ``claims`` counts, for every address listed in some holder's status, how many
+    holders list it. An address listed by one holder only is uncontested: whatever that
+    holder does with it, no other holder's outcome depends on it. That is the whole
+    argument for updating this state in place instead of recomputing it.
+    """
+
+    signature: tuple[Any, ...]
+    holders: dict[str, ServiceInfo] = field(default_factory=dict)  # key -> object examined
+    claimed: dict[str, tuple[Addr, ...]] = field(default_factory=dict)  # key -> its addresses
+    claims: dict[Addr, int] = field(default_factory=dict)  # address -> holders listing it
+    owners: dict[Addr, list[ServiceInfo]] = field(default_factory=dict)
+    shared: dict[str, set[Addr]] = field(default_factory=dict)  # sharing key -> addresses
+    assigned: dict[str, dict[int, int]] = field(default_factory=dict)  # pool -> family -> n
+    kept: dict[str, Allocated] = field(default_factory=dict)
+    took: dict[str, tuple[tuple[Addr, ...], Pool | None]] = field(default_factory=dict)
+    moved: dict[str, str] = field(default_factory=dict)  # key -> why its IPs cannot be kept
+    records: dict[str, Assignment] = field(default_factory=dict)  # entry key -> kept record
+    # (pool, family) -> an address below which every address of the pool is held
+    free_from: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def _addresses(svc: ServiceInfo) -> tuple[Addr, ...]:
+    try:
+        return tuple((v, ip) for ip, v in (parse_ip(x) for x in svc.current_ips))
+    except AddressError:
+        return ()  # such a holder never keeps anything (see _examine), so it claims nothing
 
 
 class _Planner:
@@ -163,33 +209,133 @@ class _Planner:
         namespaces: Mapping[str, Mapping[str, str]],
         previous: Mapping[str, Assignment],
         memo: PlanMemo,
+        signature: tuple[Any, ...],
     ) -> None:
         self.memo = memo
-        self.signature = (tuple(pools), frozenset(n for n, r in reports.items() if not r.ready))
+        self.signature = signature
         self.pools = pools
         self.by_name = {p.name: p for p in pools}
         self.reports = reports
         self.namespaces = namespaces
         self.previous = previous
         self.index = _Index(pools)
-        self.owners: dict[tuple[int, int], list[ServiceInfo]] = {}
-        self.shared: dict[str, set[tuple[int, int]]] = {}
         self.cursor: dict[tuple[str, int], tuple[int, int]] = {}
-        self.plan = Plan(pools=reports)
+        self.use(_Held(signature))
+        # Phase 2's takes, undone afterwards: phase 1's state is reused by the next plan.
+        self.undo: list[tuple[ServiceInfo, Addr, bool]] | None = None
+
+    def use(self, held: _Held) -> None:
+        self.held = held
+        self.owners = held.owners
+        self.shared = held.shared
+        self.counts = held.assigned  # where take() counts newly held addresses
 
     # ownership bookkeeping
-    def take(self, svc: ServiceInfo, addr: tuple[int, int], pool: Pool | None) -> None:
-        holders = self.owners.setdefault(addr, [])
-        if not holders and pool is not None:
-            self.reports[pool.name].assigned[addr[0]] += 1
+    def take(self, svc: ServiceInfo, addr: Addr, pool: Pool | None) -> None:
+        holders = self.owners.get(addr)
+        if holders is None:
+            holders = self.owners[addr] = []
+            if pool is not None:
+                per_family = self.counts.setdefault(pool.name, {})
+                per_family[addr[0]] = per_family.get(addr[0], 0) + 1
         holders.append(svc)
+        added = False
         if svc.sharing_key is not None:
-            self.shared.setdefault(svc.sharing_key, set()).add(addr)
+            keyed = self.shared.setdefault(svc.sharing_key, set())
+            if addr not in keyed:
+                keyed.add(addr)
+                added = True
+        if self.undo is not None:
+            self.undo.append((svc, addr, added))
+
+    def rollback(self) -> None:
+        """Forget phase 2's takes, leaving phase 1's state as the next plan expects it."""
+        for svc, addr, added in reversed(self.undo or []):
+            holders = self.owners[addr]
+            holders.pop()
+            if not holders:
+                del self.owners[addr]
+                self._lower(addr)
+            if added and svc.sharing_key is not None:
+                keyed = self.shared[svc.sharing_key]
+                keyed.discard(addr)
+                if not keyed:
+                    del self.shared[svc.sharing_key]
+        self.undo = None
 
     def allowed(self, pool: Pool, svc: ServiceInfo) -> bool:
         return pool.allows(svc.namespace, self.namespaces.get(svc.namespace, {}), svc.labels)
 
+    def record(self, svc: ServiceInfo, res: Allocated, pool: Pool | None) -> Assignment:
+        """The published record, the same object as long as its inputs are the same."""
+        cache = self.memo.records
+        hit = cache.get(svc.key)
+        if (
+            hit is not None
+            and hit[0] is svc
+            and hit[2] is pool
+            and (hit[1] is res or hit[1] == res)
+        ):
+            return hit[3]
+        record = assignment_for(svc, res, pool, self.previous)
+        cache[svc.key] = (svc, res, pool, record)
+        return record
+
     # phase 1: keep what is already assigned, if it is still right
+    def hold(self, svc: ServiceInfo) -> None:
+        """Examine one Service that holds IPs, in its turn (oldest first)."""
+        held = self.held
+        addrs = _addresses(svc)
+        held.holders[svc.key] = svc
+        held.claimed[svc.key] = addrs
+        for a in addrs:
+            held.claims[a] = held.claims.get(a, 0) + 1
+        why = self.keep(svc)
+        if why is not None:
+            held.moved[svc.key] = why
+
+    def admit(self, svc: ServiceInfo) -> bool:
+        """Add a new or changed holder out of turn; False if that could differ from in turn.
+
+        Its addresses are listed by no other holder, so no older holder can clash with it
+        (nobody else took them) and no younger one can either: in turn or out of turn, it
+        finds the same free addresses and leaves everybody else as they were.
+        """
+        addrs = _addresses(svc)
+        claims = self.held.claims
+        if len(set(addrs)) != len(addrs) or any(a in claims for a in addrs):
+            return False
+        self.hold(svc)
+        return True
+
+    def release(self, key: str) -> bool:
+        """Remove a holder that changed or left; False if others may depend on it."""
+        held = self.held
+        addrs = held.claimed[key]
+        if any(held.claims[a] > 1 for a in addrs):
+            return False  # contested: someone else's outcome may follow from this one's
+        svc = held.holders.pop(key)
+        del held.claimed[key]
+        for a in addrs:
+            del held.claims[a]
+        took = held.took.pop(key, None)
+        if took is not None:
+            taken, pool = took
+            for a in taken:
+                del self.owners[a]  # listed by this holder alone, so held by it alone
+                self._lower(a)
+                if svc.sharing_key is not None:
+                    keyed = self.shared[svc.sharing_key]
+                    keyed.discard(a)
+                    if not keyed:
+                        del self.shared[svc.sharing_key]
+                if pool is not None:
+                    self.counts[pool.name][a[0]] -= 1
+            del held.kept[key]
+            del held.records[entry_key(svc.namespace, svc.name)]
+        held.moved.pop(key, None)
+        return True
+
     def keep(self, svc: ServiceInfo) -> str | None:
         """Record ``svc``'s current IPs and return None, or say why they cannot be kept."""
         hit = self.memo.verdicts.get(svc.key)
@@ -213,7 +359,11 @@ class _Planner:
                         )
         for a in addrs:
             self.take(svc, a, pool)
-        self.plan.results[svc.key] = result
+        held = self.held
+        held.kept[svc.key] = result
+        held.took[svc.key] = (tuple(addrs), pool)
+        record = self.record(svc, result, pool)
+        held.records[record.key] = record
         return None
 
     def _examine(
@@ -383,19 +533,42 @@ class _Planner:
         return None
 
     def _free(self, pool: Pool, v: int) -> tuple[int, int] | None:
+        key = (pool.name, v)
         ranges = [r for r in pool.ranges if r.version == v]
-        ri, ip = self.cursor.get((pool.name, v), (0, ranges[0].start if ranges else 0))
-        while ri < len(ranges):
+        at = self.cursor.get(key)
+        if at is None:
+            # Start where the last plan found the first free address (everything below
+            # it is still held, see _lower) instead of walking 10,000 held ones again.
+            hint = self.held.free_from.get(key)
+            ri, ip = 0, ranges[0].start if ranges else 0
+            if hint is not None:
+                while ri < len(ranges) and ranges[ri].end < hint:
+                    ri += 1
+                ip = max(ip, hint)
+        else:
+            ri, ip = at
+        found: Addr | None = None
+        while ri < len(ranges) and found is None:
             r: AddressRange = ranges[ri]
             ip = max(ip, r.start)
             while ip <= r.end:
                 if (v, ip) not in self.owners and not (pool.avoid_buggy_ips and buggy(ip, v)):
-                    self.cursor[(pool.name, v)] = (ri, ip)
-                    return (v, ip)
+                    found = (v, ip)
+                    break
                 ip += 1
-            ri += 1
-        self.cursor[(pool.name, v)] = (ri, ip)
-        return None
+            else:
+                ri += 1
+        self.cursor[key] = (ri, ip)
+        self.held.free_from[key] = ip
+        return found
+
+    def _lower(self, addr: Addr) -> None:
+        """``addr`` is no longer held: scans for a free address must look at it again."""
+        v, ip = addr
+        hints = self.held.free_from
+        for key, hint in hints.items():
+            if key[1] == v and ip < hint:
+                hints[key] = ip
 
 
 def _family(v: int) -> str:
@@ -408,61 +581,104 @@ def make_plan(
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
     previous: Mapping[str, Assignment] | None = None,
     memo: PlanMemo | None = None,
+    full: bool = False,
 ) -> Plan:
     """Compute the whole plan. ``previous`` (the published entries) is consulted only for
-    Services frozen in a currently broken pool, to keep announcing them as before."""
-    services = list(services)
-    ours = sorted((s for s in services if s.ours), key=_ORDER)
-    holders: dict[str, int] = {}
-    for s in ours:
-        if s.current_pool and s.current_ips:
-            holders[s.current_pool] = holders.get(s.current_pool, 0) + 1
-    pools, reports = resolve_pools(pool_specs, holders)
-    memo = memo if memo is not None else PlanMemo()
-    planner = _Planner(pools, reports, namespaces or {}, previous or {}, memo)
-    for s in services:
-        if not s.ours and s.current_pool is not None:
-            planner.plan.release[s.key] = s
+    Services frozen in a currently broken pool, to keep announcing them as before.
 
-    moved: dict[str, str] = {}
-    pending: list[ServiceInfo] = []
-    for s in ours:
-        if not s.current_ips:
-            pending.append(s)
-            continue
-        why = planner.keep(s)
-        if why is not None:
-            moved[s.key] = why
-            pending.append(s)
+    With a ``memo`` from the previous plan, phase 1 is not recomputed but updated: holders
+    that changed or left are released and new ones admitted out of turn, which gives the
+    very state a full pass would, as long as none of their addresses is listed by another
+    holder (see :meth:`_Planner.admit`) and the pools are the same objects. Anything else
+    (a pool edit, a contested address, many changes at once, ``full=True``) recomputes it
+    all; the property tests check both ways agree after any sequence of changes. Phase 2
+    (pending Services) is always recomputed: it is usually a handful of Services.
+    """
+    memo = memo if memo is not None else PlanMemo()
+    held, memo.held = memo.held, None  # not reusable if this plan fails half-way
+    holders: dict[str, ServiceInfo] = {}
+    waiting: list[ServiceInfo] = []
+    release: dict[str, ServiceInfo] = {}
+    in_use: dict[str, int] = {}  # pool -> holders, for resolve_pools' tie-break
+    known = held.holders if held is not None else {}
+    changed: list[ServiceInfo] = []
+    for s in services:
+        if not s.ours:
+            if s.current_pool is not None:
+                release[s.key] = s  # not ours, still carries our marks
+        elif s.current_ips:
+            holders[s.key] = s
+            if s.current_pool:
+                in_use[s.current_pool] = in_use.get(s.current_pool, 0) + 1
+            if known.get(s.key) is not s:
+                changed.append(s)
+        else:
+            waiting.append(s)
+    pools, reports = resolve_pools(pool_specs, in_use)
+    signature = (tuple(pools), frozenset(n for n, r in reports.items() if not r.ready))
+    planner = _Planner(pools, reports, namespaces or {}, previous or {}, memo, signature)
+
+    gone = [s.key for s in changed if s.key in known]  # changed holders, and those that left:
+    if len(holders) - len(changed) + len(gone) != len(known):
+        gone = [k for k, s in known.items() if holders.get(k) is not s]
+    if (
+        full
+        or held is None
+        or held.signature != signature
+        or len(gone) + len(changed) > max(64, len(known) // 2)
+        or not _update(planner, held, gone, changed)
+    ):
+        planner.use(_Held(signature))
+        for s in sorted(holders.values(), key=_ORDER):
+            planner.hold(s)
+        memo.full_plans += 1
+        incremental = False
+    else:
+        memo.incremental_plans += 1
+        incremental = True
+    held = planner.held
+
+    # phase 2: allocate, on top of phase 1's state (and undone afterwards)
+    for name, counts in held.assigned.items():
+        reports[name].assigned.update(counts)
+    planner.counts = {name: r.assigned for name, r in reports.items()}
+    planner.undo = []
+    plan = Plan(
+        results=dict(held.kept),
+        release=release,
+        pools=reports,
+        assignments=dict(held.records),
+        incremental=incremental,
+    )
+    pending = waiting + [held.holders[k] for k in held.moved]
     for s in sorted(pending, key=_ORDER):
         result = planner.allocate(s)
-        if isinstance(result, Allocated) and s.current_ips:
-            result = Allocated(result.ips, result.pool, s.current_ips, moved.get(s.key, ""))
-        planner.plan.results[s.key] = result
+        if isinstance(result, Allocated):
+            if s.current_ips:
+                result = Allocated(result.ips, result.pool, s.current_ips, held.moved[s.key])
+            record = planner.record(s, result, planner.by_name.get(result.pool))
+            plan.assignments[record.key] = record
+        plan.results[s.key] = result
+    planner.rollback()
 
-    by_key = {s.key: s for s in ours}
-    cache = memo.records
-    for key, res in planner.plan.results.items():
-        if isinstance(res, Allocated):
-            svc = by_key[key]
-            pool = planner.by_name.get(res.pool)
-            hit = cache.get(key)
-            if (
-                hit is not None
-                and hit[0] is svc
-                and hit[2] is pool
-                and (hit[1] is res or hit[1] == res)
-            ):
-                record = hit[3]  # same inputs, same record (and the same object: cheap to publish)
-            else:
-                record = assignment_for(svc, res, pool, planner.previous)
-                cache[key] = (svc, res, pool, record)
-            planner.plan.assignments[record.key] = record
-    live = planner.plan.results
-    for table in (memo.records, memo.verdicts):
-        for gone in [k for k in table if k not in live]:
-            del table[gone]
-    return planner.plan
+    # forget what belonged to Services that are gone
+    live = plan.results
+    if incremental:
+        stale = [k for k in (*gone, *memo.allocated) if k not in live]
+    else:
+        stale = [k for k in (*memo.records, *memo.verdicts) if k not in live]
+    for k in stale:
+        memo.records.pop(k, None)
+        memo.verdicts.pop(k, None)
+    memo.allocated = {s.key for s in pending}
+    memo.held = held
+    return plan
+
+
+def _update(planner: _Planner, held: _Held, gone: list[str], changed: list[ServiceInfo]) -> bool:
+    """Bring the previous phase 1 up to date in place; False if a full pass is needed."""
+    planner.use(held)
+    return all(planner.release(k) for k in gone) and all(planner.admit(s) for s in changed)
 
 
 def assignment_for(
