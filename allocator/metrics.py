@@ -61,6 +61,12 @@ class AllocatorMetrics:
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
+        self.plans = Counter(
+            "exalb_allocator_plans_total",
+            "Plans computed, by kind: full (phase 1 recomputed) or incremental (updated).",
+            ["kind"],
+            registry=r,
+        )
         self.leader = Gauge(
             "exalb_allocator_is_leader",
             "1 while this process holds the allocator Lease.",

@@ -1,7 +1,10 @@
 """IPPool status: per-family capacity/assigned/available, and Ready/Overlapping/Invalid.
 
 Written only when it differs from what the pool already shows, so a busy
-allocator does not rewrite every pool on every reconcile.
+allocator does not rewrite every pool on every reconcile. The response goes
+straight into the allocator's pool mirror, quietly unless it shows someone
+else's change: every create changes a pool's counters, and the watch event of
+that write would otherwise cost a whole extra reconcile per create.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from kubernetes import client
 
 from allocator.core.plan import PoolReport
 from kube import retry
+from kube.informer import Informer
 
 from .watches import GROUP, POOLS, VERSION
 
@@ -68,9 +72,10 @@ def _comparable(status: dict[str, Any]) -> dict[str, Any]:
 
 
 class PoolStatusWriter:
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    def __init__(self, api: client.ApiClient, namespace: str, mirror: Informer) -> None:
         self._custom = client.CustomObjectsApi(api)
         self._ns = namespace
+        self._mirror = mirror
 
     def sync(self, pool_obj: dict[str, Any], report: PoolReport) -> bool:
         """Write the pool's status if it changed; True when a write happened."""
@@ -85,11 +90,18 @@ class PoolStatusWriter:
             prev = old.get(c["type"])
             same = prev is not None and prev.get("status") == c["status"]
             c["lastTransitionTime"] = prev.get("lastTransitionTime", now) if same and prev else now
-        retry.call(
+        after: Any = retry.call(
             lambda: self._custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self._ns, POOLS, md["name"], {"status": want}, _request_timeout=10
             )
         )
+        if isinstance(after, dict) and "metadata" in after:
+            # A merge patch has no precondition: if the spec changed meanwhile, that is
+            # someone else's news and deserves a reconcile; our own status does not.
+            theirs = after.get("spec") != pool_obj.get("spec") or after["metadata"].get(
+                "generation"
+            ) != md.get("generation")
+            self._mirror.observe(after, notify=theirs)
         log.info(
             "pool status updated",
             pool=md["name"],
