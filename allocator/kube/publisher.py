@@ -7,6 +7,14 @@ ones. Updates carry the resourceVersion it last saw, so a concurrent edit
 (someone's ``kubectl edit``, or a leader it did not know of) is a 409 that
 makes it re-read and converge instead of overwriting blindly. New shards are
 written before old ones shed entries, so readers never miss an entry.
+
+Both sides work on changes, not on the whole 2 MB: ``publish`` hands over only
+the entries whose JSON changed (a record object seen before is not even
+re-encoded), and the writer keeps its shard layout between passes, applies
+those changes to it, and compares with the mirror only the shards that changed
+or whose mirror object is not the one it last wrote or checked. A full layout
+happens on start, when the shard count must grow, and a full comparison every
+30 s of quiet (the level-triggered safety net).
 """
 
 from __future__ import annotations
@@ -19,7 +27,16 @@ from typing import Any
 import structlog
 from kubernetes import client
 
-from assignments import LABEL, SCHEMA_KEY, Assignment, encode, layout, shard_count
+from assignments import (
+    LABEL,
+    SCHEMA_KEY,
+    SHARD_BUDGET,
+    Assignment,
+    encode,
+    layout,
+    shard_count,
+    shard_of,
+)
 from kube import retry
 from kube.informer import Informer
 
@@ -43,10 +60,18 @@ class Publisher:
         self._may_write = may_write
         self._on_written = on_written
         self._cv = threading.Condition()
-        self._desired: dict[str, str] | None = None
+        # publish() side (the reconcile thread): what it last handed over
         self._encoded: dict[str, tuple[Assignment, str]] = {}  # entry key -> (record, JSON)
+        # handed over, not yet taken by the writer: entry key -> JSON, None to remove
+        self._changes: dict[str, str | None] = {}
         self._generation = 0
         self._done_generation = 0
+        # writer side (its thread only)
+        self._desired: dict[str, str] = {}  # every entry, as JSON
+        self._shards: list[dict[str, str]] | None = None  # laid out, index = shard number
+        self._sizes: list[int] = []  # bytes of data per shard
+        self._touched: set[int] = set()  # shards changed since they last matched the mirror
+        self._matched: dict[int, object] = {}  # shard -> mirror object known to match it
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="configmap-writer", daemon=True)
         self.last_error: str | None = None
@@ -62,19 +87,26 @@ class Publisher:
         self._thread.join(timeout=10)
 
     def publish(self, entries: Mapping[str, Assignment]) -> int:
-        """Hand over the desired entries; returns a generation to wait for."""
+        """Hand over the desired entries; returns a generation to wait for.
+
+        Only what changed is handed over; the writer folds it into what it has, so
+        changes handed over while it writes are coalesced, never lost.
+        """
         cache = self._encoded
-        encoded = {}
+        changes: dict[str, str | None] = {}
         for k, a in entries.items():
             hit = cache.get(k)
             if hit is None or hit[0] is not a:
-                hit = (a, encode(a))
-                cache[k] = hit
-            encoded[k] = hit[1]
-        for gone in set(cache) - set(entries):
-            del cache[gone]
+                raw = encode(a)
+                if hit is None or hit[1] != raw:
+                    changes[k] = raw
+                cache[k] = (a, raw)
+        if len(cache) != len(entries):
+            for gone in [k for k in cache if k not in entries]:
+                del cache[gone]
+                changes[gone] = None
         with self._cv:
-            self._desired = encoded
+            self._changes.update(changes)
             self._generation += 1
             self._cv.notify_all()
             return self._generation
@@ -86,16 +118,19 @@ class Publisher:
     def _run(self) -> None:
         while True:
             with self._cv:
-                self._cv.wait_for(
+                news = self._cv.wait_for(
                     lambda: self._stop or self._generation > self._done_generation, timeout=30
                 )
                 if self._stop:
                     return
-                gen, desired = self._generation, self._desired
-            if desired is None:
-                continue
+                gen, changes, self._changes = self._generation, self._changes, {}
+            if gen == 0:
+                continue  # nothing published yet: no state to converge to
+            if not news:
+                self._matched.clear()  # quiet for a while: compare every shard again
             try:
-                self._converge(desired)
+                self._apply(changes)
+                self._converge()
                 self.last_error = None
                 with self._cv:
                     self._done_generation = max(self._done_generation, gen)
@@ -109,30 +144,69 @@ class Publisher:
     def _name(self, i: int) -> str:
         return f"{self._prefix}-{i}"
 
-    def _converge(self, desired: dict[str, str]) -> None:
+    def _apply(self, changes: dict[str, str | None]) -> None:
+        """Fold handed-over changes into the desired entries and, if laid out, the shards."""
+        desired, shards, sizes = self._desired, self._shards, self._sizes
+        for k, raw in changes.items():
+            old = desired.pop(k, None) if raw is None else desired.get(k)
+            if raw is not None:
+                desired[k] = raw
+            if shards is None:
+                continue
+            i = shard_of(k, len(shards))
+            if old is not None:
+                sizes[i] -= len(k) + len(old)
+            if raw is None:
+                shards[i].pop(k, None)
+            else:
+                shards[i][k] = raw
+                sizes[i] += len(k) + len(raw)
+            self._touched.add(i)
+
+    def _relayout(self, at_least: int) -> None:
+        """Lay every entry out again, on the fewest shards (at least ``at_least``) that fit."""
+        count = shard_count(self._desired, at_least=at_least)
+        self._shards = layout(self._desired, count)
+        self._sizes = [sum(len(k) + len(v) for k, v in d.items()) for d in self._shards]
+        self._touched = set(range(count))
+        self._matched.clear()
+        log.info("assignments laid out", shards=count, entries=len(self._desired))
+
+    def _converge(self) -> None:
         current = {obj["metadata"]["name"]: obj for obj in self._mirror.snapshot().values()}
         existing = 0
         while self._name(existing) in current:
             existing += 1
-        shards = shard_count(desired, at_least=max(existing, 1))
-        wanted = layout(desired, shards)
+        # The shard count only grows: more shards than we know of (a previous leader's)
+        # or a shard over budget means laying everything out again.
+        if self._shards is None or existing > len(self._shards) or max(self._sizes) > SHARD_BUDGET:
+            self._relayout(max(existing, len(self._shards or ()), 1))
+        wanted = self._shards
+        assert wanted is not None
         creates, updates = [], []
         for i, data in enumerate(wanted):
             obj = current.get(self._name(i))
             if obj is None:
                 creates.append(i)
+            elif i not in self._touched and self._matched.get(i) is obj:
+                continue  # unchanged on both sides since they last matched
             elif (obj.get("data") or {}) != data:
                 updates.append(i)
+            else:
+                self._matched[i] = obj
+                self._touched.discard(i)
         # Additions land before removals: a Service moving shard is never absent.
         for i in creates + updates:
             if not self._may_write():
                 raise RuntimeError("not the leader; ConfigMap left as it is")
-            self._write(i, wanted[i], current.get(self._name(i)))
+            self._matched[i] = self._write(i, wanted[i], current.get(self._name(i)))
+            self._touched.discard(i)
         if (creates or updates) and self._on_written:
-            sizes = [sum(len(k) + len(v) for k, v in d.items()) for d in wanted]
-            self._on_written(shards, sizes, len(creates) + len(updates))
+            self._on_written(len(wanted), list(self._sizes), len(creates) + len(updates))
 
-    def _write(self, i: int, data: dict[str, str], obj: dict[str, object] | None) -> None:
+    def _write(
+        self, i: int, data: dict[str, str], obj: dict[str, object] | None
+    ) -> dict[str, object]:
         name = self._name(i)
         body: Any = {
             "apiVersion": "v1",
@@ -169,13 +243,14 @@ class Publisher:
             raise
         # Creates and replaces carry a precondition (name / resourceVersion), so the
         # response holds our change and nothing else: no reconcile needed for it.
-        self._mirror.observe(json.loads(resp.data), notify=False)
+        stored = self._mirror.observe(json.loads(resp.data), notify=False)
         log.debug(
             "wrote assignments shard",
             shard=name,
             entries=len(data) - 1,
             schema=data.get(SCHEMA_KEY),
         )
+        return stored
 
     def _refresh(self, name: str) -> None:
         try:
