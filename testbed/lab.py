@@ -159,6 +159,9 @@ class Lab:
 
     def start_announcer(self, i: int, extra_args: Sequence[str] = ()) -> Proc:
         node = self.node(i)
+        if node.proc is not None and node.proc.alive():
+            # A second one would orphan the first (and its ExaBGP) past the test's end.
+            raise RuntimeError(f"the announcer of node {i} is running; stop it first")
         node.metrics_port = free_port("127.0.0.1")
         node.proc = Proc(
             f"announcer-{i}",
