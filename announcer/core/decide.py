@@ -107,10 +107,13 @@ def prefix_of(ip: str, adv: Advertisement, local: bool) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=65536)
 def _prefix(ip: str, v4_len: int, v6_len: int) -> tuple[str, int]:
-    # Cached: parsing 10,000 addresses on every recompute was half of its cost.
+    # Cached: parsing 10,000 addresses on every recompute was half of its cost. Host
+    # routes skip ip_network(), which is most of the parsing cost on a cold start.
     addr = ipaddress.ip_address(ip)
     length = v4_len if addr.version == 4 else v6_len
-    return str(ipaddress.ip_network(f"{ip}/{length}", strict=False)), addr.version
+    if length == addr.max_prefixlen:
+        return f"{addr}/{length}", addr.version
+    return str(ipaddress.ip_network((addr, length), strict=False)), addr.version
 
 
 @functools.lru_cache(maxsize=4096)
