@@ -71,14 +71,22 @@ def environment(log_level: str) -> dict[str, str]:
 
 
 def spawn(
-    argv: list[str], config: Path, log_level: str, extra_env: Mapping[str, str] | None = None
+    argv: list[str],
+    config: Path,
+    log_level: str,
+    extra_env: Mapping[str, str] | None = None,
+    await_go: bool = False,
 ) -> subprocess.Popen[bytes]:
+    """Start ExaBGP; with ``await_go`` (our launcher only) it waits for a line on stdin
+    before reading ``config``, so it can be started before the config is written."""
     env = environment(log_level)
     if extra_env:
         env.update(extra_env)
+    if await_go:
+        env[launcher.AWAIT_GO_ENV] = "1"
     return subprocess.Popen(
         [*argv, "server", str(config)],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if await_go else subprocess.DEVNULL,
         stdout=sys.stderr,  # ExaBGP's own log joins ours (both are the container's log)
         stderr=subprocess.STDOUT,
         env=env,

@@ -113,6 +113,8 @@ class Speaker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._retry_at = 0.0
         self._wire_pending: set[str] = set()
+        # Set once the desired routes are known: only then is a config (and its seed) written.
+        self._seeded = threading.Event()
         self._down_seen = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -129,6 +131,7 @@ class Speaker:
     def set_desired(self, routes: Routes, decided_at: float | None = None) -> None:
         """Replace the whole desired table (a full recompute); the writer diffs all of it."""
         with self._lock:
+            self._seeded.set()  # even when empty: a peer with no routes still gets its session
             if routes == self._desired:
                 return
             self._desired = dict(routes)
@@ -152,6 +155,7 @@ class Speaker:
                     self._desired[prefix] = attrs
             if self._pending is not None:
                 self._pending.update(changes)
+            self._seeded.set()
             self._decided_at = decided_at if decided_at is not None else time.monotonic()
         self._wake.set()
 
@@ -251,10 +255,25 @@ class Speaker:
         listener.bind(sock_path)
         listener.listen(1)
         listener.settimeout(15)
+        env = {}
+        if self.peer.connect_time:
+            env[launcher.CONNECT_RETRY_ENV] = str(self.peer.connect_time)
+        # Our launcher starts at once and waits for "go": its start-up overlaps the
+        # announcer's first decision, and the seed below is that decision.
+        early = self._launched
+        conf = self.workdir / "exabgp.conf"
+        if early:
+            self._proc = process.spawn(self.exabgp, conf, self.log_level, env, await_go=True)
+        while not self._seeded.wait(0.1) and not self._stop.is_set():
+            pass
+        if self._stop.is_set():
+            if self._proc is not None:
+                _terminate(self._proc)
+            listener.close()
+            return
         with self._lock:
             seed = dict(self._desired)
             decided_at = self._decided_at
-        conf = self.workdir / "exabgp.conf"
         text = render(
             self.peer,
             self.local_address,
@@ -267,10 +286,15 @@ class Speaker:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         self._log.info("starting exabgp", seeded=len(seed), restart=not first)
-        env = {}
-        if self.peer.connect_time:
-            env[launcher.CONNECT_RETRY_ENV] = str(self.peer.connect_time)
-        self._proc = process.spawn(self.exabgp, conf, self.log_level, env)
+        if early:
+            assert self._proc is not None and self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(b"go\n")
+                self._proc.stdin.close()
+            except OSError as exc:
+                self._log.error("exabgp exited before its config was ready", error=str(exc))
+        else:
+            self._proc = process.spawn(self.exabgp, conf, self.log_level, env)
         try:
             conn, _ = listener.accept()
         except TimeoutError:

@@ -136,6 +136,10 @@ class Sources:
     def synced(self) -> bool:
         return all(inf.synced.is_set() for inf in self.all)
 
+    def has_synced(self, kind: str) -> bool:
+        """Whether the informer named ``kind`` (e.g. "assignments") has listed once."""
+        return any(inf.name == kind and inf.synced.is_set() for inf in self.all)
+
     def unsynced(self) -> list[str]:
         return [inf.name for inf in self.all if not inf.synced.is_set()]
 
