@@ -28,7 +28,7 @@ from kubernetes import client
 
 from allocator.core.plan import Allocated, Failed, Plan, PlanMemo, PoolSpec, Result, make_plan
 from allocator.core.service import DEFAULT_CLASS, ServiceInfo, parse_service
-from allocator.kube.poolstatus import PoolStatusWriter
+from allocator.kube.poolstatus import PoolStatusSync, PoolStatusWriter
 from allocator.kube.publisher import Publisher
 from allocator.kube.services import ServiceWrite, ServiceWriter
 from allocator.kube.watches import Watches, make_watches
@@ -114,7 +114,12 @@ class Allocator:
             may_write,
             on_written=self._shards_written,
         )
-        self._pool_status = PoolStatusWriter(api, cfg.namespace, self.watches.pools)
+        self._pool_status = PoolStatusSync(
+            PoolStatusWriter(api, cfg.namespace, self.watches.pools),
+            self.watches.pools,
+            may_write,
+            metrics,
+        )
         self._parsed: dict[str, tuple[dict[str, Any], ServiceInfo]] = {}
         self._outcomes: dict[str, Outcome] = {}
         # (Service, result) pairs whose last diff asked for no write: the same pair again
@@ -131,6 +136,7 @@ class Allocator:
     def start(self) -> Allocator:
         self.watches.start()
         self._publisher.start()
+        self._pool_status.start()
         self._thread.start()
         return self
 
@@ -140,6 +146,7 @@ class Allocator:
         self._thread.join(timeout=15)
         self.watches.stop()
         self._publisher.stop()
+        self._pool_status.stop()
         self._writer.shutdown()
 
     def kick(self) -> None:
@@ -225,6 +232,7 @@ class Allocator:
             for o in self.watches.namespaces.snapshot().values()
         }
         shards = [o.get("data") or {} for o in self.watches.configmaps.snapshot().values()]
+        lap = self._lap(t0, "read")
         full = time.monotonic() - self._last_full >= self.cfg.resync_seconds
         plan = make_plan(
             infos.values(), specs, ns_labels, PublishedEntries(shards), self._memo, full=full
@@ -235,9 +243,12 @@ class Allocator:
         self.metrics.plan_seconds.observe(stats.plan_seconds)
         self.metrics.plans.labels("incremental" if plan.incremental else "full").inc()
         self.last_plan = plan
+        lap = self._lap(lap, "plan")
 
         writes, notes = self._diff(plan, infos)
+        lap = self._lap(lap, "diff")
         results = self._writer.apply(writes) if writes else {}
+        lap = self._lap(lap, "write")
         stats.writes = len(writes)
         failed = {f"{ns}/{n}" for (ns, n), err in results.items() if err}
         stats.failed_writes = len(failed)
@@ -257,16 +268,23 @@ class Allocator:
                 or infos[f"{a.namespace}/{a.name}"].current_ips == a.ips
             }
         self._publisher.publish(published)
+        lap = self._lap(lap, "publish")
 
         for key, (type_, reason, message) in notes.items():
             self._event(infos[key], type_, reason, message)
-        self._sync_pools(plan, pools)
+        self._pool_status.want(plan.pools)
         self._observe(plan, infos, stats)
+        self._lap(lap, "finish")
         stats.services = len(infos)
         stats.total_seconds = time.perf_counter() - t0
         self.metrics.reconcile_seconds.observe(stats.total_seconds)
         self.reconciles += 1
         return stats
+
+    def _lap(self, since: float, phase: str) -> float:
+        now = time.perf_counter()
+        self.metrics.phase_seconds.labels(phase).inc(now - since)
+        return now
 
     def _diff(
         self, plan: Plan, infos: dict[str, ServiceInfo]
@@ -371,21 +389,6 @@ class Allocator:
             self._events.record(
                 ObjectRef("Service", svc.namespace, svc.name, svc.uid), type_, reason, message
             )
-
-    def _sync_pools(self, plan: Plan, pools: dict[str, dict[str, Any]]) -> None:
-        for obj in pools.values():
-            name = obj["metadata"]["name"]
-            report = plan.pools.get(name)
-            if report is None:
-                continue
-            try:
-                if not self._may_write():
-                    return
-                if self._pool_status.sync(obj, report):
-                    self.metrics.writes.labels("IPPool").inc()
-            except Exception as exc:
-                self.metrics.write_errors.labels("IPPool").inc()
-                log.warning("pool status write failed", pool=name, error=str(exc)[:200])
 
     def _observe(self, plan: Plan, infos: dict[str, ServiceInfo], stats: ReconcileStats) -> None:
         m = self.metrics

@@ -61,6 +61,13 @@ class AllocatorMetrics:
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
+        self.phase_seconds = Counter(
+            "exalb_allocator_reconcile_phase_seconds",
+            "Time spent in each phase of a reconcile: read (the mirrors), plan, diff, write "
+            "(Service writes, waited for), publish (hand-over to the ConfigMap writer), finish.",
+            ["phase"],
+            registry=r,
+        )
         self.plans = Counter(
             "exalb_allocator_plans_total",
             "Plans computed, by kind: full (phase 1 recomputed) or incremental (updated).",

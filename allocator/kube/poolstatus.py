@@ -5,10 +5,16 @@ allocator does not rewrite every pool on every reconcile. The response goes
 straight into the allocator's pool mirror, quietly unless it shows someone
 else's change: every create changes a pool's counters, and the watch event of
 that write would otherwise cost a whole extra reconcile per create.
+
+Writes happen on a thread of their own (:class:`PoolStatusSync`), at most one
+round every half second: the counters change with every create, and a
+reconcile that waited for that round trip made the next create wait too.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +22,7 @@ import structlog
 from kubernetes import client
 
 from allocator.core.plan import PoolReport
+from allocator.metrics import AllocatorMetrics
 from kube import retry
 from kube.informer import Informer
 
@@ -102,7 +109,9 @@ class PoolStatusWriter:
                 "generation"
             ) != md.get("generation")
             self._mirror.observe(after, notify=theirs)
-        log.info(
+        before = {c.get("type"): c.get("status") for c in have.get("conditions", [])}
+        news = before != {c["type"]: c["status"] for c in want["conditions"]}
+        (log.info if news else log.debug)(
             "pool status updated",
             pool=md["name"],
             ready=report.ready,
@@ -110,3 +119,77 @@ class PoolStatusWriter:
             assigned=report.assigned,
         )
         return True
+
+
+class PoolStatusSync:
+    """The one writer of pool status: converges every pool to the latest plan's report.
+
+    ``want`` returns at once; the thread writes the newest reports handed over, skipping
+    intermediate ones, and waits ``interval`` between rounds. A failed write is retried on
+    the next round; a lost lease drops the round (the next leader writes its own).
+    """
+
+    def __init__(
+        self,
+        writer: PoolStatusWriter,
+        mirror: Informer,
+        may_write: Callable[[], bool],
+        metrics: AllocatorMetrics,
+        interval: float = 0.5,
+    ) -> None:
+        self._writer = writer
+        self._mirror = mirror
+        self._may_write = may_write
+        self._metrics = metrics
+        self._interval = interval
+        self._cv = threading.Condition()
+        self._wanted: Mapping[str, PoolReport] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pool-status", daemon=True)
+
+    def start(self) -> PoolStatusSync:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        self._thread.join(timeout=10)
+
+    def want(self, reports: Mapping[str, PoolReport]) -> None:
+        with self._cv:
+            self._wanted = reports
+            self._cv.notify_all()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._cv:
+                self._cv.wait_for(lambda: self._stop.is_set() or self._wanted is not None)
+                reports, self._wanted = self._wanted, None
+            if reports is None:
+                continue
+            if not self._round(reports):
+                with self._cv:
+                    if self._wanted is None:
+                        self._wanted = reports  # try again next round
+            self._stop.wait(self._interval)
+
+    def _round(self, reports: Mapping[str, PoolReport]) -> bool:
+        """One pass over the pools; False if a write failed and the round must be redone."""
+        ok = True
+        for obj in self._mirror.snapshot().values():
+            name = obj["metadata"]["name"]
+            report = reports.get(name)
+            if report is None:
+                continue
+            if not self._may_write():
+                return True  # not ours to write any more
+            try:
+                if self._writer.sync(obj, report):
+                    self._metrics.writes.labels("IPPool").inc()
+            except Exception as exc:
+                ok = False
+                self._metrics.write_errors.labels("IPPool").inc()
+                log.warning("pool status write failed", pool=name, error=str(exc)[:200])
+        return ok
