@@ -127,21 +127,22 @@ def configmap_size(api: client.ApiClient) -> dict[str, Any]:
     }
 
 
-def run(out: Path, big: int) -> dict[str, Any]:
+def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="exalb-bench-alloc-"))
 
     # Run 1: an empty cluster.
-    cp = start_control_plane(work / "cp1")
-    try:
-        with cp.api_client() as api:
-            _setup(cp, api, ["small"])
-            alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
-            results["single_empty"] = sequential(api, "small", 200)
-            results["burst_1000_empty"] = burst(api, "small", 1000)
-            alloc.proc.stop()
-    finally:
-        cp.stop()
+    if empty:
+        cp = start_control_plane(work / "cp1")
+        try:
+            with cp.api_client() as api:
+                _setup(cp, api, ["small"])
+                alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
+                results["single_empty"] = sequential(api, "small", 200)
+                results["burst_1000_empty"] = burst(api, "small", 1000)
+                alloc.proc.stop()
+        finally:
+            cp.stop()
 
     # Run 2: `big` Services created while the allocator is down, then allocated by it.
     cp = start_control_plane(work / "cp2")
@@ -167,6 +168,22 @@ def run(out: Path, big: int) -> dict[str, Any]:
             results["reconcile_metrics"] = {
                 "plan_seconds_sum": alloc.metric("exalb_allocator_plan_duration_seconds_sum"),
                 "plan_seconds_count": alloc.metric("exalb_allocator_plan_duration_seconds_count"),
+                "reconcile_seconds_sum": alloc.metric(
+                    "exalb_allocator_reconcile_duration_seconds_sum"
+                ),
+                "reconcile_seconds_count": alloc.metric(
+                    "exalb_allocator_reconcile_duration_seconds_count"
+                ),
+                "plans_full": alloc.metric("exalb_allocator_plans_total", kind="full"),
+                "plans_incremental": alloc.metric(
+                    "exalb_allocator_plans_total", kind="incremental"
+                ),
+                "phase_seconds": {
+                    phase: alloc.metric(
+                        "exalb_allocator_reconcile_phase_seconds_total", phase=phase
+                    )
+                    for phase in ("read", "plan", "diff", "write", "publish", "finish")
+                },
             }
             alloc.proc.stop()
     finally:
@@ -185,8 +202,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--services", type=int, default=10000)
     p.add_argument("--out", type=Path, default=Path("bench/results/allocator.json"))
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip the empty-cluster run (only the run with --services existing Services)",
+    )
     args = p.parse_args()
-    print(json.dumps(run(args.out, args.services), indent=2))
+    print(json.dumps(run(args.out, args.services, empty=not args.skip_empty), indent=2))
 
 
 if __name__ == "__main__":
