@@ -13,6 +13,7 @@ from testbed.controlplane import ControlPlane
 from testbed.lab import Lab, alive, children, same_session
 from testbed.procs import wait_for
 from testbed.routers import RibPath, Router
+from testbed.routers.base import settle
 from tests.conftest import RouterFactory
 
 pytestmark = pytest.mark.integration
@@ -125,6 +126,9 @@ def test_fifty_services_come_and_go_without_a_session_reset(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
     r = _two_nodes(lab, router, kind)
+    # FRR reports uptime in whole seconds: a session younger than that could read as
+    # "up since" a moment after the churn began, like a reset would.
+    settle(2)
     before = {i: r.uptime_since(lab.source(i)) for i in (1, 2)}
     assert all(before.values())
     churn_started = time.time()
