@@ -75,6 +75,10 @@ class Plan:
     pools: dict[str, PoolReport] = field(default_factory=dict)
     assignments: dict[str, Assignment] = field(default_factory=dict)  # entry key -> record
     incremental: bool = False  # phase 1 was updated from the previous plan, not recomputed
+    # Keys whose result or record may differ from the previous plan made with the same memo
+    # (None: any of them may). Lets a caller look at a handful of Services, not 10,000.
+    touched: set[str] | None = None
+    allocating: list[str] = field(default_factory=list)  # keys given a result in phase 2
 
 
 # --- pools ------------------------------------------------------------------
@@ -651,6 +655,9 @@ def make_plan(
         incremental=incremental,
     )
     pending = waiting + [held.holders[k] for k in held.moved]
+    plan.allocating = [s.key for s in pending]
+    if incremental:
+        plan.touched = {*gone, *(s.key for s in changed), *memo.allocated, *plan.allocating}
     for s in sorted(pending, key=_ORDER):
         result = planner.allocate(s)
         if isinstance(result, Allocated):
@@ -670,7 +677,7 @@ def make_plan(
     for k in stale:
         memo.records.pop(k, None)
         memo.verdicts.pop(k, None)
-    memo.allocated = {s.key for s in pending}
+    memo.allocated = set(plan.allocating)
     memo.held = held
     return plan
 

@@ -219,9 +219,15 @@ def test_incremental_plans_equal_full_plans_after_any_changes(
             current[victim.key] = replace(victim, ours=False)
         elif op == "pools":
             specs = data.draw(pools())
-        plan = make_plan(current.values(), specs, memo=memo)
+        last, plan = plan, make_plan(current.values(), specs, memo=memo)
         _equal_plans(plan, make_plan(current.values(), specs))
         check_invariants(plan, list(current.values()), specs)
+        if plan.touched is not None:
+            # what the plan says is untouched is the very same result and record as before
+            for k in (last.results.keys() | plan.results.keys()) - plan.touched:
+                assert last.results.get(k) is plan.results.get(k), k
+                entry = k.replace("/", ".")
+                assert last.assignments.get(entry) is plan.assignments.get(entry), k
         if op in ("create", "write_back", "delete"):
             # nobody's IP changes because somebody else came, got an IP or left
             for k, ips in before.items():
