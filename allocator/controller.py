@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from allocator.kube.publisher import Publisher
 from allocator.kube.services import ServiceWrite, ServiceWriter
 from allocator.kube.watches import Watches, make_watches
 from allocator.metrics import AllocatorMetrics
-from assignments import SCHEMA_KEY, Assignment, ContractError, decode
+from assignments import SCHEMA_KEY, Assignment, ContractError, decode, entry_key
 from kube.events import EventRecorder, ObjectRef
 
 log = structlog.get_logger("allocator")
@@ -125,6 +125,8 @@ class Allocator:
         # (Service, result) pairs whose last diff asked for no write: the same pair again
         # asks for nothing again, so it is skipped (writes are always looked at again).
         self._quiet: dict[str, tuple[ServiceInfo, Result]] = {}
+        self._loud: set[str] = set()  # keys whose last diff asked for a write
+        self._look_at_all = True  # next pass: diff and publish everything, not just changes
         self._memo = PlanMemo()  # per-Service work reused while a Service is unchanged
         self._last_full = 0.0  # monotonic time of the last full plan
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
@@ -178,6 +180,7 @@ class Allocator:
             if not leading:
                 self._outcomes.clear()
                 self._quiet.clear()
+                self._look_at_all = True
                 continue
             try:
                 self.reconcile_once()
@@ -186,6 +189,7 @@ class Allocator:
                 self.last_reconcile_error = repr(exc)[:300]
                 log.exception("reconcile failed; retrying")
                 self._quiet.clear()
+                self._look_at_all = True
                 self._memo.forget()
                 self._stop.wait(0.5)
                 self._dirty.set()
@@ -203,11 +207,12 @@ class Allocator:
         parsed = self._parsed
         for key, obj in objs.items():
             hit = parsed.get(key)
-            if hit is None or (
-                hit[0] is not obj
-                and hit[0].get("metadata", {}).get("resourceVersion")
-                != obj.get("metadata", {}).get("resourceVersion")
-            ):
+            if hit is not None and hit[0] is obj:
+                out[key] = hit[1]
+                continue
+            if hit is None or hit[0].get("metadata", {}).get("resourceVersion") != obj.get(
+                "metadata", {}
+            ).get("resourceVersion"):
                 hit = (obj, parse_service(obj, self.cfg.lb_class))
             parsed[key] = (obj, hit[1])
             out[key] = hit[1]
@@ -245,7 +250,11 @@ class Allocator:
         self.last_plan = plan
         lap = self._lap(lap, "plan")
 
-        writes, notes = self._diff(plan, infos)
+        # An incremental plan says which Services it may have changed; the others are the
+        # same objects with the same results, and were looked at (and written) before.
+        everything = self._look_at_all or plan.touched is None
+        self._look_at_all = False
+        writes, notes = self._diff(plan, infos, everything)
         lap = self._lap(lap, "diff")
         results = self._writer.apply(writes) if writes else {}
         lap = self._lap(lap, "write")
@@ -257,6 +266,7 @@ class Allocator:
         if failed:
             self.metrics.write_errors.labels("Service").inc(len(failed))
             self._dirty.set()  # try again on the next pass
+            self._look_at_all = True  # and publish what is held back now
 
         # Publish only what the Services' status now says (or already said).
         published = plan.assignments
@@ -267,7 +277,10 @@ class Allocator:
                 if f"{a.namespace}/{a.name}" not in failed
                 or infos[f"{a.namespace}/{a.name}"].current_ips == a.ips
             }
-        self._publisher.publish(published)
+        touched = None
+        if not everything and not failed and plan.touched is not None:
+            touched = [entry_key(*k.split("/", 1)) for k in plan.touched]
+        self._publisher.publish(published, touched)
         lap = self._lap(lap, "publish")
 
         for key, (type_, reason, message) in notes.items():
@@ -287,12 +300,21 @@ class Allocator:
         return now
 
     def _diff(
-        self, plan: Plan, infos: dict[str, ServiceInfo]
+        self, plan: Plan, infos: dict[str, ServiceInfo], everything: bool = True
     ) -> tuple[list[ServiceWrite], dict[str, tuple[str, str, str]]]:
         writes: list[ServiceWrite] = []
         notes: dict[str, tuple[str, str, str]] = {}
-        quiet = self._quiet
-        for key, res in plan.results.items():
+        quiet, loud, results = self._quiet, self._loud, plan.results
+        if everything or plan.touched is None:
+            keys: Iterable[str] = results
+            loud.clear()
+        else:
+            keys = plan.touched | loud
+        for key in keys:
+            res = results.get(key)
+            if res is None:
+                loud.discard(key)
+                continue
             svc = infos[key]
             hit = quiet.get(key)
             if hit is not None and hit[0] is svc and hit[1] is res:
@@ -301,10 +323,12 @@ class Allocator:
             self._diff_one(key, svc, res, writes, notes)
             if len(writes) == asked:
                 quiet[key] = (svc, res)
+                loud.discard(key)
             else:
                 quiet.pop(key, None)
-        if len(quiet) > len(plan.results):
-            for gone in [k for k in quiet if k not in plan.results]:
+                loud.add(key)
+        if len(quiet) > len(results):
+            for gone in [k for k in quiet if k not in results]:
                 del quiet[gone]
         for key, svc in plan.release.items():
             clear = () if svc.current_ips and svc.ours is False else None
@@ -398,8 +422,9 @@ class Allocator:
                 fam = f"IPv{v}"
                 m.pool_capacity.labels(name, fam).set(rep.capacity.get(v, 0))
                 m.pool_in_use.labels(name, fam).set(rep.assigned.get(v, 0))
-        allocated = sum(1 for r in plan.results.values() if isinstance(r, Allocated))
-        pending = [k for k, r in plan.results.items() if isinstance(r, Failed)]
+        # Only phase 2 can fail; everything else in the plan kept its IPs.
+        pending = [k for k in plan.allocating if isinstance(plan.results[k], Failed)]
+        allocated = len(plan.results) - len(pending)
         m.services.labels("allocated").set(allocated)
         m.services.labels("pending").set(len(pending))
         stats.pending = pending

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -86,22 +86,31 @@ class Publisher:
             self._cv.notify_all()
         self._thread.join(timeout=10)
 
-    def publish(self, entries: Mapping[str, Assignment]) -> int:
+    def publish(
+        self, entries: Mapping[str, Assignment], touched: Iterable[str] | None = None
+    ) -> int:
         """Hand over the desired entries; returns a generation to wait for.
 
         Only what changed is handed over; the writer folds it into what it has, so
-        changes handed over while it writes are coalesced, never lost.
+        changes handed over while it writes are coalesced, never lost. ``touched``, when
+        given, names every entry key that may differ from the last call (the others are
+        not even looked at).
         """
         cache = self._encoded
         changes: dict[str, str | None] = {}
-        for k, a in entries.items():
+        for k in entries if touched is None else touched:
+            a = entries.get(k)
+            if a is None:
+                if cache.pop(k, None) is not None:
+                    changes[k] = None
+                continue
             hit = cache.get(k)
             if hit is None or hit[0] is not a:
                 raw = encode(a)
                 if hit is None or hit[1] != raw:
                     changes[k] = raw
                 cache[k] = (a, raw)
-        if len(cache) != len(entries):
+        if touched is None and len(cache) != len(entries):
             for gone in [k for k in cache if k not in entries]:
                 del cache[gone]
                 changes[gone] = None
