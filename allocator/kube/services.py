@@ -2,7 +2,9 @@
 
 Writes go through a small thread pool (one API round trip is a few ms; 1,000
 Services created at once would otherwise queue for seconds), and every write
-first asks the elector whether this process may still write.
+first asks the elector whether this process may still write. A Service's
+status and its pool annotation are two requests (status is a subresource);
+they go out side by side, so a new Service costs one round trip, not two.
 """
 
 from __future__ import annotations
@@ -50,46 +52,53 @@ class ServiceWriter:
 
     def apply(self, writes: list[ServiceWrite]) -> dict[tuple[str, str], str | None]:
         """Run all writes; returns (ns, name) -> error text, None on success."""
-        futures = {(w.namespace, w.name): self._pool.submit(self._one, w) for w in writes}
+        futures = []
+        for w in writes:
+            key = (w.namespace, w.name)
+            before = self._services.get(f"{w.namespace}/{w.name}")
+            if w.ingress is not None:
+                futures.append((key, self._pool.submit(self._status, w, w.ingress, before)))
+            if w.pool is None or isinstance(w.pool, str):  # False: leave it alone
+                futures.append((key, self._pool.submit(self._annotate, w, w.pool, before)))
         out: dict[tuple[str, str], str | None] = {}
-        for key, fut in futures.items():
+        for key, fut in futures:
             try:
                 fut.result()
-                out[key] = None
+                out.setdefault(key, None)
             except Exception as exc:
                 out[key] = retry.describe(exc)
                 log.warning("service write failed", service=f"{key[0]}/{key[1]}", error=out[key])
         return out
 
-    def _one(self, w: ServiceWrite) -> None:
-        before = self._services.get(f"{w.namespace}/{w.name}")
-        after = self._write_all(w)
-        # A merge patch has no precondition: if the response shows a change that is not
-        # ours (someone edited the Service meanwhile), reconcile again; else stay quiet.
-        if after is not None and (before is None or not _only_ours_changed(before, after)):
-            self._services.observe(after, notify=True)
-
-    def _write_all(self, w: ServiceWrite) -> dict[str, Any] | None:
-        after = None
-        if w.ingress is not None:
-            body = {
-                "status": {
-                    "loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in w.ingress]}
-                }
-            }
-            after = self._write(
+    def _status(self, w: ServiceWrite, ingress: tuple[str, ...], before: Any) -> None:
+        body = {
+            "status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ingress]}}
+        }
+        self._settle(
+            before,
+            self._write(
                 lambda: self._core.patch_namespaced_service_status(
                     w.name, w.namespace, body, _preload_content=False, _request_timeout=10
                 )
-            )
-        if w.pool is not False:
-            meta = {"metadata": {"annotations": {POOL_ANNOTATION: w.pool}}}
-            after = self._write(
+            ),
+        )
+
+    def _annotate(self, w: ServiceWrite, pool: str | None, before: Any) -> None:
+        meta = {"metadata": {"annotations": {POOL_ANNOTATION: pool}}}
+        self._settle(
+            before,
+            self._write(
                 lambda: self._core.patch_namespaced_service(
                     w.name, w.namespace, meta, _preload_content=False, _request_timeout=10
                 )
-            )
-        return after
+            ),
+        )
+
+    def _settle(self, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+        # A merge patch has no precondition: if the response shows a change that is not
+        # ours (someone edited the Service meanwhile), reconcile again; else stay quiet.
+        if before is None or not _only_ours_changed(before, after):
+            self._services.observe(after, notify=True)
 
     def _write(self, call: Callable[[], Any]) -> dict[str, Any]:
         if not self._may_write():
