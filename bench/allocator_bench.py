@@ -162,7 +162,19 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
             time.sleep(3)  # let the ConfigMap writer and pool status settle
             results[f"rss_at_{big}_kib"] = _rss(alloc)
             results[f"configmap_at_{big}"] = configmap_size(api)
+            before = _phases(alloc)
             results[f"single_with_{big}_existing"] = sequential(api, "after", 100)
+            after = _phases(alloc)
+            passes = after["passes"] - before["passes"]
+            # what one reconcile pass costs, by phase, while Services are created one by one
+            results[f"pass_ms_with_{big}_existing"] = {
+                "passes": passes,
+                **{
+                    k: round((after[k] - before[k]) / max(passes, 1) * 1000, 2)
+                    for k in after
+                    if k != "passes"
+                },
+            }
             results[f"burst_1000_with_{big}_existing"] = burst(api, "after", 1000)
             results[f"rss_at_{big + 1100}_kib"] = _rss(alloc)
             results["reconcile_metrics"] = {
@@ -182,7 +194,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
                     phase: alloc.metric(
                         "exalb_allocator_reconcile_phase_seconds_total", phase=phase
                     )
-                    for phase in ("read", "plan", "diff", "write", "publish", "finish")
+                    for phase in PHASES
                 },
             }
             alloc.proc.stop()
@@ -191,6 +203,18 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     return results
+
+
+PHASES = ("read", "plan", "diff", "write", "publish", "finish")
+
+
+def _phases(alloc: AllocatorProc) -> dict[str, float]:
+    out = {
+        p: alloc.metric("exalb_allocator_reconcile_phase_seconds_total", phase=p) or 0.0
+        for p in PHASES
+    }
+    out["passes"] = alloc.metric("exalb_allocator_reconcile_duration_seconds_count") or 0.0
+    return out
 
 
 def _rss(alloc: AllocatorProc) -> dict[str, int]:
