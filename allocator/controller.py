@@ -104,8 +104,20 @@ class Allocator:
         self._events = events
         self._dirty = threading.Event()
         self._stop = threading.Event()
-        self.watches: Watches = make_watches(api, cfg.namespace, self._dirty.set)
-        self._writer = ServiceWriter(api, self.watches.services, may_write, cfg.write_workers)
+        # Keys of Services changed since the last pass (watch events and our own writes'
+        # responses): a pass re-reads those, not 10,000 (a full walk now and then).
+        self._changed_lock = threading.Lock()
+        self._changed: set[str] = set()
+        self.watches: Watches = make_watches(
+            api, cfg.namespace, self._dirty.set, on_service=self._service_changed
+        )
+        self._writer = ServiceWriter(
+            api,
+            self.watches.services,
+            may_write,
+            cfg.write_workers,
+            on_observed=self._service_changed,
+        )
         self._publisher = Publisher(
             api,
             cfg.namespace,
@@ -121,6 +133,7 @@ class Allocator:
             metrics,
         )
         self._parsed: dict[str, tuple[dict[str, Any], ServiceInfo]] = {}
+        self._infos_now: dict[str, ServiceInfo] = {}  # every Service, as of the last read
         self._outcomes: dict[str, Outcome] = {}
         # (Service, result) pairs whose last diff asked for no write: the same pair again
         # asks for nothing again, so it is skipped (writes are always looked at again).
@@ -195,6 +208,41 @@ class Allocator:
                 self._dirty.set()
 
     # --- one pass --------------------------------------------------------
+    def _service_changed(self, key: str) -> None:
+        with self._changed_lock:
+            self._changed.add(key)
+
+    def _read_services(self, everything: bool) -> dict[str, ServiceInfo]:
+        """Every Service's ServiceInfo: the changed ones re-read, or all of them walked.
+
+        Every change to the Service mirror is either a watch event (or relist) that calls
+        back with its key, or the response of one of our writes, which reports its key too;
+        so re-reading those keys gives what a full walk gives. The walk still runs on the
+        first pass, after errors and leadership changes, and with every full plan.
+        """
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+        if everything:
+            self._infos_now = self._infos()
+            return self._infos_now
+        out, parsed, mirror = self._infos_now, self._parsed, self.watches.services
+        for key in changed:
+            obj = mirror.get(key)
+            if obj is None:
+                out.pop(key, None)
+                parsed.pop(key, None)
+                continue
+            hit = parsed.get(key)
+            if hit is None or (
+                hit[0] is not obj
+                and hit[0].get("metadata", {}).get("resourceVersion")
+                != obj.get("metadata", {}).get("resourceVersion")
+            ):
+                hit = (obj, parse_service(obj, self.cfg.lb_class))
+            parsed[key] = (obj, hit[1])
+            out[key] = hit[1]
+        return out
+
     def _infos(self) -> dict[str, ServiceInfo]:
         """One ServiceInfo per Service, the same object while the stored object is the same.
 
@@ -224,7 +272,8 @@ class Allocator:
     def reconcile_once(self) -> ReconcileStats:
         t0 = time.perf_counter()
         stats = ReconcileStats()
-        infos = self._infos()
+        full = time.monotonic() - self._last_full >= self.cfg.resync_seconds
+        infos = self._read_services(full or self._look_at_all)
         pools = self.watches.pools.snapshot()
         specs = [
             PoolSpec(
@@ -238,7 +287,6 @@ class Allocator:
         }
         shards = [o.get("data") or {} for o in self.watches.configmaps.snapshot().values()]
         lap = self._lap(t0, "read")
-        full = time.monotonic() - self._last_full >= self.cfg.resync_seconds
         plan = make_plan(
             infos.values(), specs, ns_labels, PublishedEntries(shards), self._memo, full=full
         )

@@ -44,10 +44,12 @@ class ServiceWriter:
         services: Informer,
         may_write: Callable[[], bool],
         workers: int = 8,
+        on_observed: Callable[[str], None] | None = None,
     ) -> None:
         self._core = client.CoreV1Api(api)
         self._services = services
         self._may_write = may_write
+        self._on_observed = on_observed  # told the key of every Service a write updated
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="svc-write")
 
     def apply(self, writes: list[ServiceWrite]) -> dict[tuple[str, str], str | None]:
@@ -104,7 +106,11 @@ class ServiceWriter:
         if not self._may_write():
             raise NotLeader("not the leader any more")
         resp = retry.call(call, attempts=4, max_seconds=5)
-        return self._services.observe(json.loads(resp.data), notify=False)
+        stored = self._services.observe(json.loads(resp.data), notify=False)
+        if self._on_observed is not None:
+            md = stored.get("metadata") or {}
+            self._on_observed(f"{md.get('namespace', '')}/{md.get('name', '')}")
+        return stored
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -66,17 +66,31 @@ def service_projection(obj: Obj) -> Obj:
     return {"metadata": meta, "spec": projected_spec, "status": {"loadBalancer": lb}}
 
 
-def make_watches(api: client.ApiClient, namespace: str, on_change: Callable[[], None]) -> Watches:
+def make_watches(
+    api: client.ApiClient,
+    namespace: str,
+    on_change: Callable[[], None],
+    on_service: Callable[[str], None] | None = None,
+) -> Watches:
+    """``on_change`` hears of any change; ``on_service`` also gets the key of a changed Service."""
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
 
     def notify(_key: str, _obj: object) -> None:
         on_change()
 
+    def notify_service(key: str, _obj: object) -> None:
+        if on_service is not None:
+            on_service(key)
+        on_change()
+
     cb: OnChange = notify
     return Watches(
         services=Informer(
-            "services", core.list_service_for_all_namespaces, cb, transform=service_projection
+            "services",
+            core.list_service_for_all_namespaces,
+            notify_service,
+            transform=service_projection,
         ),
         namespaces=Informer("namespaces", core.list_namespace, cb),
         pools=Informer(
