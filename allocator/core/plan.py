@@ -600,6 +600,9 @@ def make_plan(
     """
     memo = memo if memo is not None else PlanMemo()
     held, memo.held = memo.held, None  # not reusable if this plan fails half-way
+    pool_specs = list(pool_specs)
+    # Pools in use only break ties between pools created in the same second: count only then.
+    ties = len({p.created for p in pool_specs}) != len(pool_specs)
     holders: dict[str, ServiceInfo] = {}
     waiting: list[ServiceInfo] = []
     release: dict[str, ServiceInfo] = {}
@@ -612,7 +615,7 @@ def make_plan(
                 release[s.key] = s  # not ours, still carries our marks
         elif s.current_ips:
             holders[s.key] = s
-            if s.current_pool:
+            if ties and s.current_pool:
                 in_use[s.current_pool] = in_use.get(s.current_pool, 0) + 1
             if known.get(s.key) is not s:
                 changed.append(s)
