@@ -132,7 +132,9 @@ class Allocator:
             may_write,
             metrics,
         )
-        self._parsed: dict[str, tuple[dict[str, Any], ServiceInfo]] = {}
+        # key -> (resourceVersion, parsed): not the object itself, which would keep every
+        # replaced object alive until the next pass (10,000 of them during a start-up).
+        self._parsed: dict[str, tuple[str, ServiceInfo]] = {}
         self._infos_now: dict[str, ServiceInfo] = {}  # every Service, as of the last read
         self._outcomes: dict[str, Outcome] = {}
         # (Service, result) pairs whose last diff asked for no write: the same pair again
@@ -225,48 +227,31 @@ class Allocator:
         if everything:
             self._infos_now = self._infos()
             return self._infos_now
-        out, parsed, mirror = self._infos_now, self._parsed, self.watches.services
+        out, mirror = self._infos_now, self.watches.services
         for key in changed:
             obj = mirror.get(key)
             if obj is None:
                 out.pop(key, None)
-                parsed.pop(key, None)
-                continue
-            hit = parsed.get(key)
-            if hit is None or (
-                hit[0] is not obj
-                and hit[0].get("metadata", {}).get("resourceVersion")
-                != obj.get("metadata", {}).get("resourceVersion")
-            ):
-                hit = (obj, parse_service(obj, self.cfg.lb_class))
-            parsed[key] = (obj, hit[1])
-            out[key] = hit[1]
+                self._parsed.pop(key, None)
+            else:
+                out[key] = self._parse(key, obj)
         return out
 
-    def _infos(self) -> dict[str, ServiceInfo]:
-        """One ServiceInfo per Service, the same object while the stored object is the same.
+    def _parse(self, key: str, obj: dict[str, Any]) -> ServiceInfo:
+        rv = obj.get("metadata", {}).get("resourceVersion", "")
+        hit = self._parsed.get(key)
+        if hit is None or hit[0] != rv:
+            hit = (rv, parse_service(obj, self.cfg.lb_class))
+            self._parsed[key] = hit
+        return hit[1]
 
-        The informer replaces an object when it changes and never edits one in place, so
-        identity says "unchanged"; the resourceVersion is compared when identity fails
-        (a relist brings equal objects anew).
-        """
+    def _infos(self) -> dict[str, ServiceInfo]:
+        """One ServiceInfo per Service, the same object while its resourceVersion is."""
         objs = self.watches.services.snapshot()
-        out: dict[str, ServiceInfo] = {}
-        parsed = self._parsed
-        for key, obj in objs.items():
-            hit = parsed.get(key)
-            if hit is not None and hit[0] is obj:
-                out[key] = hit[1]
-                continue
-            if hit is None or hit[0].get("metadata", {}).get("resourceVersion") != obj.get(
-                "metadata", {}
-            ).get("resourceVersion"):
-                hit = (obj, parse_service(obj, self.cfg.lb_class))
-            parsed[key] = (obj, hit[1])
-            out[key] = hit[1]
-        if len(parsed) != len(out):
-            for gone in [k for k in parsed if k not in out]:
-                del parsed[gone]
+        out = {key: self._parse(key, obj) for key, obj in objs.items()}
+        if len(self._parsed) != len(out):
+            for gone in [k for k in self._parsed if k not in out]:
+                del self._parsed[gone]
         return out
 
     def reconcile_once(self) -> ReconcileStats:
