@@ -91,11 +91,9 @@ class Reconciler:
         self._dirty_lock = threading.Lock()
         self._dirty_shards: set[str] = set()
         self._dirty_slices: set[str] = set()
-        self._full = True
         self._prefetched = False
         self._last_full = 0.0
         self._lock = threading.Lock()
-        self.node: Node | None = None
         self._log = log.bind(node=opts.node_name)
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
 
@@ -104,22 +102,17 @@ class Reconciler:
         self._thread.start()
         return self
 
-    def poke(self) -> None:
-        """Something shared by every Service may have changed: the next pass re-reads it."""
-        self._dirty.set()
-
     def changed(self, kind: str, key: str) -> None:
-        """An informer callback: note which object changed and wake the loop."""
+        """An informer callback: note which object changed and wake the loop.
+
+        Node, BGPPeer and Secret changes only wake it: every pass re-reads those.
+        """
         with self._dirty_lock:
             if kind == "assignments":
                 self._dirty_shards.add(key)
             elif kind == "endpointslices":
                 self._dirty_slices.add(key)
         self._dirty.set()
-
-    @property
-    def announced(self) -> set[str]:
-        return self._state.announced
 
     def speakers(self) -> dict[str, Speaker]:
         with self._lock:
@@ -211,10 +204,8 @@ class Reconciler:
         with self._dirty_lock:
             shards, self._dirty_shards = self._dirty_shards, set()
             slices, self._dirty_slices = self._dirty_slices, set()
-            full, self._full = self._full, False
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
-        self.node = node
         peers = [peer_from(o, v.secrets) for o in v.peers]
         for p in peers:
             self.metrics.peer_problem.labels(p.name).set(1 if p.problem else 0)
@@ -223,7 +214,8 @@ class Reconciler:
             for p in peers:
                 if p.problem:
                     self._log.warning("peer unusable", peer=p.name, problem=p.problem)
-        full = full or ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
+        # The first pass finds no context yet, so it is always full.
+        full = ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
         kind = "full" if full else "changed"
         self.metrics.reconciles.labels(kind).inc()
         if full:
@@ -231,7 +223,10 @@ class Reconciler:
             self._rebuild(ctx)
             self._hand_routes(None, decided_at)
         else:
-            keys = self._read_shards(shards) | self._read_slices(slices)
+            entries = self._read_shards(shards)
+            if entries:
+                self._report_errors()
+            keys = entries | self._read_slices(slices)
             touched: Touched = {}
             for key in keys:
                 for peer, prefixes in self._update(key).items():
@@ -288,8 +283,6 @@ class Reconciler:
             else:
                 self._stale.discard(name)
         self.metrics.assignments_stale.set(1 if self._stale else 0)
-        if changed:
-            self._report_errors()
         return changed
 
     def _report_errors(self) -> None:
@@ -304,7 +297,10 @@ class Reconciler:
         for key in keys:
             old = self._slices.pop(key, None)
             if old is not None:
-                self._slices_of.get(old[0], set()).discard(key)
+                siblings = self._slices_of.get(old[0], set())
+                siblings.discard(key)
+                if not siblings:
+                    self._slices_of.pop(old[0], None)
                 services.add(old[0])
             obj = self._inputs.slice(key)
             if obj is not None:

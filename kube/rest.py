@@ -339,12 +339,6 @@ class Client:
     def delete(self, path: str) -> Obj:
         return _json(self.request("DELETE", path))
 
-    def stream(
-        self, path: str, query: Query | None = None, timeout: Timeout | None = None
-    ) -> urllib3.BaseHTTPResponse:
-        """A list or watch as the raw response, body unread: the caller parses and releases."""
-        return self.request("GET", path, query=query, timeout=timeout, preload=False)
-
     def lister(
         self, path: str, label_selector: str | None = None, field_selector: str | None = None
     ) -> Lister:

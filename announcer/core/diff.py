@@ -28,18 +28,19 @@ def diff(
     desired: Mapping[str, Attrs], current: Mapping[str, Attrs]
 ) -> tuple[dict[Attrs, list[str]], dict[str, list[str]]]:
     """(announce: attrs -> prefixes, withdraw: next hop -> prefixes), both sorted."""
-    announce: dict[Attrs, list[str]] = defaultdict(list)
+    changed = {
+        prefix: attrs
+        for prefix, attrs in desired.items()
+        # identity first: decide() interns Attrs
+        if (have := current.get(prefix)) is not attrs and have != attrs
+    }
     withdraw: dict[str, list[str]] = defaultdict(list)
-    for prefix, attrs in desired.items():
-        have = current.get(prefix)
-        if have is not attrs and have != attrs:  # identity first: decide() interns Attrs
-            announce[attrs].append(prefix)
     for prefix, attrs in current.items():
         if prefix not in desired:
             withdraw[attrs.next_hop].append(prefix)
-    for v in (*announce.values(), *withdraw.values()):
+    for v in withdraw.values():
         v.sort()
-    return dict(announce), dict(withdraw)
+    return group(changed), dict(withdraw)
 
 
 def attributes(a: Attrs) -> str:

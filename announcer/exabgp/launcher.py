@@ -1,8 +1,8 @@
-"""ExaBGP's own entry point, with two small fixes applied first; argv as for ``exabgp``.
+"""ExaBGP's own entry point, with three small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
 ``exabgp`` script so that three changes, each a few lines and each written so it could
-go upstream unchanged, are in place before ExaBGP starts. Both are guarded by the
+go upstream unchanged, are in place before ExaBGP starts. All are guarded by the
 ExaBGP release they were written against: with another release ExaBGP runs exactly
 as shipped and the launcher says so on stderr (which is ExaBGP's log).
 
@@ -96,11 +96,9 @@ def fixes_available() -> bool:
 
 def apply(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
     """Apply the fixes that fit this ExaBGP; returns what was applied, for the log."""
-    from exabgp.version import release
-
-    if release != WRITTEN_FOR:
+    if not fixes_available():
         print(
-            f"exalb launcher: ExaBGP {release} is not {WRITTEN_FOR}; running it unpatched "
+            f"exalb launcher: ExaBGP is not {WRITTEN_FOR}; running it unpatched "
             "(slower bulk loads, connectTime ignored)",
             file=sys.stderr,
         )
@@ -128,7 +126,9 @@ def await_go() -> None:
 
 
 def main() -> int:
-    apply()
+    applied = apply()
+    if applied:
+        print(f"exalb launcher: {'; '.join(applied)}", file=sys.stderr)
     from exabgp.application.main import main as exabgp_main
 
     if os.environ.get(AWAIT_GO_ENV):

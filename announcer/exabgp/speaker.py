@@ -94,7 +94,10 @@ class Speaker:
         self.router_id = router_id
         self.workdir = workdir
         self.exabgp = process.exabgp_argv(exabgp)
-        self._launched = exabgp is None  # our launcher, not an explicit --exabgp executable
+        # Our launcher (not an explicit --exabgp executable): it can start before its config
+        # exists, and, with its fixes in, it announces a seed of grouped static lines.
+        self._launched = exabgp is None
+        self._grouped_seed = self._launched and launcher.fixes_available()
         self.log_level = log_level
         self.session = SessionState()
         self._observer = observer
@@ -260,9 +263,8 @@ class Speaker:
             env[launcher.CONNECT_RETRY_ENV] = str(self.peer.connect_time)
         # Our launcher starts at once and waits for "go": its start-up overlaps the
         # announcer's first decision, and the seed below is that decision.
-        early = self._launched
         conf = self.workdir / "exabgp.conf"
-        if early:
+        if self._launched:
             self._proc = process.spawn(self.exabgp, conf, self.log_level, env, await_go=True)
         while not self._seeded.wait(0.1) and not self._stop.is_set():
             pass
@@ -280,13 +282,13 @@ class Speaker:
             self.router_id,
             process.bridge_argv(sock_path),
             seed,
-            grouped=self._launched and launcher.fixes_available(),
+            grouped=self._grouped_seed,
         )
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         self._log.info("starting exabgp", seeded=len(seed), restart=not first)
-        if early:
+        if self._launched:
             assert self._proc is not None and self._proc.stdin is not None
             try:
                 self._proc.stdin.write(b"go\n")

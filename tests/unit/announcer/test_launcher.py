@@ -73,27 +73,26 @@ def test_next_hop_self_is_still_resolved_on_a_copy() -> None:
     assert change.nlri.nexthop.SELF  # the configured route keeps its placeholder
 
 
+def _waits(d: Delay, attempts: int) -> list[int]:
+    """Seconds the timer holds off the next connection after each failed attempt."""
+    out = []
+    for _ in range(attempts):
+        before = time.time()
+        d.increase()
+        out.append(round(d._time - before))
+    return out
+
+
 def test_connect_retry_is_a_fixed_interval() -> None:
     assert launcher.apply({launcher.CONNECT_RETRY_ENV: "7"})[-1] == "connect retry every 7s"
     d = Delay()
-    waits = []
-    for _ in range(5):
-        before = time.time()
-        d.increase()
-        waits.append(round(d._time - before))
-    assert waits == [7, 7, 7, 7, 7]
+    assert _waits(d, 5) == [7, 7, 7, 7, 7]
     assert d.backoff()
 
 
 def test_without_connect_time_exabgp_keeps_its_own_backoff() -> None:
     launcher.apply({})
-    d = Delay()
-    waits = []
-    for _ in range(6):
-        before = time.time()
-        d.increase()
-        waits.append(round(d._time - before))
-    assert waits == [0, 1, 2, 3, 4, 5]
+    assert _waits(Delay(), 6) == [0, 1, 2, 3, 4, 5]
 
 
 STATIC = """
