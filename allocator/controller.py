@@ -1,6 +1,6 @@
 """The allocator's reconcile loop: observe, plan, converge; only while leading.
 
-Level-triggered: any change to a Service, Namespace, IPPool or the published
+Level-triggered: any change to a Service, Namespace, VIPPool or the published
 ConfigMaps marks the state dirty; one thread then plans from the informer
 mirrors (which are the API's own word, updated with the responses of our
 writes) and converges Services, pools and the ConfigMap to it. Changes that
@@ -33,8 +33,8 @@ from allocator.kube.publisher import Publisher
 from allocator.kube.services import ServiceWrite, ServiceWriter
 from allocator.kube.watches import Watches, make_watches
 from allocator.metrics import AllocatorMetrics
-from assignments import SCHEMA_KEY, Assignment, ContractError, decode, entry_key
-from kube.events import EventRecorder, ObjectRef
+from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, decode, entry_key
+from exalb.kube.events import EventRecorder, ObjectRef
 
 log = structlog.get_logger("allocator")
 

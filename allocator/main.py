@@ -2,8 +2,8 @@
 
 RBAC it needs (also in docs/allocator.md): cluster-wide get/list/watch on
 services and namespaces, patch on services and services/status, create/patch
-on events; in its own namespace: get/list/watch on ippools, patch on
-ippools/status, get/list/watch/create/update on configmaps, and
+on events; in its own namespace: get/list/watch on vippools, patch on
+vippools/status, get/list/watch/create/update on configmaps, and
 get/create/update on leases.
 """
 
@@ -23,11 +23,11 @@ import structlog
 from allocator.controller import Allocator, Config
 from allocator.core.service import DEFAULT_CLASS
 from allocator.metrics import AllocatorMetrics
-from kube.connect import api_client
-from kube.events import EventRecorder
-from kube.lease import LeaderElector, LeaseConfig
-from observability.http import HealthServer
-from observability.logging import configure
+from exalb.kube.connect import api_client
+from exalb.kube.events import EventRecorder
+from exalb.kube.lease import LeaderElector, LeaseConfig
+from exalb.observability.http import HealthServer
+from exalb.observability.logging import configure
 
 log = structlog.get_logger("allocator")
 
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--namespace",
         default=env("POD_NAMESPACE", "exalb-system"),
-        help="where IPPools, the Lease and the assignments ConfigMaps live",
+        help="where VIPPools, the Lease and the assignments ConfigMaps live",
     )
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: in-cluster")
     p.add_argument(

@@ -19,9 +19,9 @@ from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
 from announcer.reconciler import Reconciler
-from kube import rest
-from observability import logging as obslog
-from observability.http import HealthServer
+from exalb.kube import rest
+from exalb.observability import logging as obslog
+from exalb.observability.http import HealthServer
 
 log = structlog.get_logger("announcer")
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     metrics = Metrics()
-    # kube.rest, not the kubernetes package: ~43 MiB less per node (see kube/rest.py).
+    # exalb.kube.rest, not the kubernetes package: ~43 MiB less per node (see exalb/kube/rest.py).
     api = rest.connect(args.kubeconfig)
     holder: list[Reconciler] = []
 

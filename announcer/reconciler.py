@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-import assignments as contract
+import exalb.assignments as contract
 from announcer.core.decide import Context, context, ready_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options, Peer

@@ -19,8 +19,8 @@ from typing import Any
 
 from kubernetes import client
 
-from assignments import LABEL
 from bench.stats import IngressClock, summary_ms
+from exalb.assignments import LABEL
 from testbed.allocator import AllocatorProc, apply_rbac, create_pool, start_allocator
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.manifests import install_crds

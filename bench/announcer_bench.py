@@ -26,7 +26,7 @@ from typing import Any
 
 from kubernetes import client
 
-import assignments as contract
+import exalb.assignments as contract
 from bench.stats import summary_ms
 from testbed.allocator import apply_rbac, create_pool, start_allocator
 from testbed.binaries import find

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client
 
-from kube.informer import Informer
+from exalb.kube.informer import Informer
 
 
 def pct(values: list[float], q: float) -> float:

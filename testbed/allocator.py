@@ -105,14 +105,14 @@ def start_allocator(
 def create_pool(
     api: client.ApiClient, namespace: str, name: str, addresses: list[str], **spec: Any
 ) -> dict[str, Any]:
-    """Create an IPPool (``spec`` holds any further IPPool fields, by their API names)."""
+    """Create a VIPPool (``spec`` holds any further VIPPool fields, by their API names)."""
     body = {
         "apiVersion": "exalb.io/v1alpha1",
-        "kind": "IPPool",
+        "kind": "VIPPool",
         "metadata": {"name": name},
         "spec": {"addresses": addresses, **spec},
     }
     custom: Any = client.CustomObjectsApi(api)
     return dict(
-        custom.create_namespaced_custom_object("exalb.io", "v1alpha1", namespace, "ippools", body)
+        custom.create_namespaced_custom_object("exalb.io", "v1alpha1", namespace, "vippools", body)
     )

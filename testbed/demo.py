@@ -84,7 +84,7 @@ def main() -> None:
             bgpAdvertisements=[{"communities": ["65000:100"]}],
         )
         allocator = start_allocator(cp, NS, work, "demo-allocator", log_level="info")
-        print("3. IPPool 'public' 198.51.100.0/28 created; allocator running (Lease leader)")
+        print("3. VIPPool 'public' 198.51.100.0/28 created; allocator running (Lease leader)")
 
         def service(name: str, policy: str) -> str:
             core.create_namespaced_service(

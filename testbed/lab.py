@@ -21,8 +21,8 @@ from typing import Any
 
 from kubernetes import client
 
-import assignments as contract
-from assignments import Advertisement, Assignment
+import exalb.assignments as contract
+from exalb.assignments import Advertisement, Assignment
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
 from testbed.manifests import RBAC_DIR, apply, load

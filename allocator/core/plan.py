@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assignments import LOCAL, Advertisement, Assignment, entry_key
+from exalb.assignments import LOCAL, Advertisement, Assignment, entry_key
 
 from .addresses import AddressError, AddressRange, buggy, parse_ip, to_str
 from .pool import Pool, PoolError, parse_pool
@@ -31,7 +31,7 @@ from .sharing import conflict, first_conflict
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """An IPPool as observed: name, raw spec, creation time."""
+    """A VIPPool as observed: name, raw spec, creation time."""
 
     name: str
     spec: Any
@@ -440,7 +440,7 @@ class _Planner:
             if not candidates:
                 return Failed(
                     "NoPool",
-                    f"no IPPool with autoAssign serves namespace {svc.namespace!r} "
+                    f"no VIPPool with autoAssign serves namespace {svc.namespace!r} "
                     f"and IP family {_family(svc.families[0])}",
                 )
         for pool in candidates:

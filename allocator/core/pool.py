@@ -1,4 +1,4 @@
-"""IPPool: the operator's pool definition, parsed and validated from its spec.
+"""VIPPool: the operator's pool definition, parsed and validated from its spec.
 
 Parsing is strict and total: a spec either becomes a :class:`Pool` or a
 :class:`PoolError` whose message is what the operator sees in the pool's
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assignments import Advertisement, LabelSelector, SelectorError
+from exalb.assignments import Advertisement, LabelSelector, SelectorError
 
 from .addresses import AddressError, AddressRange, parse_addresses, usable_count
 from .communities import CommunityError, split

@@ -1,1 +1,1 @@
-"""The allocator's Kubernetes adapters: watches in, Service/IPPool/ConfigMap writes out."""
+"""The allocator's Kubernetes adapters: watches in, Service/VIPPool/ConfigMap writes out."""

@@ -1,4 +1,4 @@
-"""IPPool status: per-family capacity/assigned/available, and Ready/Overlapping/Invalid.
+"""VIPPool status: per-family capacity/assigned/available, and Ready/Overlapping/Invalid.
 
 Written only when it differs from what the pool already shows, so a busy
 allocator does not rewrite every pool on every reconcile. The response goes
@@ -23,8 +23,8 @@ from kubernetes import client
 
 from allocator.core.plan import PoolReport
 from allocator.metrics import AllocatorMetrics
-from kube import retry
-from kube.informer import Informer
+from exalb.kube import retry
+from exalb.kube.informer import Informer
 
 from .watches import GROUP, POOLS, VERSION
 
@@ -187,9 +187,9 @@ class PoolStatusSync:
                 return True  # not ours to write any more
             try:
                 if self._writer.sync(obj, report):
-                    self._metrics.writes.labels("IPPool").inc()
+                    self._metrics.writes.labels("VIPPool").inc()
             except Exception as exc:
                 ok = False
-                self._metrics.write_errors.labels("IPPool").inc()
+                self._metrics.write_errors.labels("VIPPool").inc()
                 log.warning("pool status write failed", pool=name, error=str(exc)[:200])
         return ok

@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 from kubernetes import client
 
-from assignments import (
+from exalb.assignments import (
     LABEL,
     SCHEMA_KEY,
     SHARD_BUDGET,
@@ -37,8 +37,8 @@ from assignments import (
     shard_count,
     shard_of,
 )
-from kube import retry
-from kube.informer import Informer
+from exalb.kube import retry
+from exalb.kube.informer import Informer
 
 log = structlog.get_logger("allocator.publisher")
 

@@ -19,8 +19,8 @@ import structlog
 from kubernetes import client
 
 from allocator.core.service import POOL_ANNOTATION
-from kube import retry
-from kube.informer import Informer
+from exalb.kube import retry
+from exalb.kube.informer import Informer
 
 log = structlog.get_logger("allocator.services")
 

@@ -9,10 +9,10 @@ from functools import partial
 from kubernetes import client
 
 from allocator.core.service import PREFIXES
-from assignments import LABEL
-from kube.informer import Informer, Obj, OnChange
+from exalb.assignments import LABEL
+from exalb.kube.informer import Informer, Obj, OnChange
 
-GROUP, VERSION, POOLS = "exalb.io", "v1alpha1", "ippools"
+GROUP, VERSION, POOLS = "exalb.io", "v1alpha1", "vippools"
 
 
 @dataclass
@@ -94,7 +94,7 @@ def make_watches(
         ),
         namespaces=Informer("namespaces", core.list_namespace, cb),
         pools=Informer(
-            "ippools",
+            "vippools",
             partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, POOLS),
             cb,
         ),

@@ -24,7 +24,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from assignments import LOCAL, Advertisement, Assignment, any_matches
+from exalb.assignments import LOCAL, Advertisement, Assignment, any_matches
 
 from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Peer, Routes
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from assignments import Assignment
+from exalb.assignments import Assignment
 
 from .decide import Context, ServiceDecision, decide_service, merge_all, service_id
 from .model import Attrs, Endpoint, Routes

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from assignments import LabelSelector
+from exalb.assignments import LabelSelector
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 GRACEFUL_SHUTDOWN = "65535:0"  # RFC 8326 well-known community

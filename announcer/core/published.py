@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from assignments import SCHEMA_KEY, Assignment, ContractError, check_schema, decode_entry
+from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, check_schema, decode_entry
 
 # entry key -> (its raw text, the decoded entry or why it was skipped)
 _Cache = dict[str, tuple[str, Assignment | str]]

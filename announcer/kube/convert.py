@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from announcer.core.model import Endpoint, Node, Peer
-from assignments import LabelSelector, SelectorError
+from exalb.assignments import LabelSelector, SelectorError
 
 Obj = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import assignments as contract
+import exalb.assignments as contract
 from announcer.kube.convert import slice_endpoints
-from kube.informer import Informer
-from kube.rest import Client, resource_path
+from exalb.kube.informer import Informer
+from exalb.kube.rest import Client, resource_path
 
 GROUP = "exalb.io"
 VERSION = "v1alpha1"

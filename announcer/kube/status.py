@@ -25,8 +25,8 @@ from typing import Any
 
 import structlog
 
-from kube import retry
-from kube.rest import ApiError, Client, resource_path
+from exalb.kube import retry
+from exalb.kube.rest import ApiError, Client, resource_path
 
 from .sources import GROUP, VERSION
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assignments import (
+from exalb.assignments import (
     SCHEMA_KEY,
     SHARD_BUDGET,
     Advertisement,

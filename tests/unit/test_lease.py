@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kube.lease import Action, LeaseConfig, Record, decide
+from exalb.kube.lease import Action, LeaseConfig, Record, decide
 
 
 def rec(holder: str, duration: int = 15) -> Record:

@@ -1,4 +1,4 @@
-"""kube.rest: kubeconfig and in-cluster configuration, TLS and credentials, errors, listers.
+"""exalb.kube.rest: kubeconfig and in-cluster configuration, TLS and credentials, errors, listers.
 
 Requests go to a local HTTP(S) server that records what it received (certificates made
 with openssl here), so every check crosses a real socket and a real TLS handshake. The
@@ -25,9 +25,9 @@ import pytest
 import urllib3
 import yaml
 
-from kube import rest, retry
-from kube.informer import _lines
-from kube.rest import ApiError, Client, Config, ConfigError, TokenFile
+from exalb.kube import rest, retry
+from exalb.kube.informer import _lines
+from exalb.kube.rest import ApiError, Client, Config, ConfigError, TokenFile
 from testbed.controlplane import ControlPlane
 from testbed.procs import free_port
 

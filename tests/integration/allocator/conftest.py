@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from assignments import LABEL, Assignment, read_shards
+from exalb.assignments import LABEL, Assignment, read_shards
 from testbed.allocator import AllocatorProc, apply_rbac, create_pool
 from testbed.allocator import start_allocator as start_allocator_proc
 from testbed.controlplane import ControlPlane
@@ -45,12 +45,12 @@ class Cluster:
 
     def patch_pool(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.exalb_ns, "ippools", name, {"spec": spec}
+            GROUP, VERSION, self.exalb_ns, "vippools", name, {"spec": spec}
         )
 
     def pool_status(self, name: str) -> dict[str, Any]:
         obj = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.exalb_ns, "ippools", name
+            GROUP, VERSION, self.exalb_ns, "vippools", name
         )
         return dict(obj.get("status") or {})
 

@@ -59,7 +59,7 @@ def test_shrink_and_removal_reallocate_with_events(
 
     # removing a pool moves its Services to what is left, or leaves them pending with a reason
     cluster.custom.delete_namespaced_custom_object(
-        "exalb.io", "v1alpha1", cluster.exalb_ns, "ippools", "spare"
+        "exalb.io", "v1alpha1", cluster.exalb_ns, "vippools", "spare"
     )
     moved = [n for n, ips in before.items() if int(ips[0].rsplit(".", 1)[1]) >= 4]
     for n in moved:

@@ -9,7 +9,7 @@ import time
 import pytest
 from kubernetes.client import ApiException
 
-import assignments as contract
+import exalb.assignments as contract
 from testbed.lab import Lab, same_session
 from testbed.routers.base import settle
 from tests.conftest import RouterFactory

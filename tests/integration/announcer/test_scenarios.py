@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from assignments import Advertisement, LabelSelector
+from exalb.assignments import Advertisement, LabelSelector
 from testbed.lab import Lab, same_session
 from testbed.routers import Neighbor
 from testbed.routers.base import settle

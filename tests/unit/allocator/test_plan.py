@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from allocator.core.plan import Allocated, Failed, PoolSpec, make_plan
-from assignments import Advertisement, Assignment
+from exalb.assignments import Advertisement, Assignment
 from tests.unit.allocator.builders import svc
 
 SHARE = {"exalb.io/allow-shared-ip": "k"}

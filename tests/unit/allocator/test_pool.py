@@ -6,7 +6,7 @@ import pytest
 
 from allocator.core.communities import CommunityError, split
 from allocator.core.pool import PoolError, parse_pool
-from assignments import LabelSelector
+from exalb.assignments import LabelSelector
 
 
 def spec(**kw: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from announcer.core.model import (
     Options,
     Peer,
 )
-from assignments import Advertisement, Assignment, LabelSelector
+from exalb.assignments import Advertisement, Assignment, LabelSelector
 
 OPTS = Options(node_name="n1")
 NODE = Node("n1", {"zone": "a"}, addresses=(("InternalIP", "192.0.2.11"),))

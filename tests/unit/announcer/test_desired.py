@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from announcer.core.decide import context, decide
 from announcer.core.desired import DesiredState
 from announcer.core.model import Attrs, Endpoint, Node, Options, Peer
-from assignments import Advertisement, Assignment
+from exalb.assignments import Advertisement, Assignment
 
 OPTS = Options(node_name="n1")
 NODE = Node("n1", {"zone": "a"}, addresses=(("InternalIP", "192.0.2.11"),))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from announcer.core.published import Published
-from assignments import SCHEMA_KEY, Assignment, ContractError, encode
+from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, encode
 
 A = Assignment("ns", "a", "u1", ("198.51.100.1",), "pool")
 B = Assignment("ns", "b", "u2", ("198.51.100.2",), "pool")

@@ -1,0 +1,1 @@
+"""Code both processes share: the assignments contract, Kubernetes plumbing, observability."""
