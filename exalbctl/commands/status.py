@@ -1,0 +1,60 @@
+"""``exalbctl status``: read pools, Services, Events and sessions; print; exit 1 on problems."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from allocator.core.service import DEFAULT_CLASS
+from exalbctl import exits
+from exalbctl.cluster import Cluster, connect
+from exalbctl.core.status import (
+    StatusReport,
+    build_status,
+    is_ours,
+    status_data,
+    status_tables,
+)
+from exalbctl.output import render
+
+EXALB_API = "exalb.io/v1alpha1"
+PENDING_EVENTS = "involvedObject.kind=Service,type=Warning"
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "status",
+        parents=[common],
+        help="pools and their use, Services with IP and pool, pending Services, sessions",
+        description="Exit 0 when all is well, 1 when something needs a look (a pending "
+        "Service, a pool not ready or exhausted, a session down), 3 when the cluster "
+        "cannot be read.",
+    )
+    p.add_argument(
+        "--lb-class",
+        default=DEFAULT_CLASS,
+        help=f"the allocator's --lb-class (default {DEFAULT_CLASS})",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    report = read_status(
+        connect(args.kubeconfig, args.context), args.exalb_namespace, args.lb_class
+    )
+    out.write(render(status_data(report), status_tables(report), args.output or "table"))
+    return exits.PROBLEMS if report.problems else exits.OK
+
+
+def read_status(cluster: Cluster, namespace: str, lb_class: str) -> StatusReport:
+    pools = cluster.list(EXALB_API, "vippools", namespace)
+    services = cluster.list("v1", "services")
+    # Events are read only when they can explain something: a Service without an IP.
+    pending = any(
+        is_ours(s, lb_class) and not (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
+        for s in services
+    )
+    events = cluster.list("v1", "events", field_selector=PENDING_EVENTS) if pending else []
+    sessions = cluster.list(EXALB_API, "bgpsessionstatuses", namespace)
+    return build_status(pools, services, events, sessions, datetime.now(UTC), lb_class)

@@ -1,0 +1,1 @@
+"""exalbctl's pure part: API objects in, reports out. No client, no I/O (tested by purity)."""

@@ -1,0 +1,380 @@
+"""``exalbctl status``: pools with their use, Services with IP and pool, sessions per node.
+
+Built from the objects exalb's own processes write: VIPPool.status (the allocator's
+counters and conditions), the Service's status and ``exalb.io/ip-allocated-from-pool``
+annotation, the allocator's Warning Events on pending Services, and each announcer's
+BGPSessionStatus. Every ``problems`` entry is something an operator must look at; the
+CLI exits non-zero when there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from allocator.core.service import DEFAULT_CLASS, POOL_ANNOTATION
+from exalbctl.output import Table
+
+Obj = Mapping[str, Any]
+FAMILIES = ("IPv4", "IPv6")
+NO_EVENT = "no allocation Event yet (is exalb-allocator running?)"
+ANNOUNCERS_NOTE = (
+    "announcers do not report which Services they announce (BGPSessionStatus carries "
+    "per-node counts only); sessions per node are shown instead"
+)
+
+
+@dataclass(frozen=True)
+class FamilyUse:
+    family: str
+    capacity: int
+    assigned: int
+    available: int
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    name: str
+    addresses: tuple[str, ...]
+    ready: str  # True | False | Unknown (no status yet)
+    reason: str
+    message: str
+    use: tuple[FamilyUse, ...]  # families with a capacity
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+    pool: str
+    reason: str  # why it is pending; "" once it has an IP
+
+
+@dataclass(frozen=True)
+class PeerSession:
+    node: str
+    peer: str
+    address: str
+    state: str
+    since: str
+    prefixes: int
+    last_error: str
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    node: str
+    sessions: int
+    sessions_up: int
+    services_announced: int
+    updated: str
+    peers: tuple[PeerSession, ...]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    pools: tuple[PoolRow, ...]
+    services: tuple[ServiceRow, ...]
+    nodes: tuple[NodeRow, ...]
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+    now: datetime
+
+    @property
+    def pending(self) -> tuple[ServiceRow, ...]:
+        return tuple(s for s in self.services if not s.ips)
+
+
+# --- building --------------------------------------------------------------------------
+def build_status(
+    pools: Iterable[Obj],
+    services: Iterable[Obj],
+    events: Iterable[Obj],
+    sessions: Iterable[Obj],
+    now: datetime,
+    lb_class: str = DEFAULT_CLASS,
+) -> StatusReport:
+    pool_rows = tuple(sorted((pool_row(p) for p in pools), key=lambda r: r.name))
+    ours = [s for s in services if is_ours(s, lb_class)]
+    reasons = pending_reasons(events)
+    svc_rows = tuple(
+        sorted((service_row(s, reasons) for s in ours), key=lambda r: (r.namespace, r.name))
+    )
+    node_rows = tuple(sorted((node_row(s) for s in sessions), key=lambda r: r.node))
+    problems = (
+        *(p for raw in _sorted_by_name(pools) for p in pool_problems(raw)),
+        *(f"Service {s.namespace}/{s.name} is pending: {s.reason}" for s in svc_rows if not s.ips),
+        *(p for n in node_rows for p in session_problems(n)),
+    )
+    return StatusReport(pool_rows, svc_rows, node_rows, tuple(problems), (ANNOUNCERS_NOTE,), now)
+
+
+def _sorted_by_name(objs: Iterable[Obj]) -> list[Obj]:
+    return sorted(objs, key=lambda o: str((o.get("metadata") or {}).get("name", "")))
+
+
+def is_ours(svc: Obj, lb_class: str) -> bool:
+    """The allocator's rule: type LoadBalancer, and no class or exalb's class."""
+    spec = svc.get("spec") or {}
+    cls = spec.get("loadBalancerClass")
+    return spec.get("type") == "LoadBalancer" and (cls is None or cls == lb_class)
+
+
+def pool_row(pool: Obj) -> PoolRow:
+    md, spec, status = _parts(pool)
+    ready = _condition(status, "Ready")
+    use = tuple(
+        FamilyUse(
+            f,
+            int(status.get(f"capacity{f}") or 0),
+            int(status.get(f"assigned{f}") or 0),
+            int(status.get(f"available{f}") or 0),
+        )
+        for f in FAMILIES
+        if status.get(f"capacity{f}")
+    )
+    return PoolRow(
+        name=str(md.get("name", "")),
+        addresses=tuple(str(a) for a in spec.get("addresses") or ()),
+        ready=str(ready.get("status", "Unknown")),
+        reason=str(ready.get("reason", "")),
+        message=str(ready.get("message", "")),
+        use=use,
+    )
+
+
+def pool_problems(pool: Obj) -> list[str]:
+    md, _, status = _parts(pool)
+    name = md.get("name", "")
+    generation = int(md.get("generation") or 0)
+    if not status or int(status.get("observedGeneration") or 0) < generation:
+        return [
+            f"pool {name}: the allocator has not reported on generation {generation} yet "
+            "(is exalb-allocator running?)"
+        ]
+    row = pool_row(pool)
+    if row.ready != "True":
+        return [f"pool {name} is not ready ({row.reason}): {row.message}"]
+    return [
+        f"pool {name} is exhausted: {u.assigned}/{u.capacity} {u.family} addresses assigned"
+        for u in row.use
+        if u.available == 0
+    ]
+
+
+def service_row(svc: Obj, reasons: Mapping[tuple[str, str, str], str]) -> ServiceRow:
+    md, _, status = _parts(svc)
+    ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+    ips = tuple(str(i.get("ip") or i.get("hostname")) for i in ingress if isinstance(i, Mapping))
+    ns, name = str(md.get("namespace", "")), str(md.get("name", ""))
+    reason = "" if ips else reasons.get((ns, name, str(md.get("uid", ""))), NO_EVENT)
+    ann = md.get("annotations") or {}
+    return ServiceRow(ns, name, ips, str(ann.get(POOL_ANNOTATION, "")), reason)
+
+
+def pending_reasons(events: Iterable[Obj]) -> dict[tuple[str, str, str], str]:
+    """Per (namespace, name, uid): the latest AllocationFailed message, else the latest Warning.
+
+    Keyed by uid too, so the Events of a deleted Service never explain its namesake.
+    """
+    best: dict[tuple[str, str, str], tuple[bool, str, str]] = {}
+    for ev in events:
+        obj = ev.get("involvedObject") or {}
+        if obj.get("kind") != "Service" or ev.get("type") != "Warning":
+            continue
+        key = (str(obj.get("namespace", "")), str(obj.get("name", "")), str(obj.get("uid", "")))
+        rank = (ev.get("reason") == "AllocationFailed", _event_time(ev))
+        text = f"{ev.get('reason', '')}: {ev.get('message', '')}"
+        if key not in best or rank > best[key][:2]:
+            best[key] = (*rank, text)
+    return {k: v[2] for k, v in best.items()}
+
+
+def _event_time(ev: Obj) -> str:
+    """RFC 3339 strings in UTC compare in time order."""
+    md = ev.get("metadata") or {}
+    return str(
+        ev.get("lastTimestamp")
+        or ev.get("eventTime")
+        or ev.get("firstTimestamp")
+        or md.get("creationTimestamp")
+        or ""
+    )
+
+
+def node_row(obj: Obj) -> NodeRow:
+    md, _, status = _parts(obj)
+    node = str(status.get("node") or md.get("name", ""))
+    peers = tuple(
+        PeerSession(
+            node=node,
+            peer=str(p.get("name", "")),
+            address=str(p.get("address", "")),
+            state=str(p.get("state", "unknown")),
+            since=str(p.get("since", "")),
+            prefixes=int(p.get("prefixes") or 0),
+            last_error=str(p.get("lastError", "")),
+        )
+        for p in status.get("peers") or ()
+    )
+    return NodeRow(
+        node=node,
+        sessions=int(status.get("sessions") or len(peers)),
+        sessions_up=int(status.get("sessionsUp") or 0),
+        services_announced=int(status.get("servicesAnnounced") or 0),
+        updated=str(status.get("updated", "")),
+        peers=peers,
+    )
+
+
+def session_problems(node: NodeRow) -> list[str]:
+    out = []
+    for p in node.peers:
+        if p.state != "up":
+            error = f": {p.last_error}" if p.last_error else ""
+            out.append(
+                f"node {node.node}: session to peer {p.peer} ({p.address}) is {p.state} "
+                f"since {p.since or 'unknown'}{error}"
+            )
+    return out
+
+
+def _parts(obj: Obj) -> tuple[Obj, Obj, Obj]:
+    return obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+
+
+def _condition(status: Obj, type_: str) -> Obj:
+    for c in status.get("conditions") or ():
+        if isinstance(c, Mapping) and c.get("type") == type_:
+            return c
+    return {}
+
+
+# --- presenting --------------------------------------------------------------------------
+def status_data(r: StatusReport) -> dict[str, Any]:
+    """The ``-o json|yaml`` shape: stable keys, camelCase like the API objects."""
+    return {
+        "pools": [
+            {
+                "name": p.name,
+                "addresses": list(p.addresses),
+                "ready": p.ready,
+                "reason": p.reason,
+                "message": p.message,
+                "use": {
+                    u.family: {
+                        "capacity": u.capacity,
+                        "assigned": u.assigned,
+                        "available": u.available,
+                    }
+                    for u in p.use
+                },
+            }
+            for p in r.pools
+        ],
+        "services": [
+            {"namespace": s.namespace, "name": s.name, "ips": list(s.ips), "pool": s.pool}
+            for s in r.services
+            if s.ips
+        ],
+        "pending": [
+            {"namespace": s.namespace, "name": s.name, "reason": s.reason} for s in r.pending
+        ],
+        "nodes": [
+            {
+                "node": n.node,
+                "sessions": n.sessions,
+                "sessionsUp": n.sessions_up,
+                "servicesAnnounced": n.services_announced,
+                "updated": n.updated,
+                "peers": [
+                    {
+                        "name": p.peer,
+                        "address": p.address,
+                        "state": p.state,
+                        "since": p.since,
+                        "prefixes": p.prefixes,
+                        "lastError": p.last_error,
+                    }
+                    for p in n.peers
+                ],
+            }
+            for n in r.nodes
+        ],
+        "problems": list(r.problems),
+        "notes": list(r.notes),
+    }
+
+
+def status_tables(r: StatusReport) -> list[Table]:
+    return [
+        Table(
+            "Pools",
+            ("NAME", "READY", "IPV4 USE", "IPV6 USE", "ADDRESSES"),
+            tuple(
+                (p.name, p.ready, _use(p, "IPv4"), _use(p, "IPv6"), ",".join(p.addresses))
+                for p in r.pools
+            ),
+        ),
+        Table(
+            "Services",
+            ("SERVICE", "IPS", "POOL"),
+            tuple(
+                (f"{s.namespace}/{s.name}", ",".join(s.ips), s.pool) for s in r.services if s.ips
+            ),
+        ),
+        Table(
+            "Pending",
+            ("SERVICE", "REASON"),
+            tuple((f"{s.namespace}/{s.name}", s.reason) for s in r.pending),
+        ),
+        Table(
+            "Sessions",
+            ("NODE", "PEER", "ADDRESS", "STATE", "FOR", "PREFIXES", "LAST ERROR"),
+            tuple(
+                (
+                    p.node,
+                    p.peer,
+                    p.address,
+                    p.state,
+                    age(p.since, r.now),
+                    str(p.prefixes),
+                    p.last_error,
+                )
+                for n in r.nodes
+                for p in n.peers
+            ),
+            empty="no BGPSessionStatus reported (no announcer running, or --status-interval 0)",
+        ),
+        Table("Problems", ("PROBLEM",), tuple((p,) for p in r.problems)),
+        Table("Notes", ("NOTE",), tuple((n,) for n in r.notes)),
+    ]
+
+
+def _use(p: PoolRow, family: str) -> str:
+    for u in p.use:
+        if u.family == family:
+            return f"{u.assigned}/{u.capacity}"
+    return ""
+
+
+def age(timestamp: str, now: datetime) -> str:
+    """``2026-11-30T06:00:00Z`` -> ``3m12s``, as kubectl shows ages; "" when unknown."""
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    seconds = max(int((now - then).total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
