@@ -15,7 +15,8 @@ import yaml
 
 from exalbctl import exits
 from exalbctl.cluster import connect
-from exalbctl.core.migrate import Migration, Obj, migrate
+from exalbctl.core.mapping import Obj
+from exalbctl.core.migrate import Migration, migrate
 from exalbctl.core.migrate_report import report_text, summary_data, summary_table
 from exalbctl.output import render, yaml_documents
 

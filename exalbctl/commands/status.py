@@ -9,13 +9,8 @@ from typing import Any, TextIO
 from allocator.core.service import DEFAULT_CLASS
 from exalbctl import exits
 from exalbctl.cluster import Cluster, connect
-from exalbctl.core.status import (
-    StatusReport,
-    build_status,
-    is_ours,
-    status_data,
-    status_tables,
-)
+from exalbctl.core.status import StatusReport, build_status, is_ours
+from exalbctl.core.status_view import status_data, status_tables
 from exalbctl.output import render
 
 EXALB_API = "exalb.io/v1alpha1"

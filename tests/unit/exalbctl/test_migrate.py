@@ -15,14 +15,10 @@ import pytest
 import yaml
 
 from exalbctl.core.durations import DurationError, format_seconds, parse_duration
-from exalbctl.core.migrate import (
-    Finding,
-    migrate,
-    migrate_advertisement,
-    migrate_peer,
-    migrate_pool,
-    resolve_community,
-)
+from exalbctl.core.mapping import Finding
+from exalbctl.core.metallb_peer import migrate_peer
+from exalbctl.core.metallb_pool import migrate_advertisement, migrate_pool, resolve_community
+from exalbctl.core.migrate import migrate
 from exalbctl.core.selectors import SelectorError, matches
 
 FIXTURES = Path(__file__).parent / "fixtures"

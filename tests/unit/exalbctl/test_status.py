@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from exalbctl.core.status import (
-    NO_EVENT,
-    age,
-    build_status,
-    pending_reasons,
-    status_data,
-    status_tables,
-)
+from exalbctl.core.status import NO_EVENT, build_status, pending_reasons
+from exalbctl.core.status_view import age, status_data, status_tables
 from exalbctl.output import render
 
 NOW = datetime(2026, 11, 30, 6, 0, 0, tzinfo=UTC)
