@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from allocator.core.service import DEFAULT_CLASS
 from exalbctl import exits
 from exalbctl.cluster import Cluster, connect
-from exalbctl.core.status import StatusReport, build_status, is_ours
+from exalbctl.core.status import StatusReport, build_status
 from exalbctl.core.status_view import status_data, status_tables
 from exalbctl.output import render
 
@@ -45,11 +45,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def read_status(cluster: Cluster, namespace: str, lb_class: str) -> StatusReport:
     pools = cluster.list(EXALB_API, "vippools", namespace)
     services = cluster.list("v1", "services")
-    # Events are read only when they can explain something: a Service without an IP.
-    pending = any(
-        is_ours(s, lb_class) and not (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
-        for s in services
-    )
-    events = cluster.list("v1", "events", field_selector=PENDING_EVENTS) if pending else []
     sessions = cluster.list(EXALB_API, "bgpsessionstatuses", namespace)
-    return build_status(pools, services, events, sessions, datetime.now(UTC), lb_class)
+    now = datetime.now(UTC)
+    report = build_status(pools, services, [], sessions, now, lb_class)
+    if not report.pending:
+        return report
+    # Events are read only when they can explain something: a Service without an IP.
+    events = cluster.list("v1", "events", field_selector=PENDING_EVENTS)
+    return build_status(pools, services, events, sessions, now, lb_class)
