@@ -31,12 +31,13 @@ def is_set(value: Any) -> bool:
     return value is not None and value not in ("", [], {}) and value is not False
 
 
-def exalb_metadata(o: Mapping[str, Any], namespace: str) -> Obj:
-    md: Obj = {"name": name_of(o), "namespace": namespace}
-    labels = (o.get("metadata") or {}).get("labels")
+def exalb_object(kind: str, source: Mapping[str, Any], namespace: str, spec: Obj) -> Obj:
+    """The exalb object that replaces ``source``: same name and labels, exalb's namespace."""
+    md: Obj = {"name": name_of(source), "namespace": namespace}
+    labels = (source.get("metadata") or {}).get("labels")
     if labels:
         md["labels"] = dict(labels)
-    return md
+    return {"apiVersion": EXALB_API, "kind": kind, "metadata": md, "spec": spec}
 
 
 def unknown_fields(

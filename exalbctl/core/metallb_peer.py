@@ -7,16 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .durations import DurationError, format_seconds, parse_duration
-from .mapping import (
-    EXALB_API,
-    Finding,
-    Obj,
-    exalb_metadata,
-    is_set,
-    name_of,
-    spec_of,
-    unknown_fields,
-)
+from .mapping import Finding, Obj, exalb_object, is_set, name_of, spec_of, unknown_fields
 
 MAX_PASSWORD = 80  # BGPPeer.spec.password maxLength (TCP MD5's key limit)
 NO_BFD = (
@@ -77,12 +68,7 @@ def migrate_peer(o: Obj, namespace: str, findings: list[Finding]) -> Obj | None:
             findings.append(Finding(source, f"spec.{key}", reason, lost=False))
     new.update(_identity(source, spec, findings))
     findings += unknown_fields(source, spec, PEER_HANDLED, "spec")
-    return {
-        "apiVersion": EXALB_API,
-        "kind": "BGPPeer",
-        "metadata": exalb_metadata(o, namespace),
-        "spec": new,
-    }
+    return exalb_object("BGPPeer", o, namespace, new)
 
 
 def _missing_peer_fields(spec: Mapping[str, Any]) -> str:

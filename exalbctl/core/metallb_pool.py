@@ -10,16 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .mapping import (
-    EXALB_API,
-    Finding,
-    Obj,
-    exalb_metadata,
-    is_set,
-    name_of,
-    spec_of,
-    unknown_fields,
-)
+from .mapping import Finding, Obj, exalb_object, is_set, name_of, spec_of, unknown_fields
 from .selectors import SelectorError, matches
 
 MAX_ADVERTISEMENTS = 16  # VIPPool.spec.bgpAdvertisements maxItems
@@ -183,12 +174,7 @@ def migrate_pool(
     if ads:
         new["bgpAdvertisements"] = [dict(item) for _, item in ads[:MAX_ADVERTISEMENTS]]
     findings += unknown_fields(source, spec, (*POOL_CARRIED, "serviceAllocation"), "spec")
-    return {
-        "apiVersion": EXALB_API,
-        "kind": "VIPPool",
-        "metadata": exalb_metadata(o, namespace),
-        "spec": new,
-    }
+    return exalb_object("VIPPool", o, namespace, new)
 
 
 def _service_allocation(source: str, sa: Mapping[str, Any], findings: list[Finding]) -> Obj:

@@ -5,6 +5,7 @@ when exalb's allocator takes over with the migrated pools.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,72 +97,53 @@ def _served(api: client.ApiClient) -> bool:
 
 
 # --- takeover ------------------------------------------------------------------------------
-METALLB_POOL = "metallb.io/ip-allocated-from-pool"
-# name -> (ports, annotations MetalLB's users and MetalLB itself left, the IP MetalLB assigned,
-#          the pool it came from)
-LEFTOVERS: dict[str, tuple[list[tuple[int, str]], dict[str, str], str, str]] = {
-    "web": ([(80, "TCP")], {METALLB_POOL: "prod"}, "198.51.100.7", "prod"),
-    "api": (
-        [(443, "TCP")],
-        {"metallb.io/loadBalancerIPs": "198.51.100.3", METALLB_POOL: "prod"},
-        "198.51.100.3",
-        "prod",
-    ),
-    "db": (
-        [(5432, "TCP")],
-        {"metallb.io/address-pool": "reserved", METALLB_POOL: "reserved"},
-        "203.0.113.5",
-        "reserved",
-    ),
-    "dns-tcp": (
-        [(53, "TCP")],
-        {"metallb.io/allow-shared-ip": "dns", METALLB_POOL: "prod"},
-        "198.51.100.9",
-        "prod",
-    ),
-    "dns-udp": (
-        [(53, "UDP")],
-        {"metallb.io/allow-shared-ip": "dns", METALLB_POOL: "prod"},
-        "198.51.100.9",
-        "prod",
-    ),
-    "legacy": (
-        [(8080, "TCP")],
-        {
-            "metallb.universe.tf/address-pool": "prod",
-            "metallb.universe.tf/ip-allocated-from-pool": "prod",
-        },
+@dataclass(frozen=True)
+class Leftover:
+    """A Service as MetalLB leaves it: what its user asked for, and what MetalLB wrote."""
+
+    name: str
+    ip: str  # status.loadBalancer.ingress, written by MetalLB
+    pool: str  # <prefix>ip-allocated-from-pool, written by MetalLB
+    asked: dict[str, str] = field(default_factory=dict)  # the user's annotations
+    port: tuple[int, str] = (80, "TCP")
+    prefix: str = "metallb.io/"
+
+    def annotations(self) -> dict[str, str]:
+        return {**self.asked, f"{self.prefix}ip-allocated-from-pool": self.pool}
+
+
+SHARED = {"metallb.io/allow-shared-ip": "dns"}
+LEFTOVERS = [
+    Leftover("web", "198.51.100.7", "prod"),  # auto-assigned, not the lowest free address
+    Leftover("api", "198.51.100.3", "prod", {"metallb.io/loadBalancerIPs": "198.51.100.3"}),
+    Leftover("db", "203.0.113.5", "reserved", {"metallb.io/address-pool": "reserved"}),
+    Leftover("dns-tcp", "198.51.100.9", "prod", SHARED, (53, "TCP")),
+    Leftover("dns-udp", "198.51.100.9", "prod", SHARED, (53, "UDP")),
+    Leftover(
+        "legacy",
         "198.51.100.12",
         "prod",
+        {"metallb.universe.tf/address-pool": "prod"},
+        prefix="metallb.universe.tf/",
     ),
-}
+]
 
 
-def leave_metallb_service(
-    core: client.CoreV1Api,
-    ns: str,
-    name: str,
-    ports: list[tuple[int, str]],
-    annotations: dict[str, str],
-    ip: str,
-) -> None:
-    """A Service as MetalLB leaves it: its annotations, and the IP it wrote to the status."""
+def leave_metallb_service(core: client.CoreV1Api, ns: str, svc: Leftover) -> None:
+    port, protocol = svc.port
     core.create_namespaced_service(
         ns,
         {
-            "metadata": {"name": name, "annotations": annotations},
+            "metadata": {"name": svc.name, "annotations": svc.annotations()},
             "spec": {
                 "type": "LoadBalancer",
-                "selector": {"app": name.partition("-")[0]},
-                "ports": [
-                    {"name": f"p{p}-{proto.lower()}", "port": p, "protocol": proto}
-                    for p, proto in ports
-                ],
+                "selector": {"app": svc.name.partition("-")[0]},
+                "ports": [{"name": f"p{port}", "port": port, "protocol": protocol}],
             },
         },
     )
     core.patch_namespaced_service_status(
-        name, ns, {"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}}
+        svc.name, ns, {"status": {"loadBalancer": {"ingress": [{"ip": svc.ip, "ipMode": "VIP"}]}}}
     )
 
 
@@ -189,26 +171,26 @@ def test_metallb_services_keep_their_ips_when_exalb_takes_over(
     for path in sorted((tmp_path / "out").glob("*.yaml")):
         create(kube, exalb_ns, yaml.safe_load(path.read_text()), dry_run=False)
 
-    for name, (ports, ann, ip, _) in LEFTOVERS.items():
-        leave_metallb_service(cluster.core, exalb_ns, name, ports, ann, ip)
+    for svc in LEFTOVERS:
+        leave_metallb_service(cluster.core, exalb_ns, svc)
     start_allocator()
 
     def taken_over() -> bool:
         return all(
-            cluster.annotations(exalb_ns, n).get("exalb.io/ip-allocated-from-pool") == pool
-            for n, (*_, pool) in LEFTOVERS.items()
+            cluster.annotations(exalb_ns, s.name).get("exalb.io/ip-allocated-from-pool") == s.pool
+            for s in LEFTOVERS
         )
 
     wait_for(
         "exalb to take every Service over",
         taken_over,
         30,
-        on_timeout=lambda: str({n: cluster.events(exalb_ns, n) for n in LEFTOVERS}),
+        on_timeout=lambda: str({s.name: cluster.events(exalb_ns, s.name) for s in LEFTOVERS}),
     )
-    for name, (_, _, ip, _) in LEFTOVERS.items():
-        assert cluster.ingress(exalb_ns, name) == [ip], name
-        reasons = {r for r, _ in cluster.events(exalb_ns, name)}
-        assert not reasons & {"IPReallocated", "AllocationFailed", "InvalidAnnotation"}, name
+    for svc in LEFTOVERS:
+        assert cluster.ingress(exalb_ns, svc.name) == [svc.ip], svc
+        reasons = {r for r, _ in cluster.events(exalb_ns, svc.name)}
+        assert not reasons & {"IPReallocated", "AllocationFailed", "InvalidAnnotation"}, svc
 
     # The allocator is live: a new Service gets the lowest address nobody holds.
     cluster.service(exalb_ns, "fresh")
@@ -221,7 +203,7 @@ def test_metallb_services_keep_their_ips_when_exalb_takes_over(
     mine = {
         s["name"]: (s["ips"], s["pool"]) for s in data["services"] if s["namespace"] == exalb_ns
     }
-    assert mine == {n: ([ip], pool) for n, (_, _, ip, pool) in LEFTOVERS.items()} | {
+    assert mine == {s.name: ([s.ip], s.pool) for s in LEFTOVERS} | {
         "fresh": (["198.51.100.0"], "prod")
     }
     use = {p["name"]: p["use"]["IPv4"] for p in data["pools"]}
