@@ -30,7 +30,12 @@ def common_options() -> argparse.ArgumentParser:
         default="exalb-system",
         help="namespace exalb runs in (default exalb-system)",
     )
-    p.add_argument("-o", "--output", choices=FORMATS, help="output format (default table)")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        help="output format (default table; yaml for migrate, whose output is objects)",
+    )
     return p
 
 
