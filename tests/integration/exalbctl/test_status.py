@@ -70,7 +70,11 @@ def test_status_names_what_is_wrong_and_clears_when_fixed(
     got = ctl("status", "-n", exalb_ns)
     assert got.code == exits.PROBLEMS, got.out
     assert f"{exalb_ns}/web  198.51.100.0  main" in got.out
-    assert f"{exalb_ns}/gold  AllocationFailed: pool 'gold' does not exist" in got.out
+    reason = (
+        f"AllocationFailed: Failed to allocate IP for {exalb_ns}/gold: pool 'gold' does not exist"
+    )
+    assert f"{exalb_ns}/gold  {reason}" in got.out
+    assert f"Service {exalb_ns}/gold is pending: {reason}" in got.out
     assert "node-a  tor   192.0.2.1  down" in got.out
     assert "session to peer tor (192.0.2.1) is down" in got.out
 
