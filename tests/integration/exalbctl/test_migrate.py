@@ -192,6 +192,13 @@ def test_metallb_services_keep_their_ips_when_exalb_takes_over(
         reasons = {r for r, _ in cluster.events(exalb_ns, svc.name)}
         assert not reasons & {"IPReallocated", "AllocationFailed", "InvalidAnnotation"}, svc
 
+    # The migrated advertisement (MetalLB's community) is what the announcers are told.
+    wait_for("published", lambda: len(cluster.published()) >= len(LEFTOVERS), 15)
+    for svc in LEFTOVERS:
+        entry = cluster.published()[f"{exalb_ns}.{svc.name}"]
+        assert entry.ips == (svc.ip,) and entry.pool == svc.pool
+        assert [a.communities for a in entry.advertisements] == [("64512:100",)]
+
     # The allocator is live: a new Service gets the lowest address nobody holds.
     cluster.service(exalb_ns, "fresh")
     assert cluster.wait_ips(exalb_ns, "fresh") == ["198.51.100.0"]
