@@ -24,7 +24,7 @@ FORBIDDEN = (
     "exalb.kube",
     "exalb.observability",
 )
-PURE = ["allocator/core", "announcer/core", "exalb/assignments"]
+PURE = ["allocator/core", "announcer/core", "exalb/assignments", "exalbctl/core"]
 
 
 def _imports(path: Path) -> set[str]:
