@@ -45,7 +45,7 @@ log = structlog.get_logger("reconciler")
 class SessionKey:
     """Everything that shapes a peer's ExaBGP config: a change restarts that peer only."""
 
-    peer: Peer
+    peer: Peer  # Peer.session(): without the node selectors
     local_address: str
     router_id: str
 
@@ -81,6 +81,8 @@ class Reconciler:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._speakers: dict[str, tuple[SessionKey, Speaker]] = {}
+        # Speakers shutting down, by peer: a new speaker for that peer waits for its exit.
+        self._retiring: dict[str, Speaker] = {}
         self._published = Published()
         self._stale: set[str] = set()  # shards we could not read; their last good entries hold
         self._state = DesiredState()
@@ -332,7 +334,7 @@ class Reconciler:
         rid = peer.router_id or self.opts.router_id
         if rid is None:
             rid = local if ":" not in local else "0.0.0.1"
-        return SessionKey(peer, local, rid)
+        return SessionKey(peer.session(), local, rid)
 
     def _ensure_speakers(self, node: Node | None, ctx: Context) -> None:
         """Start, restart or stop peers' speakers to match the peers selecting this node.
@@ -351,15 +353,22 @@ class Reconciler:
             for name in [n for n in self._speakers if n not in wanted]:
                 _, old = self._speakers.pop(name)
                 self._log.info("peer no longer selects this node; closing", peer=name)
-                threading.Thread(target=old.shutdown, daemon=True).start()
+                self._retire(name, old)
             for name, key in wanted.items():
                 current = self._speakers.get(name)
                 if current is not None and current[0] != key:
                     self._log.info("peer changed; restarting its session only", peer=name)
-                    threading.Thread(target=current[1].shutdown, daemon=True).start()
+                    self._retire(name, current[1])
                     current = None
                 if current is None:
                     self._speakers[name] = (key, self._new_speaker(key).start())
+
+    def _retire(self, name: str, speaker: Speaker) -> None:
+        """Shut ``speaker`` down in the background; the peer's next speaker waits for it."""
+        for peer in [p for p, s in self._retiring.items() if s.wait_stopped(0)]:
+            del self._retiring[peer]
+        self._retiring[name] = speaker
+        threading.Thread(target=speaker.shutdown, daemon=True).start()
 
     def _hand_routes(self, touched: Touched | None, decided_at: float) -> None:
         """Each speaker gets its peer's routes: all of them, or the ``touched`` prefixes."""
@@ -404,6 +413,7 @@ class Reconciler:
             exabgp=self._exabgp,
             log_level=self._exabgp_log_level,
             observer=observe,
+            predecessor=self._retiring.pop(name, None),
         )
         holder.append(sp)
         m.session_up.labels(*labels).set(0)

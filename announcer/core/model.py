@@ -8,7 +8,7 @@ literals in microseconds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exalb.assignments import LabelSelector
 
@@ -55,7 +55,6 @@ class Peer:
     source_address: str | None = None
     router_id: str | None = None
     hold_time: int = 30
-    keepalive_time: int | None = None
     connect_time: int | None = None
     password: str | None = field(default=None, repr=False)
     ebgp_multihop: bool = False
@@ -68,6 +67,14 @@ class Peer:
     @property
     def ibgp(self) -> bool:
         return self.my_asn == self.peer_asn
+
+    def session(self) -> Peer:
+        """This peer without what only chooses its nodes: what shapes the BGP session.
+
+        Two peers with equal sessions need no restart between them, so editing
+        ``nodeSelectors`` does not flap the session on nodes that stay selected.
+        """
+        return replace(self, node_selectors=())
 
 
 @dataclass(frozen=True)

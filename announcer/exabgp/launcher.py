@@ -2,45 +2,58 @@
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
 ``exabgp`` script so that three changes, each a few lines and each written so it could
-go upstream unchanged, are in place before ExaBGP starts. All are guarded by the
-ExaBGP release they were written against: with another release ExaBGP runs exactly
-as shipped and the launcher says so on stderr (which is ExaBGP's log).
+go upstream unchanged, are in place before ExaBGP starts. They are written against
+one ExaBGP release. At start the launcher applies them, then runs each on ExaBGP's own
+classes; if the release differs or a fix did not take hold, it exits with the reason
+on stderr (ExaBGP's log) instead of running an ExaBGP that is not the one the
+announcer was built around. An operator who wants an unpatched ExaBGP gives its
+executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCER.md.
 
 1. ``Neighbor.remove_self`` deep-copies every route it is handed, to replace a
    ``next-hop self`` placeholder on the copy. Our routes never use ``next-hop self``,
-   so the copy is pure cost: it was 70 % of the time ExaBGP 5.0.15 took to load
-   10,000 static routes (1.65 s of CPU before the first UPDATE) and it gave every
-   route its own copy of attributes that the API had parsed once for a whole batch
-   (+22 MiB at 10,000 routes). The fix copies only when there is a ``self`` to
-   resolve. It is safe because every place that later mutates a route in the RIB
-   (``del_from_rib``) copies it first.
+   so the copy is pure cost: most of ExaBGP's CPU time loading a large seed, and one
+   copy of the attributes per route where the API had parsed one for a whole batch.
+   The fix copies only when there is a ``self`` to resolve. It is safe because every
+   place that later mutates a route in the RIB (``del_from_rib``) copies it first.
 2. ``Delay``, the reconnect timer, backs off exponentially to 60 s and cannot be
    configured. BGPPeer's ``connectTime`` (MetalLB's field: the ConnectRetry timer of
    RFC 4271) sets ``exalb_connect_retry`` in ExaBGP's environment, and the patched
    timer then waits exactly that long between attempts. Unset, ExaBGP's own back-off
-   is kept.
+   is kept (and this fix is not applied).
 3. A static ``attributes <attrs> nlri <prefix> <prefix> ...;`` line (one attribute set
    for many prefixes, the config twin of the API command we batch with) is parsed but
    its routes are never announced: they are left with no action (neither announce nor
    withdraw). The fix gives them the action a ``route`` line gets. With it, the seed of
-   a (re)started ExaBGP is 20 lines for 10,000 routes instead of 10,000: parsed in a
-   third of the time, and the routes share one attribute set (-11 MiB at 10,000).
-   The announcer writes that form only when :func:`fixes_available` says the fix is in.
+   a (re)started ExaBGP is one line per attribute set and 500 prefixes instead of one
+   per route, and the routes share one attribute set. The launcher writes the names of
+   the fixes that hold to the file named by ``exalb_fixes_report``; the announcer
+   writes that form only when this fix is among them, and a route per line otherwise.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any
 
 WRITTEN_FOR = "5.0.15"
 CONNECT_RETRY_ENV = "exalb_connect_retry"
 AWAIT_GO_ENV = "exalb_await_go"  # set: import everything, then wait for a line on stdin
+REPORT_ENV = "exalb_fixes_report"  # a file: the fixes that hold, as a JSON list of names
+
+REMOVE_SELF = "remove-self"
+STATIC_ATTRIBUTES = "static-attributes"
+CONNECT_RETRY = "connect-retry"
+
+
+class FixError(Exception):
+    """A fix could not be applied or did not take hold: ExaBGP is not started."""
 
 
 def patch_remove_self() -> None:
@@ -85,39 +98,106 @@ def patch_static_attributes() -> None:
     ParseStatic.known["attributes"] = attributes
 
 
-def fixes_available() -> bool:
-    """Whether a launched ExaBGP will have the fixes (asked by the announcer, which imports
-    nothing of ExaBGP itself: the installed distribution's version is enough)."""
+def release_matches() -> bool:
+    """Whether the installed ExaBGP is the release the fixes were written against."""
     try:
         return metadata.version("exabgp") == WRITTEN_FOR
     except metadata.PackageNotFoundError:
         return False
 
 
-def apply(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
-    """Apply the fixes that fit this ExaBGP; returns what was applied, for the log."""
-    if not fixes_available():
-        print(
-            f"exalb launcher: ExaBGP is not {WRITTEN_FOR}; running it unpatched "
-            "(slower bulk loads, connectTime ignored)",
-            file=sys.stderr,
-        )
-        return []
+def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Apply every fix (the connect retry only when asked for); the names applied."""
+    if not release_matches():
+        raise FixError(f"ExaBGP is not {WRITTEN_FOR}, the release the fixes were written for")
     patch_remove_self()
     patch_static_attributes()
-    applied = ["remove_self copies only for next-hop self", "static attributes lines announce"]
+    applied = [REMOVE_SELF, STATIC_ATTRIBUTES]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))
-        applied.append(f"connect retry every {float(retry):g}s")
+        applied.append(CONNECT_RETRY)
     return applied
+
+
+def verify(applied: list[str], environ: Mapping[str, str] = os.environ) -> None:
+    """Run each applied fix on ExaBGP's own classes; FixError names one that did not hold."""
+    checks: dict[str, Callable[[], bool]] = {
+        REMOVE_SELF: _remove_self_holds,
+        STATIC_ATTRIBUTES: _static_attributes_hold,
+        CONNECT_RETRY: lambda: _connect_retry_holds(float(environ[CONNECT_RETRY_ENV])),
+    }
+    for name in applied:
+        if not checks[name]():
+            raise FixError(f"the {name} fix did not take hold")
+
+
+def _remove_self_holds() -> bool:
+    from exabgp.bgp.message import Action
+    from exabgp.bgp.message.update.attribute import Attributes
+    from exabgp.bgp.message.update.nlri import CIDR, INET
+    from exabgp.bgp.neighbor import Neighbor
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.protocol.ip import IP
+    from exabgp.rib.change import Change
+
+    nlri = INET(AFI.ipv4, SAFI.unicast, Action.ANNOUNCE)
+    nlri.cidr = CIDR(IP.pton("192.0.2.1"), 32)
+    nlri.nexthop = IP.create("192.0.2.2")
+    change = Change(nlri, Attributes())
+    return bool(Neighbor().remove_self(change) is change)
+
+
+_STATIC_CHECK = """neighbor 192.0.2.3 {
+  router-id 192.0.2.4; local-address 192.0.2.4; local-as 64512; peer-as 64512;
+  family { ipv4 unicast; }
+  static { attributes next-hop 192.0.2.4 nlri 192.0.2.5/32 192.0.2.6/32; }
+}"""
+
+
+def _static_attributes_hold() -> bool:
+    from exabgp.configuration.configuration import Configuration
+    from exabgp.environment import getenv
+    from exabgp.logger import log
+
+    env = getenv()  # ExaBGP's main initialises its logger again from the same settings
+    enabled, env.log.enable = env.log.enable, False
+    log.init(env)  # silent: this check's config is none of the operator's business
+    env.log.enable = enabled
+    config = Configuration([_STATIC_CHECK], text=True)
+    if not config.reload():
+        return False
+    (neighbor,) = config.neighbors.values()
+    announced = {str(c.nlri.cidr) for c in neighbor.rib.outgoing.cached_changes()}
+    neighbor.rib.uncache()  # ExaBGP keeps RIBs by neighbor across reloads: leave none behind
+    return announced == {"192.0.2.5/32", "192.0.2.6/32"}
+
+
+def _connect_retry_holds(seconds: float) -> bool:
+    from exabgp.reactor.delay import Delay
+
+    delay = Delay()
+    delay.increase()
+    delay.increase()
+    return bool(delay._next == seconds)
+
+
+def report(applied: list[str], path: str | None) -> None:
+    """Tell the announcer which fixes hold (it seeds grouped routes only with that fix)."""
+    if not path:
+        return
+    partial = f"{path}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(applied, f)
+    os.replace(partial, path)  # the announcer never reads half a report
 
 
 def await_go() -> None:
     """Block until the announcer says the config is written, then detach stdin.
 
-    Started this way, ExaBGP's interpreter start-up and imports (~0.15 s) overlap
-    the announcer's first decision instead of following it: part of a cold start.
+    Started this way, ExaBGP's interpreter start-up and imports overlap the
+    announcer's first decision instead of following it: part of a cold start.
     """
     sys.stdin.readline()
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -126,9 +206,18 @@ def await_go() -> None:
 
 
 def main() -> int:
-    applied = apply()
-    if applied:
-        print(f"exalb launcher: {'; '.join(applied)}", file=sys.stderr)
+    try:
+        applied = apply()
+        verify(applied)
+    except FixError as exc:
+        print(
+            f"exalb launcher: {exc}; not starting ExaBGP. To run an ExaBGP without any of "
+            "the fixes, give its executable with --exabgp.",
+            file=sys.stderr,
+        )
+        return 3
+    print(f"exalb launcher: fixes in place: {', '.join(applied)}", file=sys.stderr)
+    report(applied, os.environ.get(REPORT_ENV))
     from exabgp.application.main import main as exabgp_main
 
     if os.environ.get(AWAIT_GO_ENV):

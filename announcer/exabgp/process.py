@@ -60,6 +60,12 @@ def environment(log_level: str) -> dict[str, str]:
             "exabgp_tcp_bind": "",
             "exabgp_log_destination": "stdout",
             "exabgp_log_level": log_level.upper(),
+            # At debug, ExaBGP's "configuration" log echoes every config token, the MD5
+            # password among them: at debug it is off (config errors then go unlogged
+            # too); at other levels it holds only the reload notice and config errors.
+            "exabgp_log_configuration": "false" if log_level.upper() == "DEBUG" else "true",
+            "exabgp_log_parser": "false",
+            "exabgp_log_all": "false",  # "all" would turn the two back on
         }
     )
     if os.getuid() == 0:

@@ -1,24 +1,17 @@
-"""One peer's ExaBGP: its process, its API channel, and what it has acknowledged.
+"""One peer's ExaBGP: its process, kept running, and its API socket.
 
-The speaker keeps three route maps for its peer:
+What ExaBGP holds and what to send it is :class:`announcer.core.ledger.RouteLedger`'s
+business; this module runs the process and moves bytes. Three threads:
 
-* ``desired``: what the decision wants, replaced wholesale on each recompute;
-* ``sent``: what ExaBGP will hold once every command written so far is done;
-* ``acked``: what ExaBGP has confirmed with ``done``.
-
-One writer thread owns the socket's write side. It wakes on any change and
-writes the whole difference between ``desired`` and ``sent`` in one go, so
-changes arriving together are coalesced without a timer. One reader thread
-drains ExaBGP's output (acks must always be read or ExaBGP blocks at
-~64 KiB), matches ``done``/``error`` to commands in order, and folds JSON
-neighbor events into the session state. ExaBGP answers a command it cannot
-parse before earlier queued ones, so an ``error`` may be matched to the
-wrong command; that is harmless because every command is idempotent and an
-error makes its prefixes be re-sent.
-
-If ExaBGP exits, the supervisor restarts it with capped backoff and seeds the
-new process with the full desired state in its config (the fast path), so
-the replay is a single UPDATE burst at session establishment.
+* the supervisor starts ExaBGP (after any predecessor for the same peer has
+  exited: a peer never has two processes, so the router never sees two
+  sessions), writes its config seeded with the desired routes, and restarts it
+  with capped backoff when it exits;
+* the writer wakes on any change and writes every command the ledger has for it
+  in one go, so changes arriving together are coalesced without a timer;
+* the reader (the supervisor, while a process runs) drains ExaBGP's output, which
+  must always be read or ExaBGP blocks once its pipe is full, and hands answers to
+  the ledger and session events to :class:`SessionState`.
 """
 
 from __future__ import annotations
@@ -29,7 +22,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,16 +30,18 @@ from typing import Any
 import structlog
 
 from announcer.core.config import render
-from announcer.core.diff import Command, commands
+from announcer.core.ledger import RouteLedger
 from announcer.core.model import Attrs, Peer, Routes
 
-from . import launcher, process
+from . import launcher, process, protocol
 
 log = structlog.get_logger("speaker")
 
 RETRY_AFTER_ERROR = 1.0
 MAX_BACKOFF = 30.0
 STABLE_RUN = 60.0  # a process that lived this long resets the backoff
+REPORT_WAIT = 20.0  # the launcher imports ExaBGP and checks its fixes before reporting
+PREDECESSOR_WAIT = 20.0  # a retiring speaker withdraws (10 s at most), then Ceases
 
 
 @dataclass
@@ -57,7 +51,6 @@ class SessionState:
     state: str = "down"  # down | connected | up
     since: float = field(default_factory=time.time)
     last_error: str | None = None
-    last_notification: str | None = None
     updates_sent: int = 0
     exabgp_restarts: int = 0
 
@@ -66,17 +59,11 @@ class SessionState:
         return self.state == "up"
 
 
-@dataclass
-class _Inflight:
-    cmd: Command
-    decided_at: float
-
-
 Observer = Callable[[str, dict[str, Any]], None]  # (event kind, details) -> None
 
 
 class Speaker:
-    """Runs and drives ExaBGP for one peer; thread-safe ``set_desired``."""
+    """Runs and drives ExaBGP for one peer; ``set_desired`` and ``update`` are thread-safe."""
 
     def __init__(
         self,
@@ -88,6 +75,7 @@ class Speaker:
         exabgp: str | None = None,
         log_level: str = "warning",
         observer: Observer | None = None,
+        predecessor: Speaker | None = None,
     ) -> None:
         self.peer = peer
         self.local_address = local_address
@@ -95,23 +83,18 @@ class Speaker:
         self.workdir = workdir
         self.exabgp = process.exabgp_argv(exabgp)
         # Our launcher (not an explicit --exabgp executable): it can start before its config
-        # exists, and, with its fixes in, it announces a seed of grouped static lines.
+        # exists, and it reports which of its fixes hold.
         self._launched = exabgp is None
-        self._grouped_seed = self._launched and launcher.fixes_available()
         self.log_level = log_level
         self.session = SessionState()
         self._observer = observer
+        self._predecessor = predecessor
         self._log = log.bind(peer=peer.name, node=node, address=peer.address)
-        self._lock = threading.Condition()
-        self._desired: Routes = {}
-        self._decided_at = time.monotonic()
-        self._sent: Routes = {}
-        self._acked: Routes = {}
-        self._inflight: deque[_Inflight] = deque()
-        # Prefixes changed since the writer last ran; None: compare the whole tables.
-        self._pending: set[str] | None = None
+        self._lock = threading.Lock()
+        self._ledger = RouteLedger()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._stopped = threading.Event()  # our process is reaped and will not be restarted
         self._conn: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._retry_at = 0.0
@@ -135,52 +118,34 @@ class Speaker:
         """Replace the whole desired table (a full recompute); the writer diffs all of it."""
         with self._lock:
             self._seeded.set()  # even when empty: a peer with no routes still gets its session
-            if routes == self._desired:
-                return
-            self._desired = dict(routes)
-            self._pending = None
-            self._decided_at = decided_at if decided_at is not None else time.monotonic()
-        self._wake.set()
+            changed = self._ledger.set_desired(routes, _now(decided_at))
+        if changed:
+            self._wake.set()
 
     def update(self, changes: Mapping[str, Attrs | None], decided_at: float | None = None) -> None:
-        """Change some prefixes (None withdraws); the writer then looks at those alone.
-
-        At 10,000 routes, diffing the whole table for one changed Service was a
-        few milliseconds of the readiness-to-router latency; this makes it O(change).
-        """
+        """Change some prefixes (None withdraws); the writer then looks at those alone."""
         if not changes:
             return
         with self._lock:
-            for prefix, attrs in changes.items():
-                if attrs is None:
-                    self._desired.pop(prefix, None)
-                else:
-                    self._desired[prefix] = attrs
-            if self._pending is not None:
-                self._pending.update(changes)
+            self._ledger.update(changes, _now(decided_at))
             self._seeded.set()
-            self._decided_at = decided_at if decided_at is not None else time.monotonic()
         self._wake.set()
 
     def acked(self) -> Routes:
         with self._lock:
-            return dict(self._acked)
+            return dict(self._ledger.acked)
 
     def converged(self) -> bool:
         """ExaBGP has acknowledged exactly the desired routes."""
         with self._lock:
-            return not self._inflight and self._acked == self._desired
+            return self._ledger.converged()
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and self._conn is not None
 
-    def wait_converged(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.converged() and self.running():
-                return True
-            time.sleep(0.01)
-        return False
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait until this speaker's ExaBGP has exited for good."""
+        return self._stopped.wait(timeout)
 
     def shutdown(self, timeout: float = 10.0, hold: float = 0.0) -> None:
         """Withdraw every route, wait until the withdrawals are on the wire, then Cease.
@@ -191,12 +156,11 @@ class Speaker:
         """
         deadline = time.monotonic() + timeout
         with self._lock:
-            self._wire_pending = set(self._acked) if self.session.up else set()
+            self._wire_pending = set(self._ledger.acked) if self.session.up else set()
         self.set_desired({})
-        self._wake.set()
         while time.monotonic() < deadline:
             with self._lock:
-                done = not self._inflight and not self._acked and not self._wire_pending
+                done = self._ledger.converged() and not self._wire_pending
             if done or not self.running():
                 break
             time.sleep(0.005)
@@ -228,9 +192,20 @@ class Speaker:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(5)
+        if not self._threads:  # never started
+            self._stopped.set()
 
     # --- supervisor ------------------------------------------------------
     def _supervise(self) -> None:
+        try:
+            self._await_predecessor()
+            self._keep_running()
+        finally:
+            if self._proc is not None:
+                _terminate(self._proc)
+            self._stopped.set()
+
+    def _keep_running(self) -> None:
         backoff = 0.5
         first = True
         while not self._stop.is_set():
@@ -239,6 +214,7 @@ class Speaker:
                 self._run_once(first)
             except Exception as exc:
                 self._log.error("exabgp run failed", error=repr(exc))
+                self._reap()
             first = False
             if self._stop.is_set():
                 return
@@ -250,88 +226,126 @@ class Speaker:
             self._stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
+    def _await_predecessor(self) -> None:
+        """The same peer's previous speaker may still be withdrawing: let it finish first."""
+        old, self._predecessor = self._predecessor, None
+        if old is None or old.wait_stopped(PREDECESSOR_WAIT):
+            return
+        self._log.warning("previous exabgp of this peer still running; stopping it")
+        old.stop()
+
     def _run_once(self, first: bool) -> None:
         sock_path = str(self.workdir / "api.sock")
         if os.path.exists(sock_path):
             os.unlink(sock_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(sock_path)
-        listener.listen(1)
-        listener.settimeout(15)
+        try:
+            listener.bind(sock_path)
+            listener.listen(1)
+            listener.settimeout(15)
+            conn = self._start_exabgp(sock_path, first, listener)
+        finally:
+            listener.close()
+        if conn is not None:
+            self._serve(conn)
+
+    def _start_exabgp(
+        self, sock_path: str, first: bool, listener: socket.socket
+    ) -> socket.socket | None:
+        """Start ExaBGP with its seed; its API connection, or None if it did not get that far."""
         env = {}
         if self.peer.connect_time:
             env[launcher.CONNECT_RETRY_ENV] = str(self.peer.connect_time)
+        conf = self.workdir / "exabgp.conf"
+        report = self.workdir / "fixes.json"
+        report.unlink(missing_ok=True)
         # Our launcher starts at once and waits for "go": its start-up overlaps the
         # announcer's first decision, and the seed below is that decision.
-        conf = self.workdir / "exabgp.conf"
         if self._launched:
-            self._proc = process.spawn(self.exabgp, conf, self.log_level, env, await_go=True)
+            env[launcher.REPORT_ENV] = str(report)
+            self._spawn(conf, env, await_go=True)
         while not self._seeded.wait(0.1) and not self._stop.is_set():
             pass
+        grouped = self._launched and self._grouped_seed_holds(report)
         if self._stop.is_set():
             if self._proc is not None:
                 _terminate(self._proc)
-            listener.close()
-            return
+            return None
         with self._lock:
-            seed = dict(self._desired)
-            decided_at = self._decided_at
-        text = render(
-            self.peer,
-            self.local_address,
-            self.router_id,
-            process.bridge_argv(sock_path),
-            seed,
-            grouped=self._grouped_seed,
-        )
-        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        self._log.info("starting exabgp", seeded=len(seed), restart=not first)
+            seed, decided_at = self._ledger.seed()
+        bridge = process.bridge_argv(sock_path)
+        text = render(self.peer, self.local_address, self.router_id, bridge, seed, grouped)
+        _write_private(conf, text)
+        self._log.info("starting exabgp", seeded=len(seed), grouped=grouped, restart=not first)
         if self._launched:
-            assert self._proc is not None and self._proc.stdin is not None
-            try:
-                self._proc.stdin.write(b"go\n")
-                self._proc.stdin.close()
-            except OSError as exc:
-                self._log.error("exabgp exited before its config was ready", error=str(exc))
+            self._go()
         else:
-            self._proc = process.spawn(self.exabgp, conf, self.log_level, env)
+            self._spawn(conf, env, await_go=False)
         try:
             conn, _ = listener.accept()
         except TimeoutError:
             self._log.error("exabgp did not start its API process")
-            _terminate(self._proc)
-            return
-        finally:
-            listener.close()
+            self._reap()
+            return None
         with self._lock:
-            self._acked = dict(seed)
-            self._sent = dict(seed)
-            self._pending = None  # desired may have moved on since the seed was taken
-            self._inflight.clear()
+            self._ledger.attach(seed)
             self._conn = conn
         if seed:
             self._event("seeded", {"routes": len(seed), "decided_at": decided_at})
         self._wake.set()
+        return conn
+
+    def _grouped_seed_holds(self, report: Path) -> bool:
+        """Whether the launcher reported its grouped-seed fix in place; never assumed."""
+        deadline = time.monotonic() + REPORT_WAIT
+        proc = self._proc
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if report.exists():
+                try:
+                    return launcher.STATIC_ATTRIBUTES in json.loads(report.read_text())
+                except ValueError:
+                    break
+            if proc is None or proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        self._log.warning("the launcher reported no fixes; seeding one route per line")
+        return False
+
+    def _spawn(self, conf: Path, env: dict[str, str], await_go: bool) -> None:
+        self._proc = process.spawn(self.exabgp, conf, self.log_level, env, await_go=await_go)
+        self._event("exabgp_started", {"pid": self._proc.pid})
+
+    def _go(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(b"go\n")
+            self._proc.stdin.close()
+        except OSError as exc:
+            self._log.error("exabgp exited before its config was ready", error=str(exc))
+
+    def _serve(self, conn: socket.socket) -> None:
+        """Read ExaBGP's output until it goes; then forget what it held."""
         try:
             self._read_loop(conn)
         finally:
             with self._lock:
                 self._conn = None
-                self._acked = {}
-                self._sent = {}
-                self._pending = None
-                self._inflight.clear()
+                self._ledger.detach()
                 self._wire_pending.clear()
             self._set_state("down", "exabgp exited")
             try:
                 conn.close()
             except OSError:
                 pass
-            proc = self._proc
-            _terminate(proc)
-            self._log.info("exabgp stopped", code=proc.returncode)
+            self._reap()
+
+    def _reap(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        _terminate(proc)
+        self._event("exabgp_exited", {"pid": proc.pid})
+        self._log.info("exabgp stopped", code=proc.returncode)
 
     # --- writer ----------------------------------------------------------
     def _write_loop(self) -> None:
@@ -347,27 +361,9 @@ class Speaker:
             with self._lock:
                 if self._conn is None:
                     continue
-                cmds = self._commands()
-                if not cmds:
-                    continue
-                for c in cmds:
-                    self._inflight.append(_Inflight(c, self._decided_at))
-                    for prefix, attrs in c.changes:
-                        if attrs is None:
-                            self._sent.pop(prefix, None)
-                        else:
-                            self._sent[prefix] = attrs
-            self._send_lines([c.line for c in cmds])
-
-    def _commands(self) -> list[Command]:
-        """What to send: the difference on the changed prefixes, or on everything."""
-        pending, self._pending = self._pending, set()
-        if pending is None:
-            return commands(self._desired, self._sent)
-        desired, sent = self._desired, self._sent
-        want = {p: desired[p] for p in pending if p in desired}
-        have = {p: sent[p] for p in pending if p in sent}
-        return commands(want, have)
+                cmds = self._ledger.take_commands()
+            if cmds:
+                self._send_lines([c.line for c in cmds])
 
     def _send_lines(self, lines: list[str]) -> None:
         conn = self._conn
@@ -391,96 +387,40 @@ class Speaker:
             buf += chunk
             *lines, buf = buf.split(b"\n")
             for raw in lines:
-                line = raw.strip()
-                if line:
-                    self._on_line(line)
+                event = protocol.parse(raw.strip())
+                if event is not None:
+                    self._on_event(event)
 
-    def _on_line(self, line: bytes) -> None:
-        if line == b"done":
-            self._ack(True)
-            return
-        if line == b"error":
-            self._ack(False)
-            return
-        if not line.startswith(b"{"):
-            return
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            text = line[:200].decode(errors="replace")
-            self._log.warning("unparseable line from exabgp", line=text)
-            return
-        kind = msg.get("type")
-        if kind == "state":
-            nb = msg.get("neighbor", {})
-            self._set_state(str(nb.get("state", "down")), nb.get("reason"))
-        elif kind == "update":
-            self._on_update(msg)
-        elif kind == "notification":
-            self._on_notification(msg)
-
-    def _ack(self, ok: bool) -> None:
-        with self._lock:
-            if not self._inflight:
-                return
-            item = self._inflight.popleft()
-            if ok:
-                for prefix, attrs in item.cmd.changes:
-                    if attrs is None:
-                        self._acked.pop(prefix, None)
-                    else:
-                        self._acked[prefix] = attrs
-            else:
-                for prefix, _ in item.cmd.changes:
-                    old = self._acked.get(prefix)
-                    if old is None:
-                        self._sent.pop(prefix, None)
-                    else:
-                        self._sent[prefix] = old
-                    if self._pending is not None:
-                        self._pending.add(prefix)  # re-sent after RETRY_AFTER_ERROR
-                self._retry_at = time.monotonic() + RETRY_AFTER_ERROR
-        if ok:
-            self._event(
-                "ack",
-                {"latency": time.monotonic() - item.decided_at, "changes": len(item.cmd.changes)},
-            )
+    def _on_event(self, event: protocol.Event) -> None:
+        if isinstance(event, protocol.Answer):
+            self._answer(event.ok)
+        elif isinstance(event, protocol.StateChange):
+            self._set_state(event.state, event.reason)
+        elif isinstance(event, protocol.UpdateSent):
+            self.session.updates_sent += 1
+            self._event("update_sent", {})
+            if event.withdrawn and self._wire_pending:
+                with self._lock:
+                    self._wire_pending.difference_update(event.withdrawn)
+        elif isinstance(event, protocol.Notification):
+            self.session.last_error = event.text
+            self._log.warning("bgp notification", notification=event.text)
         else:
-            self._log.error("exabgp rejected a command", command=item.cmd.line[:200])
-            self._event("error", {})
-            self._wake.set()
+            self._log.warning("unparseable line from exabgp", line=event.line)
 
-    def _on_update(self, msg: dict[str, Any]) -> None:
-        nb = msg.get("neighbor", {})
-        if nb.get("direction") != "send":
+    def _answer(self, ok: bool) -> None:
+        with self._lock:
+            item = self._ledger.answer(ok)
+        if item is None:
             return
-        update = nb.get("message", {}).get("update", {})
-        self.session.updates_sent += 1
-        self._event("update_sent", {})
-        withdrawn = update.get("withdraw", {})
-        if withdrawn and self._wire_pending:
-            with self._lock:
-                for entries in withdrawn.values():
-                    for e in entries:
-                        self._wire_pending.discard(str(e.get("nlri")))
-
-    def _on_notification(self, msg: dict[str, Any]) -> None:
-        nb = msg.get("neighbor")
-        if not isinstance(nb, dict):
-            return  # ExaBGP's own "shutdown" notice to its API process
-        n = nb.get("notification", {})
-        direction = nb.get("direction", "?")
-        text = f"{direction} notification {n.get('code')}/{n.get('subcode')}"
-        data = str(n.get("data", ""))
-        if data.startswith("0x") and len(data) > 4:
-            try:
-                raw = bytes.fromhex(data[2:])
-                text += f" {raw[1:].decode(errors='replace')!r}" if raw else ""
-            except ValueError:
-                pass
-        self.session.last_notification = text
-        self.session.last_error = text
-        self._log.warning("bgp notification", notification=text)
+        if ok:
+            latency = time.monotonic() - item.decided_at
+            self._event("ack", {"latency": latency, "changes": len(item.command.changes)})
+            return
+        self._retry_at = time.monotonic() + RETRY_AFTER_ERROR
+        self._log.error("exabgp rejected a command", command=item.command.line[:200])
+        self._event("error", {})
+        self._wake.set()
 
     def _set_state(self, state: str, reason: str | None) -> None:
         old = self.session.state
@@ -502,6 +442,18 @@ class Speaker:
                 self._observer(kind, details)
             except Exception as exc:
                 self._log.warning("observer failed", error=repr(exc))
+
+
+def _now(decided_at: float | None) -> float:
+    return decided_at if decided_at is not None else time.monotonic()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ExaBGP's config (it holds the MD5 password) readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

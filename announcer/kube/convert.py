@@ -118,10 +118,9 @@ def slice_endpoints(s: Obj) -> tuple[str | None, list[Endpoint]]:
 def secret_password(secret: Obj | None) -> str | None:
     if secret is None:
         return None
-    raw = (secret.get("data") or {}).get("password")
+    raw = (secret.get("data") or {}).get("password")  # the API returns no stringData
     if raw is None:
-        string_data = (secret.get("stringData") or {}).get("password")
-        return None if string_data is None else str(string_data)
+        return None
     try:
         return base64.b64decode(raw, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
@@ -154,7 +153,6 @@ def _peer(name: str, spec: Obj, secrets: Mapping[str, Obj]) -> Peer:
     hold_s = 30 if hold is None else round(hold)
     if hold_s != 0 and hold_s < 3:
         raise ValueError("holdTime must be 0 or at least 3s")
-    keepalive = duration(spec.get("keepaliveTime"))
     connect = duration(spec.get("connectTime"))
     password = spec.get("password") or None
     problem = None
@@ -178,7 +176,6 @@ def _peer(name: str, spec: Obj, secrets: Mapping[str, Obj]) -> Peer:
         else None,
         router_id=_ip(spec["routerID"], "routerID") if spec.get("routerID") else None,
         hold_time=hold_s,
-        keepalive_time=None if keepalive is None else round(keepalive),
         connect_time=None if connect is None else round(connect),
         password=password,
         ebgp_multihop=bool(spec.get("ebgpMultiHop", False)),

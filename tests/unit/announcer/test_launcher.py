@@ -1,4 +1,4 @@
-"""The two ExaBGP fixes the launcher applies, checked on ExaBGP's own classes.
+"""The ExaBGP fixes the launcher applies and checks, on ExaBGP's own classes.
 
 Each test restores the patched class attributes afterwards (``monkeypatch``), so
 nothing leaks into other tests that import ExaBGP.
@@ -6,6 +6,7 @@ nothing leaks into other tests that import ExaBGP.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -51,11 +52,67 @@ def _neighbor() -> Neighbor:
 
 def test_release_is_the_one_the_fixes_were_written_for() -> None:
     # pyproject pins ExaBGP; if the pin moves, the fixes must be re-checked against it.
-    assert launcher.fixes_available()
-    assert launcher.apply({}) == [
-        "remove_self copies only for next-hop self",
-        "static attributes lines announce",
-    ]
+    assert launcher.release_matches()
+    assert launcher.apply({}) == [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES]
+
+
+def test_every_applied_fix_is_verified_to_hold() -> None:
+    env = {launcher.CONNECT_RETRY_ENV: "3"}
+    applied = launcher.apply(env)
+    assert applied == [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES, launcher.CONNECT_RETRY]
+    launcher.verify(applied, env)  # raises if one did not hold
+
+
+def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put ExaBGP's original back for one fix, as if the patch had missed its target."""
+    original = {
+        launcher.REMOVE_SELF: (Neighbor, "remove_self", Neighbor.remove_self),
+        launcher.CONNECT_RETRY: (Delay, "increase", Delay.increase),
+    }
+    if name == launcher.STATIC_ATTRIBUTES:
+        before = ParseStatic.known["attributes"]
+        launcher.apply({launcher.CONNECT_RETRY_ENV: "3"})
+        monkeypatch.setitem(ParseStatic.known, "attributes", before)
+        return
+    cls, attr, value = original[name]
+    launcher.apply({launcher.CONNECT_RETRY_ENV: "3"})
+    monkeypatch.setattr(cls, attr, value)
+
+
+@pytest.mark.parametrize(
+    "name", [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES, launcher.CONNECT_RETRY]
+)
+def test_a_fix_that_did_not_take_hold_is_named(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _undo(name, monkeypatch)
+    all_three = [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES, launcher.CONNECT_RETRY]
+    with pytest.raises(launcher.FixError, match=f"the {name} fix did not take hold"):
+        launcher.verify(all_three, {launcher.CONNECT_RETRY_ENV: "3"})
+
+
+def test_another_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.metadata, "version", lambda _: "5.0.16")
+    with pytest.raises(launcher.FixError, match=r"ExaBGP is not 5\.0\.15"):
+        launcher.apply({})
+
+
+def test_the_launcher_exits_with_the_reason_and_starts_no_exabgp(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "fixes.json"
+    monkeypatch.setenv(launcher.REPORT_ENV, str(report))
+    monkeypatch.setattr(launcher, "patch_remove_self", lambda: None)  # the patch misses
+    assert launcher.main() == 3
+    err = capsys.readouterr().err
+    assert "the remove-self fix did not take hold; not starting ExaBGP" in err
+    assert "--exabgp" in err
+    assert not report.exists()
+
+
+def test_the_report_names_the_fixes_that_hold(tmp_path: Path) -> None:
+    report = tmp_path / "fixes.json"
+    launcher.report([launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES], str(report))
+    assert json.loads(report.read_text()) == [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES]
+    assert report.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_concrete_next_hop_is_not_copied() -> None:
@@ -84,7 +141,7 @@ def _waits(d: Delay, attempts: int) -> list[int]:
 
 
 def test_connect_retry_is_a_fixed_interval() -> None:
-    assert launcher.apply({launcher.CONNECT_RETRY_ENV: "7"})[-1] == "connect retry every 7s"
+    assert launcher.apply({launcher.CONNECT_RETRY_ENV: "7"})[-1] == launcher.CONNECT_RETRY
     d = Delay()
     assert _waits(d, 5) == [7, 7, 7, 7, 7]
     assert d.backoff()

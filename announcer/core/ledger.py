@@ -1,0 +1,140 @@
+"""What one peer's ExaBGP holds, what it will hold, and what it should hold.
+
+Four views of the routes, per prefix:
+
+* ``desired``: what the decision wants, replaced wholesale or changed a few at a time;
+* ``sent``: what ExaBGP will hold once every command written so far is done;
+* ``acked``: what ExaBGP has confirmed with ``done``;
+* in flight: the commands written and not yet answered, oldest first.
+
+ExaBGP answers commands in the order they were written, so an answer belongs to
+the oldest command in flight. A rejected command is undone in ``sent`` (taking
+account of later commands in flight for the same prefixes) and its prefixes are
+marked changed, so the next :meth:`RouteLedger.take_commands` sends them again.
+
+A (re)started ExaBGP is given ``desired`` as the static routes of its config
+(:meth:`seed`); once it is attached, those routes count as sent and
+acknowledged and only the difference to what is desired by then is sent. A
+prefix that stays desired across a restart is therefore never withdrawn.
+
+Pure: no clock, no threads, no I/O; the speaker holds the lock and the socket.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .diff import Command, commands
+from .model import Attrs, Routes
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A command written to ExaBGP, with when the decision behind it was made."""
+
+    command: Command
+    decided_at: float
+
+
+class RouteLedger:
+    def __init__(self) -> None:
+        self.desired: Routes = {}
+        self.decided_at = 0.0
+        self.sent: Routes = {}
+        self.acked: Routes = {}
+        self.in_flight: deque[Sent] = deque()
+        self.attached = False
+        # Prefixes changed since the last take_commands; None: compare the whole tables.
+        self._changed: set[str] | None = None
+
+    # --- the decision's side ---------------------------------------------
+    def set_desired(self, routes: Mapping[str, Attrs], decided_at: float) -> bool:
+        """Replace the whole desired table; False when nothing changed."""
+        if routes == self.desired:
+            return False
+        self.desired = dict(routes)
+        self._changed = None
+        self.decided_at = decided_at
+        return True
+
+    def update(self, changes: Mapping[str, Attrs | None], decided_at: float) -> None:
+        """Change some prefixes (None: no longer desired); only those are compared."""
+        for prefix, attrs in changes.items():
+            if attrs is None:
+                self.desired.pop(prefix, None)
+            else:
+                self.desired[prefix] = attrs
+        if self._changed is not None:
+            self._changed.update(changes)
+        self.decided_at = decided_at
+
+    # --- ExaBGP's side ---------------------------------------------------
+    def seed(self) -> tuple[Routes, float]:
+        """The routes a starting ExaBGP loads from its config, and when they were decided."""
+        return dict(self.desired), self.decided_at
+
+    def attach(self, seed: Mapping[str, Attrs]) -> None:
+        """A new ExaBGP is running with ``seed`` loaded (every seeded route announced)."""
+        self.acked = dict(seed)
+        self.sent = dict(seed)
+        self.in_flight.clear()
+        self._changed = None  # desired may have moved on since the seed was taken
+        self.attached = True
+
+    def detach(self) -> None:
+        """ExaBGP is gone, and with it its routes and every unanswered command."""
+        self.acked = {}
+        self.sent = {}
+        self.in_flight.clear()
+        self._changed = None
+        self.attached = False
+
+    def take_commands(self) -> list[Command]:
+        """The commands that bring ``sent`` to ``desired``, now counted as in flight."""
+        if not self.attached:
+            return []
+        changed, self._changed = self._changed, set()
+        if changed is None:
+            out = commands(self.desired, self.sent)
+        else:
+            want = {p: self.desired[p] for p in changed if p in self.desired}
+            have = {p: self.sent[p] for p in changed if p in self.sent}
+            out = commands(want, have)
+        for c in out:
+            self.in_flight.append(Sent(c, self.decided_at))
+            _apply(self.sent, c)
+        return out
+
+    def answer(self, ok: bool) -> Sent | None:
+        """ExaBGP's ``done`` (ok) or ``error`` for the oldest command in flight."""
+        if not self.in_flight:
+            return None
+        item = self.in_flight.popleft()
+        if ok:
+            _apply(self.acked, item.command)
+            return item
+        # What ExaBGP will hold for these prefixes without the rejected command: what it
+        # acknowledged, as changed by the commands still in flight after it.
+        expected = {prefix: self.acked.get(prefix) for prefix, _ in item.command.changes}
+        for later in self.in_flight:
+            for prefix, attrs in later.command.changes:
+                if prefix in expected:
+                    expected[prefix] = attrs
+        _apply(self.sent, Command("", tuple(expected.items())))
+        if self._changed is not None:
+            self._changed.update(expected)
+        return item
+
+    def converged(self) -> bool:
+        """ExaBGP has acknowledged exactly the desired routes."""
+        return not self.in_flight and self.acked == self.desired
+
+
+def _apply(table: Routes, command: Command) -> None:
+    for prefix, attrs in command.changes:
+        if attrs is None:
+            table.pop(prefix, None)
+        else:
+            table[prefix] = attrs
