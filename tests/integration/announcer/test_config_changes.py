@@ -11,9 +11,11 @@ from kubernetes.client import ApiException
 
 import exalb.assignments as contract
 from testbed.lab import Lab, same_session
+from testbed.procs import wait_for
 from testbed.routers.base import settle
 from tests.conftest import RouterFactory
 
+from .test_faults import _exabgp_of
 from .test_scenarios import metric
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,40 @@ def test_a_peer_change_restarts_only_that_peer(lab: Lab, router: RouterFactory) 
     settle(1)
     assert same_session(since_a, a.uptime_since(lab.source(1)), changed)
     assert {p.next_hop for p in a.rib()[PREFIX]} == {lab.hop(1)}
+
+
+def _full_passes(lab: Lab, i: int) -> float:
+    line = 'exalb_announcer_reconciles_total{kind="full"} '
+    found = [x for x in lab.metrics(i).splitlines() if x.startswith(line)]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+def test_a_selector_edit_keeps_the_session_a_holdtime_edit_restarts_it(
+    lab: Lab, router: RouterFactory
+) -> None:
+    r = router("gobgp", lab.router_ip, 64512, lab.neighbors(1))
+    lab.add_peer("tor", r, nodeSelectors=[{"matchLabels": {"rack": "r1"}}])
+    lab.add_node(1, {"rack": "r1", "zone": "z1"})
+    lab.set_endpoints("web", {1: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    since = r.uptime_since(lab.source(1))
+    exabgp = _exabgp_of(lab, 1)
+    changed = time.time()
+    time.sleep(1.1)  # so that a restarted session shows a later "up since"
+
+    passes = _full_passes(lab, 1)
+    lab.patch_peer("tor", {"nodeSelectors": [{"matchLabels": {"zone": "z1"}}]})
+    wait_for("the announcer saw the selector edit", lambda: _full_passes(lab, 1) > passes, 10)
+    settle(2)
+    assert same_session(since, r.uptime_since(lab.source(1)), changed)
+    assert _exabgp_of(lab, 1) == exabgp  # the same process: nothing was restarted
+    assert {p.next_hop for p in r.rib()[PREFIX]} == {lab.hop(1)}
+
+    lab.patch_peer("tor", {"holdTime": "12s"})
+    r.wait_rib("the session restarted", lambda _: r.uptime_since(lab.source(1)) != since)
+    r.wait_next_hops(PREFIX, {lab.hop(1)})
+    assert _exabgp_of(lab, 1) != exabgp
 
 
 def test_bad_assignment_configmaps_keep_the_last_good_state(
