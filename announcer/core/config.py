@@ -6,13 +6,12 @@ an API command: nothing reloads (MetalLB #1944 was FRR reloads flapping every
 session on each Service change).
 
 ``seed`` routes are written into the file only when a process starts: ExaBGP
-(with our launcher's fixes) loads 10,000 static routes in about 0.2 s against
-3 s or more through the API, which is what makes a cold start or a post-crash
-replay of thousands of prefixes fast. With ``grouped`` they are written as
-``attributes ... nlri ...`` lines, one per attribute set and 500 prefixes, which
-only a launched ExaBGP announces (see ``exabgp.launcher``). Those routes are
-then ordinary RIB entries that later API withdraws remove; the file is never
-reloaded.
+loads static routes far faster than its API accepts them (bench/ANNOUNCER.md),
+which is what makes a cold start or a post-crash replay of thousands of prefixes
+fast. With ``grouped`` they are written as ``attributes ... nlri ...`` lines, one
+per attribute set and 500 prefixes, which only an ExaBGP whose launcher reported
+that fix announces (see ``exabgp.launcher``). Those routes are then ordinary RIB
+entries that later API withdraws remove; the file is never reloaded.
 
 The MD5 password goes in base64 (no quoting pitfalls) into a file of mode 0600
 in a private directory; it is never logged.

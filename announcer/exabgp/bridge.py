@@ -8,7 +8,7 @@ ways. When the announcer's side closes (the announcer died), it sends SIGTERM
 to ExaBGP, its parent, whose handler closes the sessions: routes never
 outlive the announcer (exabgp#304). ExaBGP alone would keep running without
 its API process (``exabgp_api_terminate`` only covers failed writes).
-Standard library only, so it starts in tens of milliseconds.
+Standard library only, so it starts quickly and costs little memory.
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""ExaBGP's output lines as events, the session-shaping part of a Peer, and ExaBGP's env."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from announcer.core.model import Peer
+from announcer.exabgp import process
+from announcer.exabgp.protocol import (
+    Answer,
+    Event,
+    Notification,
+    StateChange,
+    Unparseable,
+    UpdateSent,
+    parse,
+)
+from exalb.assignments import LabelSelector
+
+
+def _json(kind: str, neighbor: object) -> bytes:
+    return json.dumps({"type": kind, "neighbor": neighbor}).encode()
+
+
+WITHDRAW = {
+    "direction": "send",
+    "message": {"update": {"withdraw": {"ipv4 unicast": [{"nlri": "198.51.100.1/32"}]}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("line", "event"),
+    [
+        (b"done", Answer(True)),
+        (b"error", Answer(False)),
+        (b"", None),
+        (b"{not json", Unparseable("{not json")),
+        (_json("state", {"state": "up"}), StateChange("up", None)),
+        (
+            _json("state", {"state": "down", "reason": "peer reset"}),
+            StateChange("down", "peer reset"),
+        ),
+        (_json("update", WITHDRAW), UpdateSent(("198.51.100.1/32",))),
+        (_json("update", {**WITHDRAW, "direction": "receive"}), None),
+        (
+            _json(
+                "notification",
+                {
+                    "direction": "receive",
+                    "notification": {"code": 6, "subcode": 2, "data": "0x04627965"},
+                },
+            ),
+            Notification("receive notification 6/2 'bye'"),
+        ),
+        (json.dumps({"type": "notification", "notification": "shutdown"}).encode(), None),
+    ],
+)
+def test_lines_become_events(line: bytes, event: Event | None) -> None:
+    assert parse(line) == event
+
+
+def test_node_selectors_do_not_shape_the_session() -> None:
+    peer = Peer(
+        "tor", 64513, 64512, "192.0.2.1", node_selectors=(LabelSelector((("rack", "r1"),)),)
+    )
+    assert peer.session() == Peer("tor", 64513, 64512, "192.0.2.1")
+    assert Peer("tor", 64513, 64512, "192.0.2.1", hold_time=12).session() != peer.session()
+
+
+@pytest.mark.parametrize(("level", "configuration"), [("debug", "false"), ("info", "true")])
+def test_exabgp_never_logs_its_config_tokens_at_debug(level: str, configuration: str) -> None:
+    env = process.environment(level)
+    assert env["exabgp_log_configuration"] == configuration
+    assert env["exabgp_log_parser"] == "false" and env["exabgp_log_all"] == "false"
