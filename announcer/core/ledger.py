@@ -104,7 +104,7 @@ class RouteLedger:
             out = commands(want, have)
         for c in out:
             self.in_flight.append(Sent(c, self.decided_at))
-            _apply(self.sent, c)
+            apply(self.sent, c)
         return out
 
     def answer(self, ok: bool) -> Sent | None:
@@ -113,7 +113,7 @@ class RouteLedger:
             return None
         item = self.in_flight.popleft()
         if ok:
-            _apply(self.acked, item.command)
+            apply(self.acked, item.command)
             return item
         # What ExaBGP will hold for these prefixes without the rejected command: what it
         # acknowledged, as changed by the commands still in flight after it.
@@ -122,7 +122,7 @@ class RouteLedger:
             for prefix, attrs in later.command.changes:
                 if prefix in expected:
                     expected[prefix] = attrs
-        _apply(self.sent, Command("", tuple(expected.items())))
+        apply(self.sent, Command("", tuple(expected.items())))
         if self._changed is not None:
             self._changed.update(expected)
         return item
@@ -132,7 +132,8 @@ class RouteLedger:
         return not self.in_flight and self.acked == self.desired
 
 
-def _apply(table: Routes, command: Command) -> None:
+def apply(table: Routes, command: Command) -> None:
+    """Change ``table`` as ``command`` changes what ExaBGP holds."""
     for prefix, attrs in command.changes:
         if attrs is None:
             table.pop(prefix, None)

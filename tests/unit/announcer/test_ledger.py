@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from announcer.core.diff import Command
-from announcer.core.ledger import RouteLedger
+from announcer.core.ledger import RouteLedger, apply
 from announcer.core.model import Attrs, Routes
 
 PREFIXES = st.sampled_from([f"198.51.100.{i}/32" for i in range(12)])
@@ -24,14 +24,6 @@ ATTRS = st.sampled_from(
 )
 ROUTES = st.dictionaries(PREFIXES, ATTRS, max_size=12)
 CHANGES = st.dictionaries(PREFIXES, st.none() | ATTRS, max_size=5)
-
-
-def apply(rib: Routes, command: Command) -> None:
-    for prefix, attrs in command.changes:
-        if attrs is None:
-            rib.pop(prefix, None)
-        else:
-            rib[prefix] = attrs
 
 
 class LedgerAgainstExaBGP(RuleBasedStateMachine):
