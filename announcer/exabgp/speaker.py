@@ -267,6 +267,11 @@ class Speaker:
         while not self._seeded.wait(0.1) and not self._stop.is_set():
             pass
         grouped = self._launched and self._grouped_seed_holds(report)
+        if self._proc is not None and self._proc.poll() is not None:
+            # The launcher refuses to start ExaBGP when a fix did not hold; its log says why.
+            self._log.error("exabgp exited at start", code=self._proc.returncode)
+            self._reap()
+            return None
         if self._stop.is_set():
             if self._proc is not None:
                 _terminate(self._proc)
