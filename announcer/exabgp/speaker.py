@@ -41,6 +41,7 @@ RETRY_AFTER_ERROR = 1.0
 MAX_BACKOFF = 30.0
 STABLE_RUN = 60.0  # a process that lived this long resets the backoff
 REPORT_WAIT = 20.0  # the launcher imports ExaBGP and checks its fixes before reporting
+API_CONNECT_WAIT = 60.0  # a live ExaBGP on a busy node can be slow to start its API process
 PREDECESSOR_WAIT = 20.0  # a retiring speaker withdraws (10 s at most), then Ceases
 
 
@@ -242,7 +243,7 @@ class Speaker:
         try:
             listener.bind(sock_path)
             listener.listen(1)
-            listener.settimeout(15)
+            listener.settimeout(0.2)
             conn = self._start_exabgp(sock_path, first, listener)
         finally:
             listener.close()
@@ -286,10 +287,8 @@ class Speaker:
             self._go()
         else:
             self._spawn(conf, env, await_go=False)
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            self._log.error("exabgp did not start its API process")
+        conn = self._accept(listener)
+        if conn is None:
             self._reap()
             return None
         with self._lock:
@@ -299,6 +298,22 @@ class Speaker:
             self._event("seeded", {"routes": len(seed), "decided_at": decided_at})
         self._wake.set()
         return conn
+
+    def _accept(self, listener: socket.socket) -> socket.socket | None:
+        """ExaBGP's API process connecting, for as long as ExaBGP runs (bounded)."""
+        deadline = time.monotonic() + API_CONNECT_WAIT
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if self._proc is None or self._proc.poll() is not None:
+                self._log.error("exabgp exited before starting its API process")
+                return None
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            return conn
+        self._log.error("exabgp did not start its API process", waited=API_CONNECT_WAIT)
+        return None
 
     def _grouped_seed_holds(self, report: Path) -> bool:
         """Whether the launcher reported its grouped-seed fix in place; never assumed."""

@@ -22,6 +22,7 @@ import pytest
 from announcer.core.model import Attrs, Peer
 from announcer.exabgp import launcher
 from announcer.exabgp.speaker import Speaker
+from testbed.procs import wait_for
 from testbed.routers import Neighbor, Router
 from tests.conftest import RouterFactory
 
@@ -45,6 +46,9 @@ class Timeline:
 
         return observe
 
+    def has(self, who: str, kind: str) -> bool:
+        return any(w == who and k == kind for _, w, k, _ in self.events)
+
     def at(self, who: str, kind: str) -> float:
         return next(t for t, w, k, _ in self.events if w == who and k == kind)
 
@@ -66,7 +70,7 @@ def test_a_replacing_speaker_starts_exabgp_only_after_the_old_one_exited(
     speakers = [old]
     try:
         old.set_desired(ROUTES)
-        r.wait_next_hops("198.51.100.1/32", {HOP}, timeout=30)
+        r.wait_next_hops("198.51.100.1/32", {HOP}, timeout=60)
         # The old speaker withdraws, then keeps its session 2 s more (hold), as a peer
         # restart does while the new speaker is already asked to start.
         retiring = threading.Thread(target=old.shutdown, kwargs={"hold": 2.0})
@@ -74,8 +78,9 @@ def test_a_replacing_speaker_starts_exabgp_only_after_the_old_one_exited(
         new = _speaker(r, workdir, timeline, "new", predecessor=old).start()
         speakers.append(new)
         new.set_desired(ROUTES)
-        retiring.join(20)
-        r.wait_next_hops("198.51.100.1/32", {HOP}, timeout=30)
+        retiring.join(30)
+        assert old.wait_stopped(30)
+        r.wait_next_hops("198.51.100.1/32", {HOP}, timeout=60)
         assert timeline.at("new", "exabgp_started") >= timeline.at("old", "exabgp_exited")
 
         # The control: without a predecessor to wait for, the processes overlap.
@@ -85,7 +90,8 @@ def test_a_replacing_speaker_starts_exabgp_only_after_the_old_one_exited(
         eager = _speaker(r, tmp_path / "eager", timeline, "eager").start()
         speakers.append(eager)
         eager.set_desired(ROUTES)
-        retiring.join(20)
+        retiring.join(30)
+        assert new.wait_stopped(30)
         assert timeline.at("eager", "exabgp_started") < timeline.at("new", "exabgp_exited")
     finally:
         for sp in speakers:
@@ -110,11 +116,13 @@ def test_a_seed_reaches_the_router_however_it_is_written(
     sp.start()
     try:
         for prefix in ROUTES:
-            r.wait_next_hops(prefix, {HOP}, timeout=30)
+            r.wait_next_hops(prefix, {HOP}, timeout=60)
         conf = (tmp_path / "tor" / "exabgp.conf").read_text()
         assert (" nlri " in conf) is grouped  # grouped only when the launcher said so
         assert conf.count("route 198.51.100.") == (0 if grouped else len(ROUTES))
+        # ExaBGP may announce its seed before its API process connects: wait for that too.
+        wait_for("the seed counted as announced", lambda: timeline.has("tor", "seeded"), 60)
         seeded = [d for _, _, k, d in timeline.events if k == "seeded"]
-        assert seeded and seeded[0]["routes"] == len(ROUTES)
+        assert seeded[0]["routes"] == len(ROUTES)
     finally:
         sp.stop()
