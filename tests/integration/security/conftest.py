@@ -77,15 +77,20 @@ def announcer(lab: Lab, control_plane: ControlPlane) -> Iterator[Identity]:
     lab.add_node(1, start=False)
     lab.add_node(2, start=False)
     me = identity(control_plane, lab.announcer_token(1), lab.namespace, "exalb-announcer")
-    wait_for("the announcer's RBAC grants", lambda: _can_list_bgp_secrets(me, lab), 15)
+    wait_for(
+        "the announcer's RBAC grants",
+        lambda: granted(lambda: me.core.list_namespaced_secret(lab.bgp_secrets_namespace)),
+        15,
+    )
     wait_for("the admission policy in force", lambda: _policy_refuses_stray(me, lab), 15)
     yield me
     me.api.close()
 
 
-def _can_list_bgp_secrets(me: Identity, lab: Lab) -> bool:
+def granted(call: Callable[[], object]) -> bool:
+    """Whether RBAC lets ``call`` through yet (grants reach the authorizer with a delay)."""
     try:
-        me.core.list_namespaced_secret(lab.bgp_secrets_namespace)
+        call()
     except client.ApiException as exc:
         if exc.status == 403:
             return False

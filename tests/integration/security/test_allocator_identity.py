@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from kubernetes import client
 
 from testbed.allocator import apply_rbac
 from testbed.controlplane import ControlPlane
@@ -21,8 +19,8 @@ from testbed.procs import wait_for
 from tests.integration.security.conftest import (
     GROUP,
     STATUSES,
-    VERSION,
     Identity,
+    granted,
     identity,
     refusal,
 )
@@ -42,34 +40,21 @@ def allocator(lab: Lab, control_plane: ControlPlane) -> Iterator[Identity]:
     Identity(lab.api, "admin").create_status(lab.namespace, lab.node(1).name)
     token = control_plane.service_account_token(lab.namespace, "exalb-allocator")
     me = identity(control_plane, token, lab.namespace, "exalb-allocator")
-    wait_for("the allocator's RBAC grants", lambda: _can_list_configmaps(me, lab), 15)
+    wait_for(
+        "the allocator's RBAC grants",
+        lambda: granted(lambda: me.core.list_namespaced_config_map(lab.namespace)),
+        15,
+    )
     yield me
     me.api.close()
     docs = load(RBAC_DIR / "allocator.yaml", lab.namespace, lab.rbac_suffix)
     delete(lab.api, [d for d in docs if d["kind"] in CLUSTER_SCOPED])
 
 
-def _can_list_configmaps(me: Identity, lab: Lab) -> bool:
-    try:
-        me.core.list_namespaced_config_map(lab.namespace)
-    except client.ApiException as exc:
-        if exc.status == 403:
-            return False
-        raise
-    return True
-
-
 @dataclass(frozen=True)
 class Refused:
     call: Callable[[Identity, Lab], object]
     message: str  # {user}, {ns}, {node}
-
-
-FORGED: dict[str, Any] = {
-    "apiVersion": f"{GROUP}/{VERSION}",
-    "kind": "BGPSessionStatus",
-    "metadata": {"name": "forged"},
-}
 
 
 REFUSED = {
@@ -89,9 +74,7 @@ REFUSED = {
         'in the namespace "{ns}-bgp-secrets"',
     ),
     "create a BGPSessionStatus": Refused(
-        lambda me, lab: me.custom.create_namespaced_custom_object(
-            GROUP, VERSION, lab.namespace, STATUSES, FORGED
-        ),
+        lambda me, lab: me.create_status(lab.namespace, "forged"),
         f'{STATUSES}.{GROUP} is forbidden: User "{{user}}" cannot create resource "{STATUSES}" '
         f'in API group "{GROUP}" in the namespace "{{ns}}"',
     ),
