@@ -13,6 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "charts" / "exalb" / "rbac" / "announcer.yaml"
+ADMISSION = RBAC.with_name("announcer-admission.yaml")
 DOC = ROOT / "docs" / "announcer.md"
 
 # The docs' words for where a rule applies -> (kind, namespace placeholder) in the chart.
@@ -62,3 +63,22 @@ def test_the_docs_table_is_the_announcers_rbac() -> None:
 def test_secrets_are_readable_only_in_the_bgp_secrets_namespace() -> None:
     secrets = {(kind, ns) for kind, ns, group, res, _ in granted() if res == "secrets"}
     assert secrets == {("Role", "BGP_SECRETS_NS")}
+
+
+def test_the_admission_policy_checks_the_announcers_service_account() -> None:
+    """Under another name the policy would match no request, and check no one."""
+    docs = list(yaml.safe_load_all(RBAC.read_text()))
+    subjects = {
+        f"system:serviceaccount:{s['namespace']}:{s['name']}"
+        for d in docs
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        for s in d["subjects"]
+    }
+    policy = next(
+        d
+        for d in yaml.safe_load_all(ADMISSION.read_text())
+        if d["kind"] == "ValidatingAdmissionPolicy"
+    )
+    [subject] = subjects  # one identity for every binding
+    [condition] = policy["spec"]["matchConditions"]
+    assert condition["expression"] == f"request.userInfo.username == '{subject}'"
