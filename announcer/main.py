@@ -14,8 +14,8 @@ from pathlib import Path
 
 import structlog
 
-from announcer.core.model import Options
-from announcer.kube.sources import Sources, default_bgp_secrets_namespace
+from announcer.core.model import Options, default_bgp_secrets_namespace
+from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
 from announcer.reconciler import Reconciler

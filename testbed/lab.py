@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes import client
 
 import exalb.assignments as contract
-from announcer.kube.sources import default_bgp_secrets_namespace
+from announcer.core.model import default_bgp_secrets_namespace
 from exalb.assignments import Advertisement, Assignment
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane

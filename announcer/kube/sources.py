@@ -26,15 +26,6 @@ Obj = dict[str, Any]
 OnChange = Callable[[str, str], None]  # (informer name, object key) -> None
 
 
-def default_bgp_secrets_namespace(namespace: str) -> str:
-    """Where BGP password Secrets live unless configured: beside exalb's own namespace.
-
-    A namespace of their own is what lets RBAC give announcers those Secrets and no
-    other (docs/bgppeer.md); the chart's ``bgpSecretsNamespace`` defaults to the same name.
-    """
-    return f"{namespace}-bgp-secrets"
-
-
 @dataclass
 class View:
     """What every Service's decision shares: this node, the peers, their Secrets (copies)."""
