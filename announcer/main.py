@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from announcer.core.model import Options
+from announcer.core.model import Options, default_bgp_secrets_namespace
 from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="exalb-announcer", description=__doc__)
     p.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="default: $NODE_NAME")
     p.add_argument("--namespace", default=os.environ.get("EXALB_NAMESPACE", "exalb-system"))
+    p.add_argument(
+        "--bgp-secrets-namespace",
+        default=os.environ.get("EXALB_BGP_SECRETS_NAMESPACE"),
+        help="where the BGPPeers' password Secrets are (default: <namespace>-bgp-secrets)",
+    )
     p.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
     p.add_argument("--metrics-host", default="0.0.0.0")
     p.add_argument("--metrics-port", type=int, default=7473)
@@ -84,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.node_name:
         p.error("--node-name or $NODE_NAME is required")
+    if not args.bgp_secrets_namespace:
+        args.bgp_secrets_namespace = default_bgp_secrets_namespace(args.namespace)
     return args
 
 
@@ -113,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if holder:
             holder[0].changed(kind, key)
 
-    sources = Sources(api, args.namespace, args.node_name, changed)
+    sources = Sources(api, args.namespace, args.bgp_secrets_namespace, args.node_name, changed)
     reconciler = Reconciler(
         sources,
         opts,
@@ -144,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     sources.start()
     reconciler.start()
     status.start()
-    log.info("announcer started", namespace=args.namespace, metrics_port=health.port)
+    log.info(
+        "announcer started",
+        namespace=args.namespace,
+        bgp_secrets_namespace=args.bgp_secrets_namespace,
+        metrics_port=health.port,
+    )
     stop.wait()
     status.stop()
     reconciler.shutdown(

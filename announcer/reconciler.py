@@ -208,7 +208,7 @@ class Reconciler:
             slices, self._dirty_slices = self._dirty_slices, set()
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
-        peers = [peer_from(o, v.secrets) for o in v.peers]
+        peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
         for p in peers:
             self.metrics.peer_problem.labels(p.name).set(1 if p.problem else 0)
         ctx = context(node, peers, self.opts, time.time())

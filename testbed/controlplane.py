@@ -178,23 +178,42 @@ class ControlPlane:
     def api_client(self, token: str = ADMIN_TOKEN) -> client.ApiClient:
         return client.ApiClient(self.configuration(token))
 
-    def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
-        """A real token for ServiceAccount ``namespace/name`` (created if missing)."""
+    def service_account_token(
+        self, namespace: str, name: str, seconds: int = 3600, pod: client.V1Pod | None = None
+    ) -> str:
+        """A real token for ServiceAccount ``namespace/name`` (created if missing).
+
+        With ``pod`` (which must run as that ServiceAccount), the token is bound to it, as
+        the kubelet's projected tokens are: it dies with the Pod and carries the Pod's node
+        as the ``authentication.kubernetes.io/node-name`` claim.
+        """
         with self.api_client() as api:
             core = client.CoreV1Api(api)
+            self.ensure_service_account(namespace, name)
+            bound = None
+            if pod is not None:
+                assert pod.metadata is not None
+                bound = client.V1BoundObjectReference(
+                    api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid
+                )
+            req = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(
+                    audiences=[], expiration_seconds=seconds, bound_object_ref=bound
+                )
+            )
+            resp = core.create_namespaced_service_account_token(name, namespace, req)
+            assert resp.status is not None, "TokenRequest returned no status"
+            return str(resp.status.token)
+
+    def ensure_service_account(self, namespace: str, name: str) -> None:
+        with self.api_client() as api:
             try:
-                core.create_namespaced_service_account(
+                client.CoreV1Api(api).create_namespaced_service_account(
                     namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
                 )
             except client.ApiException as exc:
                 if exc.status != 409:
                     raise
-            req = client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds)
-            )
-            resp = core.create_namespaced_service_account_token(name, namespace, req)
-            assert resp.status is not None, "TokenRequest returned no status"
-            return str(resp.status.token)
 
     def write_kubeconfig(self, path: Path, token: str) -> Path:
         doc: dict[str, Any] = {

@@ -2,9 +2,10 @@
 
 Every node is a real ``exalb-announcer`` process with its own ``NODE_NAME``,
 its own loopback source address (127.1.<lab>.<10+i>) and its own next hop
-(TEST-NET-1 192.0.2.<10+i>, set as the Node's InternalIP). The announcers
-authenticate as a ServiceAccount bound to the RBAC that docs/announcer.md
-lists, so the tests also prove that RBAC is enough.
+(TEST-NET-1 192.0.2.<10+i>, set as the Node's InternalIP). Each announcer
+authenticates as the ``exalb-announcer`` ServiceAccount with a token bound to a
+Pod object on its node, as a DaemonSet pod's would be, under the chart's RBAC and
+admission policy: so the tests also prove that what docs/announcer.md lists is enough.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from typing import Any
 from kubernetes import client
 
 import exalb.assignments as contract
+from announcer.core.model import default_bgp_secrets_namespace
 from exalb.assignments import Advertisement, Assignment
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
-from testbed.manifests import RBAC_DIR, apply, load
+from testbed.manifests import CLUSTER_SCOPED, RBAC_DIR, apply, delete, load
 from testbed.procs import Proc, free_port
 from testbed.routers import Neighbor, Router
 
 GROUP, VERSION, PLURAL = "exalb.io", "v1alpha1", "bgppeers"
+ANNOUNCER_SA = "exalb-announcer"
 _LAB_IDS = itertools.count(20)
 
 
@@ -66,7 +69,7 @@ class Lab:
         self.custom: Any = client.CustomObjectsApi(self.api)
         self.discovery: Any = client.DiscoveryV1Api(self.api)
         self.rbac: Any = client.RbacAuthorizationV1Api(self.api)
-        self._kubeconfig: Path | None = None
+        self._rbac_installed = False
 
     # --- addresses -------------------------------------------------------
     @property
@@ -84,14 +87,71 @@ class Lab:
         return [Neighbor(self.source(i), self.asn, password) for i in range(1, count + 1)]
 
     # --- RBAC ------------------------------------------------------------
-    def kubeconfig(self) -> Path:
-        """Credentials of the ``exalb-announcer`` ServiceAccount bound by the chart's RBAC file."""
-        if self._kubeconfig is not None:
-            return self._kubeconfig
-        apply(self.api, load(RBAC_DIR / "announcer.yaml", self.namespace, self.rbac_suffix))
-        token = self.cp.service_account_token(self.namespace, "exalb-announcer")
-        self._kubeconfig = self.cp.write_kubeconfig(self.workdir / "announcer.kubeconfig", token)
-        return self._kubeconfig
+    @property
+    def bgp_secrets_namespace(self) -> str:
+        """Where the BGPPeers' password Secrets live: the announcer's default for ours."""
+        return default_bgp_secrets_namespace(self.namespace)
+
+    def _rbac_docs(self) -> list[dict[str, Any]]:
+        """The chart's announcer RBAC and admission policy, rendered for this lab."""
+        return load(
+            RBAC_DIR / "announcer.yaml",
+            self.namespace,
+            self.rbac_suffix,
+            self.bgp_secrets_namespace,
+        ) + load(RBAC_DIR / "announcer-admission.yaml", self.namespace, self.rbac_suffix)
+
+    def install_rbac(self) -> None:
+        """Apply the announcer's RBAC and admission policy (once), with its secrets namespace."""
+        if self._rbac_installed:
+            return
+        try:
+            self.core.create_namespace({"metadata": {"name": self.bgp_secrets_namespace}})
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        apply(self.api, self._rbac_docs())
+        self.cp.ensure_service_account(self.namespace, ANNOUNCER_SA)
+        self._rbac_installed = True
+
+    def announcer_pod(self, i: int) -> client.V1Pod:
+        """The Pod object node ``i``'s announcer would run as, bound to its node.
+
+        No kubelet runs it (it stays Pending); it exists so that the announcer's token can
+        be bound to it and carry the node claim the admission policy checks.
+        """
+        self.install_rbac()
+        node = self.node(i)
+        name = f"{ANNOUNCER_SA}-{node.name}"
+        try:
+            existing: client.V1Pod = self.core.read_namespaced_pod(name, self.namespace)
+            return existing
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        body = {
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": ANNOUNCER_SA}},
+            "spec": {
+                "nodeName": node.name,
+                "serviceAccountName": ANNOUNCER_SA,
+                "automountServiceAccountToken": False,
+                "containers": [{"name": "announcer", "image": "exalb.invalid/announcer:lab"}],
+            },
+        }
+        created: client.V1Pod = self.core.create_namespaced_pod(self.namespace, body)
+        return created
+
+    def announcer_token(self, i: int) -> str:
+        """A token of ``exalb-announcer`` bound to node ``i``'s announcer Pod."""
+        pod = self.announcer_pod(i)
+        return self.cp.service_account_token(self.namespace, ANNOUNCER_SA, pod=pod)
+
+    def kubeconfig(self, i: int) -> Path:
+        """Node ``i``'s announcer credentials: its own token, bound to its Pod on its node."""
+        path = self.workdir / f"announcer-{i}.kubeconfig"
+        if not path.exists():
+            self.cp.write_kubeconfig(path, self.announcer_token(i))
+        return path
 
     # --- nodes -----------------------------------------------------------
     def add_node(
@@ -174,7 +234,7 @@ class Lab:
                 "--namespace",
                 self.namespace,
                 "--kubeconfig",
-                str(self.kubeconfig()),
+                str(self.kubeconfig(i)),
                 "--source-address",
                 node.source,
                 "--metrics-host",
@@ -250,9 +310,11 @@ class Lab:
     def delete_peer(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
-    def add_secret(self, name: str, password: str) -> None:
+    def add_secret(self, name: str, password: str, namespace: str | None = None) -> None:
+        """A BGP password Secret, in the BGP secrets namespace unless ``namespace`` says."""
+        self.install_rbac()  # creates that namespace
         self.core.create_namespaced_secret(
-            self.namespace,
+            namespace or self.bgp_secrets_namespace,
             {
                 "metadata": {"name": name},
                 "type": "kubernetes.io/basic-auth",
@@ -339,12 +401,25 @@ class Lab:
                 self.core.delete_node(n.name)
             except client.ApiException:
                 pass
-        name = f"exalb-announcer{self.rbac_suffix}"
-        for fn in (self.rbac.delete_cluster_role_binding, self.rbac.delete_cluster_role):
-            try:
-                fn(name)
-            except client.ApiException:
-                pass
+        if self._rbac_installed:
+            self._remove_rbac()
+
+    def _remove_rbac(self) -> None:
+        """Delete what outlives the test's namespace: cluster-scoped objects, bound Pods.
+
+        The Pods are deleted at once (grace 0): no kubelet will ever confirm their end.
+        """
+        self.core.delete_collection_namespaced_pod(
+            self.namespace,
+            label_selector=f"app.kubernetes.io/name={ANNOUNCER_SA}",
+            grace_period_seconds=0,
+        )
+        try:
+            self.core.delete_namespace(self.bgp_secrets_namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        delete(self.api, [d for d in self._rbac_docs() if d["kind"] in CLUSTER_SCOPED])
 
 
 def children(pid: int) -> list[int]:

@@ -17,20 +17,38 @@ from testbed.procs import wait_for
 
 CRD_DIR = ROOT / "charts" / "exalb" / "crds"
 RBAC_DIR = ROOT / "charts" / "exalb" / "rbac"
+CLUSTER_SCOPED = (
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+)
 
 
-def load(path: Path, namespace: str | None = None, suffix: str = "") -> list[dict[str, Any]]:
-    """Documents of ``path`` with NAMESPACE replaced and cluster-scoped names suffixed."""
+def load(
+    path: Path,
+    namespace: str | None = None,
+    suffix: str = "",
+    bgp_secrets_namespace: str | None = None,
+) -> list[dict[str, Any]]:
+    """Documents of ``path`` with its placeholders replaced and cluster-scoped names suffixed.
+
+    The placeholders are the ones the chart renders: NAMESPACE and BGP_SECRETS_NS.
+    """
     text = path.read_text()
     if namespace:
         text = text.replace("NAMESPACE", namespace)
+    if bgp_secrets_namespace:
+        text = text.replace("BGP_SECRETS_NS", bgp_secrets_namespace)
     docs = [d for d in yaml.safe_load_all(text) if d]
     if suffix:
         for d in docs:
-            if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            if d["kind"] in CLUSTER_SCOPED:
                 d["metadata"]["name"] += suffix
             if d["kind"] == "ClusterRoleBinding":
                 d["roleRef"]["name"] += suffix
+            if d["kind"] == "ValidatingAdmissionPolicyBinding":
+                d["spec"]["policyName"] += suffix
     return docs
 
 
@@ -48,6 +66,18 @@ def apply(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
             current = res.get(name=d["metadata"]["name"], namespace=ns)
             d["metadata"]["resourceVersion"] = current.metadata.resourceVersion
             res.replace(body=d, namespace=ns)
+
+
+def delete(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
+    """Delete each object that exists."""
+    dyn = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
+    for d in docs:
+        res = dyn.resources.get(api_version=d["apiVersion"], kind=d["kind"])
+        try:
+            res.delete(name=d["metadata"]["name"], namespace=d["metadata"].get("namespace"))
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def install_crds(api: client.ApiClient) -> list[str]:

@@ -16,6 +16,15 @@ EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 GRACEFUL_SHUTDOWN = "65535:0"  # RFC 8326 well-known community
 
 
+def default_bgp_secrets_namespace(namespace: str) -> str:
+    """Where BGP password Secrets live unless configured: beside exalb's own namespace.
+
+    A namespace of their own is what lets RBAC give announcers those Secrets and no
+    other (docs/bgppeer.md); the chart's ``bgpSecretsNamespace`` defaults to the same name.
+    """
+    return f"{namespace}-bgp-secrets"
+
+
 @dataclass(frozen=True)
 class Node:
     """The node this announcer runs on, as far as announcing is concerned."""

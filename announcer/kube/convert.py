@@ -134,18 +134,22 @@ def _ip(value: Any, what: str) -> str:
         raise ValueError(f"{what} {value!r} is not an IP address") from None
 
 
-def peer_from(obj: Obj, secrets: Mapping[str, Obj]) -> Peer:
-    """A BGPPeer object; ``secrets`` maps Secret name -> Secret in the peer's namespace."""
+def peer_from(obj: Obj, secrets: Mapping[str, Obj], secrets_namespace: str) -> Peer:
+    """A BGPPeer object; ``secrets`` maps name -> Secret of the BGP secrets namespace.
+
+    That namespace is the only place the announcer may read Secrets from (docs/bgppeer.md),
+    so a ``passwordSecret`` naming another namespace is refused here as the CRD refuses it.
+    """
     md = obj.get("metadata", {})
     name = str(md.get("name", ""))
     spec = obj.get("spec", {}) or {}
     try:
-        return _peer(name, spec, secrets)
+        return _peer(name, spec, secrets, secrets_namespace)
     except (ValueError, TypeError, KeyError, SelectorError) as exc:
         return Peer(name=name, my_asn=0, peer_asn=0, address="0.0.0.0", problem=str(exc))
 
 
-def _peer(name: str, spec: Obj, secrets: Mapping[str, Obj]) -> Peer:
+def _peer(name: str, spec: Obj, secrets: Mapping[str, Obj], secrets_namespace: str) -> Peer:
     my_asn, peer_asn = int(spec["myASN"]), int(spec["peerASN"])
     if not (0 < my_asn < 2**32 and 0 < peer_asn < 2**32):
         raise ValueError("myASN and peerASN must be in 1..4294967295")
@@ -160,10 +164,18 @@ def _peer(name: str, spec: Obj, secrets: Mapping[str, Obj]) -> Peer:
     if ref:
         if password:
             raise ValueError("password and passwordSecret are mutually exclusive")
+        if "namespace" in ref:
+            raise ValueError(
+                "passwordSecret.namespace is not supported: the Secret must be in the BGP "
+                f"secrets namespace {secrets_namespace!r}"
+            )
         secret_name = str(ref.get("name", ""))
         password = secret_password(secrets.get(secret_name))
         if password is None:
-            problem = f"passwordSecret {secret_name!r} is missing or has no 'password' key"
+            problem = (
+                f"passwordSecret {secret_name!r} is missing from namespace "
+                f"{secrets_namespace!r} or has no 'password' key"
+            )
     selectors = tuple(LabelSelector.parse(s) for s in spec.get("nodeSelectors") or [])
     return Peer(
         name=name,

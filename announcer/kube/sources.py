@@ -32,7 +32,8 @@ class View:
 
     node: Obj | None
     peers: list[Obj]
-    secrets: dict[str, Obj]
+    secrets: dict[str, Obj]  # by name, all in ``secrets_namespace``
+    secrets_namespace: str
 
 
 def _meta(obj: Obj, labels: bool = False) -> Obj:
@@ -85,7 +86,14 @@ def slim_peer(obj: Obj) -> Obj:
 
 
 class Sources:
-    def __init__(self, api: Client, namespace: str, node_name: str, on_change: OnChange) -> None:
+    def __init__(
+        self,
+        api: Client,
+        namespace: str,
+        secrets_namespace: str,
+        node_name: str,
+        on_change: OnChange,
+    ) -> None:
         def changed(kind: str) -> Callable[[str, Obj | None], None]:
             return lambda key, _obj: on_change(kind, key)
 
@@ -103,7 +111,7 @@ class Sources:
         )
         self.secrets = Informer(
             "secrets",
-            api.lister(resource_path("v1", "secrets", namespace)),
+            api.lister(resource_path("v1", "secrets", secrets_namespace)),
             changed("secrets"),
             transform=slim_secret,
         )
@@ -123,6 +131,7 @@ class Sources:
             transform=slim_slice,
         )
         self._node_name = node_name
+        self._secrets_namespace = secrets_namespace
         self.all = [self.node, self.peers, self.secrets, self.configmaps, self.slices]
 
     def start(self) -> None:
@@ -149,6 +158,7 @@ class Sources:
             node=self.node.get(self._node_name),
             peers=list(self.peers.snapshot().values()),
             secrets=secrets,
+            secrets_namespace=self._secrets_namespace,
         )
 
     def shard(self, key: str) -> Obj | None:

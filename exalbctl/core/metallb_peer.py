@@ -6,6 +6,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from announcer.core.model import default_bgp_secrets_namespace
+
 from .durations import DurationError, format_seconds, parse_duration
 from .mapping import Finding, Obj, exalb_object, is_set, name_of, spec_of, unknown_fields
 
@@ -192,14 +194,15 @@ def _credentials(
     if not secret or not secret.get("name"):
         return {}
     secret_ns = secret.get("namespace") or peer_ns or "metallb-system"
-    if secret_ns != namespace:
+    target = default_bgp_secrets_namespace(namespace)
+    if secret_ns != target:
         findings.append(
             Finding(
                 source,
                 "spec.passwordSecret",
-                f"exalb reads the Secret in its own namespace: copy Secret "
-                f"{secret_ns}/{secret['name']} (type kubernetes.io/basic-auth, "
-                f"key password) to namespace {namespace}",
+                f"exalb reads BGP password Secrets only in its BGP secrets namespace: copy "
+                f"Secret {secret_ns}/{secret['name']} (type kubernetes.io/basic-auth, "
+                f"key password) to namespace {target} (bgpSecretsNamespace's default)",
                 lost=False,
             )
         )

@@ -160,7 +160,6 @@ def test_api_server_outage_keeps_routes_and_catches_up(
     lab: Lab, router: RouterFactory, control_plane: ControlPlane
 ) -> None:
     r = _two_nodes(lab, router, "gobgp")
-    lab.kubeconfig()
     control_plane.stop_apiserver()
     try:
         deadline = time.monotonic() + 30

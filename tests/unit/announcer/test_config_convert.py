@@ -93,11 +93,30 @@ def test_peer_from_with_secret_and_problems() -> None:
         },
     }
     secret = {"data": {"password": base64.b64encode(b"s3cret").decode()}}
-    p = peer_from(obj, {"md5": secret})
+    p = peer_from(obj, {"md5": secret}, "bgp")
     assert p.problem is None and p.password == "s3cret" and p.hold_time == 9
     assert "s3cret" not in repr(p)
-    assert peer_from(obj, {}).problem is not None
+    assert peer_from(obj, {}, "bgp").problem == (
+        "passwordSecret 'md5' is missing from namespace 'bgp' or has no 'password' key"
+    )
     bad = {"metadata": {"name": "x"}, "spec": {"myASN": 1, "peerASN": 2, "peerAddress": "nope"}}
-    assert "peerAddress" in (peer_from(bad, {}).problem or "")
+    assert "peerAddress" in (peer_from(bad, {}, "bgp").problem or "")
     short = {"metadata": {"name": "x"}, "spec": {**obj["spec"], "holdTime": "2s"}}
-    assert "holdTime" in (peer_from(short, {}).problem or "")
+    assert "holdTime" in (peer_from(short, {}, "bgp").problem or "")
+
+
+def test_peer_naming_another_secrets_namespace_is_refused_not_ignored() -> None:
+    """The CRD refuses it; an object stored before that rule gets the same answer here."""
+    spec = {"myASN": 1, "peerASN": 2, "peerAddress": "127.1.0.1"}
+    ref = {"name": "md5", "namespace": "metallb-system"}
+    secret = {"data": {"password": base64.b64encode(b"s3cret").decode()}}
+    p = peer_from(
+        {"metadata": {"name": "tor"}, "spec": {**spec, "passwordSecret": ref}},
+        {"md5": secret},
+        "bgp",
+    )
+    assert p.password is None
+    assert p.problem == (
+        "passwordSecret.namespace is not supported: the Secret must be in the BGP secrets "
+        "namespace 'bgp'"
+    )

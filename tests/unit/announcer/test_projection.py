@@ -43,7 +43,7 @@ def test_node_peer_secret_projections() -> None:
     }
     assert node_from(slim_node(node)) == node_from(node)
     peer = {"metadata": {"name": "tor"}, "spec": {"myASN": 1, "peerASN": 2, "peerAddress": "::1"}}
-    assert peer_from(slim_peer(peer), {}) == peer_from(peer, {})
+    assert peer_from(slim_peer(peer), {}, "bgp") == peer_from(peer, {}, "bgp")
     secret = {"metadata": {"name": "s"}, "data": {"password": "cHc=", "other": "eA=="}}
     assert slim_secret(secret)["data"] == {"password": "cHc="}
     assert secret_password(slim_secret(secret)) == "pw"

@@ -111,10 +111,16 @@ PEER_CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, set[tuple[boo
     ),
     ("password too long", {"password": "x" * 81}, BASE_PEER, {(LOST, "spec.password")}),
     (
-        "secret already in exalb's namespace",
-        {"passwordSecret": {"name": "md5", "namespace": NS}},
+        "secret already in exalb's BGP secrets namespace",
+        {"passwordSecret": {"name": "md5", "namespace": f"{NS}-bgp-secrets"}},
         {**BASE_PEER, "passwordSecret": {"name": "md5"}},
         set(),
+    ),
+    (
+        "secret in exalb's own namespace, where announcers read no Secret",
+        {"passwordSecret": {"name": "md5", "namespace": NS}},
+        {**BASE_PEER, "passwordSecret": {"name": "md5"}},
+        {(NOTE, "spec.passwordSecret")},
     ),
     (
         "secret without namespace: MetalLB's own",
