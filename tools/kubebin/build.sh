@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane (kube-apiserver, etcd,
-# kube-controller-manager), kubectl and helm from the Go module proxy into
-# .bin/ at the repository root. Idempotent: a binary newer than go.mod,
-# go.sum and its main.go is left alone, so a warm run costs nothing.
+# kube-controller-manager, kube-scheduler), the node components (kubelet,
+# kube-proxy), the sandbox image's pause program, kubectl and helm from the
+# Go module proxy into .bin/ at the repository root. Idempotent: a binary
+# newer than go.mod, go.sum and its main.go is left alone, so a warm run
+# costs nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,7 +27,7 @@ fresh() { # fresh OUT SRC...: true when OUT exists and is newer than every SRC
 
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
 ldf="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-for cmd in kube-apiserver kube-controller-manager kubectl etcd; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy pause kubectl etcd; do
   if fresh "$bin/$cmd" go.mod go.sum "cmd/$cmd/main.go" build.sh; then
     echo "kubebin: $cmd is up to date"
     continue

@@ -1,4 +1,4 @@
 // Package kubebin exists only so this module has a root package; the
-// binaries live under cmd/. It builds kube-apiserver, etcd, kubectl and
-// kube-controller-manager from the Go module proxy for exalb's tests.
+// binaries live under cmd/. It builds the control plane, the node components
+// and the pause program from the Go module proxy for exalb's tests.
 package kubebin
