@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo setup venv routers kubebin lint typecheck unit integration bench clean
+.PHONY: test demo nodes setup venv routers nodepkgs kubebin image lint typecheck unit integration bench clean
 
 test: setup lint typecheck
 	$(BIN)/pytest
@@ -14,7 +14,11 @@ test: setup lint typecheck
 demo: setup
 	$(BIN)/python -m testbed.demo
 
-setup: venv routers kubebin
+# A test bed of real kubelet nodes to explore (kubectl, helm); Ctrl-C tears it down.
+nodes: setup
+	$(BIN)/python -m testbed.nodes
+
+setup: venv routers nodepkgs kubebin image
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -27,8 +31,15 @@ $(STAMP): pyproject.toml
 routers:
 	bash tools/install-routers.sh
 
+nodepkgs:
+	bash tools/install-nodes.sh
+
 kubebin:
 	bash tools/kubebin/build.sh
+
+# The exalb image and the nodes' pause image, as OCI archives in .build/.
+image: venv nodepkgs kubebin
+	bash tools/image/build.sh
 
 lint: venv
 	$(BIN)/ruff check .
@@ -48,4 +59,4 @@ bench: setup
 	$(BIN)/python -m bench.announcer_bench
 
 clean:
-	rm -rf $(VENV) .bin .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bin .build .pytest_cache .mypy_cache .ruff_cache
