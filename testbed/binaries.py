@@ -20,6 +20,13 @@ _HOW = {
     "kube-controller-manager": "make kubebin   (builds tools/kubebin into .bin/)",
     "kubectl": "make kubebin   (builds tools/kubebin into .bin/)",
     "helm": "make kubebin   (builds tools/kubebin into .bin/)",
+    "kube-scheduler": "make kubebin   (builds tools/kubebin into .bin/)",
+    "kubelet": "make kubebin   (builds tools/kubebin into .bin/)",
+    "kube-proxy": "make kubebin   (builds tools/kubebin into .bin/)",
+    "containerd": "make nodepkgs   (apt-get install -y containerd runc)",
+    "ctr": "make nodepkgs   (apt-get install -y containerd)",
+    "runc": "make nodepkgs   (apt-get install -y runc)",
+    "zebra": "make routers   (apt-get install -y frr)",
     "gobgpd": "make routers   (apt-get install -y gobgpd)",
     "gobgp": "make routers   (apt-get install -y gobgpd)",
     "bird": "make routers   (apt-get install -y bird2)",
@@ -37,8 +44,8 @@ class MissingBinary(RuntimeError):
 def find(name: str) -> str:
     """Absolute path of ``name``, or raise :class:`MissingBinary` naming the install command."""
     candidates = [BIN / name, VENV_BIN / name]
-    if name == "bgpd":
-        candidates.append(Path("/usr/lib/frr/bgpd"))
+    if name in ("bgpd", "zebra"):
+        candidates.append(Path("/usr/lib/frr") / name)
     for c in candidates:
         if c.is_file():
             return str(c)

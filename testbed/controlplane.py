@@ -1,9 +1,14 @@
 """A real Kubernetes control plane for tests: etcd + kube-apiserver (+ controller-manager).
 
-Everything listens on 127.0.0.1 on free ports, authorization is RBAC, and
-authentication is a static admin token plus real ServiceAccount tokens signed
-with keys generated here, so a test can prove exactly what a ServiceAccount
-bound by the chart's RBAC may and may not do.
+By default everything listens on 127.0.0.1 on free ports, authorization is
+RBAC, and authentication is a static admin token plus real ServiceAccount
+tokens signed with keys generated here, so a test can prove exactly what a
+ServiceAccount bound by the chart's RBAC may and may not do.
+
+The real-node test bed (testbed.nodes) runs the same control plane in a
+network namespace of its own, on a routable address that kubelets reach, with
+what real pods need on top: the ServiceAccount admission plugin, every
+controller, a kube-scheduler, and the ``kubernetes`` Service's endpoints.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import yaml
 from kubernetes import client
 
 from .binaries import find
+from .netns import enter
 from .procs import Proc, free_port, wait_for
 
 ADMIN_TOKEN = "exalb-test-admin-token"
+TEST_CONTROLLERS = "namespace-controller,garbage-collector-controller"
 
 
 @dataclass
@@ -34,10 +41,18 @@ class ControlPlane:
     etcd_port: int = 0
     api_port: int = 0
     procs: dict[str, Proc] = field(default_factory=dict)
+    # Where it runs: the host's loopback, or a namespace and an address routed to it.
+    netns: str | None = None
+    address: str = "127.0.0.1"
+    service_cidr: str = "198.19.0.0/16"
+    # Real pods need these; the host-process tests run without them.
+    service_account_admission: bool = False
+    controllers: str = TEST_CONTROLLERS
+    scheduler: bool = False
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     @property
     def ca_file(self) -> Path:
@@ -55,20 +70,28 @@ class ControlPlane:
         self.write_kubeconfig(self.admin_kubeconfig, ADMIN_TOKEN)
         if controller_manager:
             self._start_controller_manager()
+        if self.scheduler:
+            self._start_scheduler()
+
+    def _port(self, default: int) -> int:
+        """A free port on the host's loopback; in a namespace of our own, the usual one."""
+        return default if self.netns else free_port()
 
     def start_etcd(self) -> None:
         if not self.etcd_port:
-            self.etcd_port = free_port()
-        peer = free_port()
+            self.etcd_port = self._port(2379)
+        peer = self._port(2380)
+        etcd_url = f"http://{self.address}:{self.etcd_port}"
         data = Path(tempfile.mkdtemp(prefix="exalb-etcd-", dir=_tmpfs()))
         self.procs["etcd"] = Proc(
             "etcd",
             [
+                *enter(self.netns),
                 find("etcd"),
                 "--name=exalb-test",
                 f"--data-dir={data}",
-                f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
-                f"--advertise-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
                 f"--listen-peer-urls=http://127.0.0.1:{peer}",
                 f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
                 f"--initial-cluster=exalb-test=http://127.0.0.1:{peer}",
@@ -80,7 +103,7 @@ class ControlPlane:
         )
         wait_for(
             "etcd /health",
-            lambda: _http_ok(f"http://127.0.0.1:{self.etcd_port}/health"),
+            lambda: _http_ok(f"{etcd_url}/health"),
             timeout=30,
             on_timeout=self.logs,
         )
@@ -88,23 +111,29 @@ class ControlPlane:
     def start_apiserver(self) -> None:
         """Start (or restart, on the same port) kube-apiserver and wait for /readyz."""
         if not self.api_port:
-            self.api_port = free_port()
+            self.api_port = self._port(6443)
         certs = self.workdir / "certs"
         certs.mkdir(exist_ok=True)
+        admission = "enable" if self.service_account_admission else "disable"
+        # The kubernetes Service needs endpoints only where pods reach it (a namespace).
+        reconciler = "lease" if self.netns else "none"
         self.procs["kube-apiserver"] = Proc(
             "kube-apiserver",
             [
+                *enter(self.netns),
                 find("kube-apiserver"),
-                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                f"--etcd-servers=http://{self.address}:{self.etcd_port}",
                 f"--cert-dir={certs}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.api_port}",
-                "--service-cluster-ip-range=10.96.0.0/16",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
-                "--endpoint-reconciler-type=none",
+                f"--{admission}-admission-plugins=ServiceAccount",
+                f"--endpoint-reconciler-type={reconciler}",
+                # Never a DNS lookup of a node name: nothing resolves them here.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--token-auth-file={self.workdir / 'tokens.csv'}",
                 f"--service-account-issuer=https://127.0.0.1:{self.api_port}/",
                 f"--service-account-key-file={self.workdir / 'sa.pub'}",
@@ -134,9 +163,12 @@ class ControlPlane:
         self.procs["kube-controller-manager"] = Proc(
             "kube-controller-manager",
             [
+                *enter(self.netns),
                 find("kube-controller-manager"),
                 f"--kubeconfig={kubeconfig}",
-                "--controllers=namespace-controller,garbage-collector-controller",
+                f"--controllers={self.controllers}",
+                f"--root-ca-file={self.ca_file}",
+                f"--service-account-private-key-file={self.workdir / 'sa.key'}",
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--v=0",
@@ -144,8 +176,23 @@ class ControlPlane:
             self.workdir / "kube-controller-manager.log",
         )
 
+    def _start_scheduler(self) -> None:
+        kubeconfig = self.write_kubeconfig(self.workdir / "scheduler.kubeconfig", ADMIN_TOKEN)
+        self.procs["kube-scheduler"] = Proc(
+            "kube-scheduler",
+            [
+                *enter(self.netns),
+                find("kube-scheduler"),
+                f"--kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--v=0",
+            ],
+            self.workdir / "kube-scheduler.log",
+        )
+
     def stop(self) -> None:
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             proc = self.procs.pop(name, None)
             if proc:
                 proc.stop()
@@ -251,7 +298,7 @@ class ControlPlane:
 
     def logs(self) -> str:
         parts = []
-        for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             log = self.workdir / f"{name}.log"
             if log.exists():
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])

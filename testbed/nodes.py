@@ -1,0 +1,352 @@
+"""A test bed of real Kubernetes nodes: control plane, kubelets with containerd, an FRR router.
+
+Each part runs in a network namespace of its own, joined to the router's by
+a veth link; the host reaches only the apiserver, over one more link. Every
+address comes from the benchmarking range 198.18.0.0/15 (<id> is the bed's):
+
+| what                               | namespace         | address                        |
+| ---------------------------------- | ----------------- | ------------------------------ |
+| router end of link k               | exalb-<id>-router | 198.18.200.(4k+1)/30           |
+| control plane, link k=0            | exalb-<id>-cp     | 198.18.200.2/30                |
+| node i (1..14), link k=i           | exalb-<id>-node<i>| 198.18.200.(4i+2)/30 (its IP)  |
+| client, link k=15 (issue 10)       | exalb-<id>-client | 198.18.200.62/30               |
+| apiserver :6443 and etcd :2379     | exalb-<id>-cp     | 198.18.201.2/30                |
+| host end of the apiserver link     | host              | 198.18.201.1/30                |
+| pods of node i (bridge cni0)       | exalb-<id>-node<i>| 198.18.<i>.0/24, gateway .1    |
+| Services (kubernetes.default .0.1) | -                 | 198.19.0.0/16                  |
+
+The router (AS 64512) forwards between the links, holds static routes to
+every node's pod range, and accepts BGP sessions from any address of
+198.18.200.0/24 with another AS. Images come from OCI archives imported into
+each node's containerd; pods use ``imagePullPolicy: Never``.
+
+``python -m testbed.nodes`` (``make nodes``) brings a bed up for a person and
+tears it down on Ctrl-C; the tests use the same :func:`start_bed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from kubernetes import client
+
+from . import netns
+from .binaries import ROOT, find
+from .controlplane import ADMIN_TOKEN, ControlPlane
+from .hostsysctl import HostSettings
+from .node import Node
+from .procs import wait_for
+from .routers.frr_netns import FrrNamespace
+
+BUILD = ROOT / ".build"
+EXALB_IMAGE = BUILD / "exalb-image.oci.tar"
+PAUSE_IMAGE = BUILD / "pause-image.oci.tar"
+SERVICE_CIDR = "198.19.0.0/16"
+PODS = "198.18.0.0/17"  # every node's pod range, 198.18.1.0/24 to 198.18.14.0/24
+API_ADDRESS, HOST_ADDRESS = "198.18.201.2", "198.18.201.1"
+ROUTER_ASN = 64512
+LINKS = "198.18.200.0/24"
+MAX_NODES = 14
+
+
+def router_end(k: int) -> str:
+    return f"198.18.200.{4 * k + 1}"
+
+
+def far_end(k: int) -> str:
+    return f"198.18.200.{4 * k + 2}"
+
+
+def pod_cidr(i: int) -> str:
+    return f"198.18.{i}.0/24"
+
+
+def image_name(archive: Path) -> str:
+    """The reference an OCI archive of tools/image names its image with."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise RuntimeError(f"{archive} has no index.json")
+        index = json.load(member)
+    return str(index["manifests"][0]["annotations"]["io.containerd.image.name"])
+
+
+def ready_nodes(core: client.CoreV1Api) -> set[str]:
+    """Names of the nodes whose Ready condition is True."""
+    return {
+        str(n.metadata.name)
+        for n in core.list_node().items
+        if n.metadata
+        and n.status
+        and any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+    }
+
+
+def require_images(archives: Sequence[Path]) -> None:
+    missing = [str(a) for a in archives if not a.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} missing; build with: make image")
+
+
+@dataclass
+class Bed:
+    """Everything one bed started, in the order :meth:`stop` undoes it."""
+
+    workdir: Path
+    node_count: int = 2
+    images: Sequence[Path] = (EXALB_IMAGE,)
+    bed_id: str = field(default_factory=lambda: secrets.token_hex(2))
+    namespaces: list[str] = field(default_factory=list)
+    host_link: str = ""
+    nodes: list[Node] = field(default_factory=list)
+    control_plane: ControlPlane | None = None
+    router: FrrNamespace | None = None
+    settings: HostSettings | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def ns(self, part: str) -> str:
+        return f"exalb-{self.bed_id}-{part}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        assert self.control_plane is not None
+        return self.control_plane.admin_kubeconfig
+
+    # --- bring-up --------------------------------------------------------
+    def start(self) -> None:
+        if not 1 <= self.node_count <= MAX_NODES:
+            raise ValueError(f"node_count must be 1..{MAX_NODES}, not {self.node_count}")
+        require_images([PAUSE_IMAGE, *self.images])
+        self.settings = HostSettings()
+        self._phase("network", self._network)
+        self._phase("router", self._router)
+        self._phase("control plane", self._control_plane)
+        self._phase("runtimes and images", self._runtimes)
+        for node in self.nodes:
+            node.start_kubelet()
+            node.start_proxy(PODS)
+        self._phase("nodes ready", self._wait_ready)
+
+    def _phase(self, name: str, step: Callable[[], None]) -> None:
+        t0 = time.monotonic()
+        step()
+        self.timings[name] = time.monotonic() - t0
+
+    def _network(self) -> None:
+        router = self.ns("router")
+        for part in ["router", "cp", *(f"node{i}" for i in range(1, self.node_count + 1))]:
+            netns.add(self.ns(part))
+            self.namespaces.append(self.ns(part))
+        netns.sysctl(router, "net.ipv4.ip_forward", "1")
+        netns.sysctl(router, "net.ipv6.conf.all.forwarding", "1")
+        netns.sysctl(router, "net.ipv4.fib_multipath_hash_policy", "1")
+        for k, part in enumerate(["cp", *(f"node{i}" for i in range(1, self.node_count + 1))]):
+            netns.link(
+                (router, f"to-{part}", f"{router_end(k)}/30"),
+                (self.ns(part), "eth0", f"{far_end(k)}/30"),
+            )
+            netns.route(self.ns(part), "default", "via", router_end(k))
+            if k:
+                netns.sysctl(self.ns(part), "net.ipv4.ip_forward", "1")
+                netns.route(router, pod_cidr(k), "via", far_end(k))
+        self.host_link = f"exalb{self.bed_id}"
+        netns.link(
+            (None, self.host_link, f"{HOST_ADDRESS}/30"),
+            (self.ns("cp"), "host", f"{API_ADDRESS}/30"),
+        )
+        netns.route(router, f"{API_ADDRESS}/32", "via", far_end(0))
+
+    def _router(self) -> None:
+        self.router = FrrNamespace(
+            address=router_end(0),
+            port=179,
+            asn=ROUTER_ASN,
+            neighbors=[],
+            workdir=self.workdir / "router",
+            netns=self.ns("router"),
+            listen_range=LINKS,
+        )
+        self.router.start()
+
+    def _control_plane(self) -> None:
+        self.control_plane = ControlPlane(
+            self.workdir / "control-plane",
+            netns=self.ns("cp"),
+            address=API_ADDRESS,
+            service_cidr=SERVICE_CIDR,
+            service_account_admission=True,
+            controllers="*",
+            scheduler=True,
+        )
+        self.control_plane.start()
+
+    def _runtimes(self) -> None:
+        assert self.control_plane is not None
+        kubeconfig = self.control_plane.write_kubeconfig(
+            self.workdir / "kubelet.kubeconfig", ADMIN_TOKEN
+        )
+        pause = image_name(PAUSE_IMAGE)
+        for i in range(1, self.node_count + 1):
+            self.nodes.append(
+                Node(
+                    name=f"node{i}",
+                    netns=self.ns(f"node{i}"),
+                    address=far_end(i),
+                    pod_cidr=pod_cidr(i),
+                    workdir=self.workdir / f"node{i}",
+                    kubeconfig=kubeconfig,
+                    sandbox_image=pause,
+                )
+            )
+
+        def prepare(node: Node) -> None:
+            node.start_runtime()
+            for archive in (PAUSE_IMAGE, *self.images):
+                node.import_image(archive)
+
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(prepare, self.nodes))
+
+    def _wait_ready(self) -> None:
+        names = {n.name for n in self.nodes}
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+
+            def ready() -> bool:
+                return names <= ready_nodes(core)
+
+            wait_for("every node Ready", ready, timeout=120, interval=0.5, on_timeout=self.logs)
+
+    # --- use -------------------------------------------------------------
+    def api_client(self) -> client.ApiClient:
+        assert self.control_plane is not None
+        return self.control_plane.api_client()
+
+    def env(self) -> dict[str, str]:
+        """KUBECONFIG for kubectl and helm, and their directory first on PATH."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{Path(find('kubectl')).parent}:{os.environ.get('PATH', '')}",
+        }
+
+    def kubectl(self, *args: str, timeout: float = 120) -> str:
+        return self._run(find("kubectl"), args, timeout)
+
+    def helm(self, *args: str, timeout: float = 300) -> str:
+        return self._run(find("helm"), args, timeout)
+
+    def _run(self, binary: str, args: Sequence[str], timeout: float) -> str:
+        done = subprocess.run(
+            [binary, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(binary).name} {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def logs(self) -> str:
+        parts = [n.logs() for n in self.nodes]
+        if self.control_plane:
+            parts.append(self.control_plane.logs())
+        if self.router:
+            parts.append(self.router.log_tail())
+        return "\n".join(parts)
+
+    # --- teardown --------------------------------------------------------
+    def stop(self) -> None:
+        """Undo everything, each step even when an earlier one failed."""
+        steps: list[Callable[[], None]] = [node.stop for node in self.nodes]
+        if self.control_plane:
+            steps.append(self.control_plane.stop)
+        if self.router:
+            steps.append(self.router.stop)
+        steps += [partial(netns.delete, ns) for ns in reversed(self.namespaces)]
+        if self.host_link:
+            steps.append(self._delete_host_link)
+        if self.settings:
+            steps.append(self._restore_settings)
+        steps.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:
+                errors.append(repr(exc))
+        if errors:
+            raise RuntimeError("test bed teardown: " + "; ".join(errors))
+
+    def _delete_host_link(self) -> None:
+        if (Path("/sys/class/net") / self.host_link).exists():
+            netns.ip("link", "delete", self.host_link)
+
+    def _restore_settings(self) -> None:
+        assert self.settings is not None
+        restored = self.settings.restore()
+        if restored:
+            print(f"test bed: restored host settings kubelet changed: {', '.join(restored)}")
+
+
+@contextmanager
+def start_bed(node_count: int = 2, images: Sequence[Path] = (EXALB_IMAGE,)) -> Iterator[Bed]:
+    """A running bed, torn down on exit whatever happened; logs printed when bring-up fails."""
+    workdir = Path(tempfile.mkdtemp(prefix="exalb-bed-"))
+    workdir.chmod(0o755)  # FRR's daemons run as the frr user
+    bed = Bed(workdir, node_count, images)
+    try:
+        try:
+            bed.start()
+        except BaseException:
+            print(bed.logs())
+            raise
+        yield bed
+    finally:
+        bed.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Bring up a test bed of real nodes until Ctrl-C.")
+    p.add_argument("--nodes", type=int, default=2)
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    t0 = time.monotonic()
+    with start_bed(args.nodes) as bed:
+        print(
+            f"test bed up in {time.monotonic() - t0:.1f}s "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in bed.timings.items())
+        )
+        print(f"exalb image: {image_name(EXALB_IMAGE)} (pods need imagePullPolicy: Never)")
+        print(f"router: vtysh --vty_socket {bed.workdir / 'router'} -c 'show bgp summary'")
+        print(f"  nodes: {', '.join(f'{n.name} {n.address}' for n in bed.nodes)}")
+        print(f"  BGP: router AS {ROUTER_ASN} at each node's gateway, 198.18.200.(4i+1)")
+        print(f"\n  export KUBECONFIG={bed.kubeconfig} PATH={Path(find('kubectl')).parent}:$PATH")
+        print("  kubectl get nodes -o wide; helm install exalb charts/exalb ...\n")
+        print("Ctrl-C tears it all down.")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            print("tearing down")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The real-node test bed runs the exalb image on real kubelets, next to a real FRR router."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from testbed.nodes import EXALB_IMAGE, Bed, image_name, pod_cidr, ready_nodes
+from testbed.procs import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.realnode]
+
+
+@pytest.fixture
+def namespace(bed: Bed) -> Iterator[str]:
+    """A namespace whose ``default`` ServiceAccount exists (admission requires it for pods)."""
+    name = f"realnode-{uuid.uuid4().hex[:6]}"
+    with bed.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        wait_for(
+            f"ServiceAccount {name}/default",
+            lambda: bool(core.list_namespaced_service_account(name).items),
+            timeout=30,
+            interval=0.2,
+        )
+        yield name
+        core.delete_namespace(name)
+
+
+def _container(command: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "main",
+        "image": image_name(EXALB_IMAGE),
+        "imagePullPolicy": "Never",
+        "command": command,
+        **extra,
+    }
+
+
+def _ready_pods(bed: Bed, namespace: str, selector: str, count: int) -> list[Any]:
+    pods: list[Any] = []
+    with bed.api_client() as api:
+        core = client.CoreV1Api(api)
+
+        def ready() -> bool:
+            nonlocal pods
+            pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+            return len(pods) == count and all(
+                any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+                for p in pods
+                if p.status
+            )
+
+        wait_for(
+            f"{count} ready pods {selector}",
+            ready,
+            timeout=90,
+            interval=0.5,
+            on_timeout=lambda: f"pods: {[p.status for p in pods]}\n{bed.logs()}",
+        )
+    return pods
+
+
+def test_every_node_is_ready_at_its_address(bed: Bed) -> None:
+    with bed.api_client() as api:
+        assert ready_nodes(client.CoreV1Api(api)) == {n.name for n in bed.nodes}
+    listed = json.loads(bed.kubectl("get", "nodes", "-o", "json"))["items"]
+    internal = {
+        n["metadata"]["name"]: [
+            a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"
+        ]
+        for n in listed
+    }
+    assert internal == {n.name: [n.address] for n in bed.nodes}
+
+
+def test_a_deployment_of_the_image_serves_from_its_nodes_pod_range(
+    bed: Bed, namespace: str
+) -> None:
+    """kubelet's readiness probe reaches the pod over the CNI bridge, so the pod network works."""
+    labels = {"app": "web"}
+    server = _container(
+        ["python3", "-m", "http.server", "8080"],
+        readinessProbe={"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [server]}},
+        },
+    }
+    with bed.api_client() as api:
+        client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
+    pods = _ready_pods(bed, namespace, "app=web", 2)
+    ranges = {n.name: ipaddress.ip_network(pod_cidr(i + 1)) for i, n in enumerate(bed.nodes)}
+    for pod in pods:
+        assert ipaddress.ip_address(pod.status.pod_ip) in ranges[pod.spec.node_name], pod.status
+
+
+def test_a_host_network_daemonset_runs_the_announcer_non_root_read_only_reaching_the_api(
+    bed: Bed, namespace: str
+) -> None:
+    labels = {"app": "announcer"}
+    # kube-proxy routes the kubernetes Service to the apiserver, as in-cluster clients need.
+    api = (
+        "import os, socket; socket.create_connection((os.environ['KUBERNETES_SERVICE_HOST'],"
+        " int(os.environ['KUBERNETES_SERVICE_PORT'])), 5); print('apiserver reachable')"
+    )
+    announcer = _container(
+        ["sh", "-c", f'exalb-announcer --help && python3 -c "{api}" && id -u && exec sleep 3600'],
+        securityContext={
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    )
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "announcer"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"hostNetwork": True, "containers": [announcer]},
+            },
+        },
+    }
+    with bed.api_client() as api:
+        client.AppsV1Api(api).create_namespaced_daemon_set(namespace, daemonset)
+    pods = _ready_pods(bed, namespace, "app=announcer", len(bed.nodes))
+    assert {p.status.pod_ip for p in pods} == {n.address for n in bed.nodes}
+    for pod in pods:
+        log = ""
+
+        def finished(name: str = pod.metadata.name) -> bool:
+            nonlocal log
+            log = bed.kubectl("logs", "-n", namespace, name)
+            return "65532" in log or "Error" in log
+
+        wait_for(f"{pod.metadata.name}'s checks", finished, timeout=60, interval=0.5)
+        assert "usage: exalb-announcer" in log, log
+        assert "apiserver reachable" in log, log
+        assert log.rsplit(maxsplit=1)[-1] == "65532", log
+
+
+def test_the_router_runs_frr_zebra_and_bgpd(bed: Bed) -> None:
+    assert bed.router is not None
+    assert "FRRouting" in bed.router.version()
+    assert bed.router.sessions() == {}
