@@ -139,7 +139,9 @@ class Node:
 
     # --- internals -------------------------------------------------------
     def _hold_mount_namespace(self) -> None:
-        mounts = " && ".join(f"mkdir -p {d} && mount -t tmpfs tmpfs {d}" for d in PRIVATE_TMPFS)
+        # The unpacked images too: a tmpfs is faster to fill and gone at once at teardown.
+        tmpfs = [*PRIVATE_TMPFS, self.workdir / "containerd-root"]
+        mounts = " && ".join(f"mkdir -p {d} && mount -t tmpfs tmpfs {d}" for d in tmpfs)
         self.procs["mounts"] = Proc(
             "mounts",
             [

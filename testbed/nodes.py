@@ -128,6 +128,11 @@ class Bed:
         assert self.control_plane is not None
         return self.control_plane.admin_kubeconfig
 
+    @property
+    def node_kubeconfig(self) -> Path:
+        """What kubelets and kube-proxies use (written once the apiserver's port is known)."""
+        return self.workdir / "node.kubeconfig"
+
     # --- bring-up --------------------------------------------------------
     def start(self) -> None:
         if not 1 <= self.node_count <= MAX_NODES:
@@ -136,8 +141,22 @@ class Bed:
         self.settings = HostSettings()
         self._phase("network", self._network)
         self._phase("router", self._router)
-        self._phase("control plane", self._control_plane)
-        self._phase("runtimes and images", self._runtimes)
+        self.control_plane = ControlPlane(
+            self.workdir / "control-plane",
+            netns=self.ns("cp"),
+            address=API_ADDRESS,
+            service_cidr=SERVICE_CIDR,
+            service_account_admission=True,
+            controllers="*",
+            scheduler=True,
+        )
+        # Independent until the kubelets start: containerd and the image imports
+        # run while the control plane comes up.
+        with ThreadPoolExecutor(1) as pool:
+            runtimes = pool.submit(self._phase, "runtimes and images", self._runtimes)
+            self._phase("control plane", self.control_plane.start)
+            runtimes.result()
+        self.control_plane.write_kubeconfig(self.node_kubeconfig, ADMIN_TOKEN)
         for node in self.nodes:
             node.start_kubelet()
             node.start_proxy(PODS)
@@ -184,23 +203,7 @@ class Bed:
         )
         self.router.start()
 
-    def _control_plane(self) -> None:
-        self.control_plane = ControlPlane(
-            self.workdir / "control-plane",
-            netns=self.ns("cp"),
-            address=API_ADDRESS,
-            service_cidr=SERVICE_CIDR,
-            service_account_admission=True,
-            controllers="*",
-            scheduler=True,
-        )
-        self.control_plane.start()
-
     def _runtimes(self) -> None:
-        assert self.control_plane is not None
-        kubeconfig = self.control_plane.write_kubeconfig(
-            self.workdir / "kubelet.kubeconfig", ADMIN_TOKEN
-        )
         pause = image_name(PAUSE_IMAGE)
         for i in range(1, self.node_count + 1):
             self.nodes.append(
@@ -210,7 +213,7 @@ class Bed:
                     address=far_end(i),
                     pod_cidr=pod_cidr(i),
                     workdir=self.workdir / f"node{i}",
-                    kubeconfig=kubeconfig,
+                    kubeconfig=self.node_kubeconfig,
                     sandbox_image=pause,
                 )
             )
