@@ -284,9 +284,9 @@ class Bed:
             steps.append(self.control_plane.stop)
         if self.router:
             steps.append(self.router.stop)
-        steps += [partial(netns.delete, ns) for ns in reversed(self.namespaces)]
-        if self.host_link:
+        if self.host_link:  # before its namespace: that one's deletion is asynchronous
             steps.append(self._delete_host_link)
+        steps += [partial(netns.delete, ns) for ns in reversed(self.namespaces)]
         if self.settings:
             steps.append(self._restore_settings)
         steps.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
@@ -332,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--nodes", type=int, default=2)
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
     t0 = time.monotonic()
     with start_bed(args.nodes) as bed:
         print(
