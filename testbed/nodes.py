@@ -7,6 +7,7 @@ address comes from the benchmarking range 198.18.0.0/15 (<id> is the bed's):
 | what                               | namespace         | address                        |
 | ---------------------------------- | ----------------- | ------------------------------ |
 | router end of link k               | exalb-<id>-router | 198.18.200.(4k+1)/30           |
+| router's BGP address (every node)  | exalb-<id>-router | 198.18.255.1/32 on lo          |
 | control plane, link k=0            | exalb-<id>-cp     | 198.18.200.2/30                |
 | node i (1..14), link k=i           | exalb-<id>-node<i>| 198.18.200.(4i+2)/30 (its IP)  |
 | client, link k=15 (issue 10)       | exalb-<id>-client | 198.18.200.62/30               |
@@ -16,8 +17,9 @@ address comes from the benchmarking range 198.18.0.0/15 (<id> is the bed's):
 | Services (kubernetes.default .0.1) | -                 | 198.19.0.0/16                  |
 
 The router (AS 64512) forwards between the links, holds static routes to
-every node's pod range, and accepts BGP sessions from any address of
-198.18.200.0/24 with another AS. Images come from OCI archives imported into
+every node's pod range, and accepts BGP sessions on 198.18.255.1 (so one
+BGPPeer serves every node) from any address of 198.18.200.0/24 with another
+AS. Images come from OCI archives imported into
 each node's containerd; pods use ``imagePullPolicy: Never``.
 
 ``python -m testbed.nodes`` (``make nodes``) brings a bed up for a person and
@@ -37,13 +39,15 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import yaml
 from kubernetes import client
 
 from . import netns
@@ -55,11 +59,13 @@ from .procs import wait_for
 from .routers.frr_netns import FrrNamespace
 
 BUILD = ROOT / ".build"
+CHART = ROOT / "charts" / "exalb"
 EXALB_IMAGE = BUILD / "exalb-image.oci.tar"
 PAUSE_IMAGE = BUILD / "pause-image.oci.tar"
 SERVICE_CIDR = "198.19.0.0/16"
 PODS = "198.18.0.0/17"  # every node's pod range, 198.18.1.0/24 to 198.18.14.0/24
 API_ADDRESS, HOST_ADDRESS = "198.18.201.2", "198.18.201.1"
+ROUTER_ADDRESS = "198.18.255.1"
 ROUTER_ASN = 64512
 LINKS = "198.18.200.0/24"
 MAX_NODES = 14
@@ -172,6 +178,7 @@ class Bed:
         for part in ["router", "cp", *(f"node{i}" for i in range(1, self.node_count + 1))]:
             netns.add(self.ns(part))
             self.namespaces.append(self.ns(part))
+        netns.ip("-n", router, "addr", "add", f"{ROUTER_ADDRESS}/32", "dev", "lo")
         netns.sysctl(router, "net.ipv4.ip_forward", "1")
         netns.sysctl(router, "net.ipv6.conf.all.forwarding", "1")
         netns.sysctl(router, "net.ipv4.fib_multipath_hash_policy", "1")
@@ -193,7 +200,7 @@ class Bed:
 
     def _router(self) -> None:
         self.router = FrrNamespace(
-            address=router_end(0),
+            address=ROUTER_ADDRESS,
             port=179,
             asn=ROUTER_ASN,
             neighbors=[],
@@ -254,6 +261,19 @@ class Bed:
 
     def helm(self, *args: str, timeout: float = 300) -> str:
         return self._run(find("helm"), args, timeout)
+
+    def install_chart(
+        self, release: str, namespace: str, values: Mapping[str, Any], chart: Path = CHART
+    ) -> str:
+        """``helm upgrade --install --wait`` with the bed's image, imported, never pulled."""
+        repository, tag = image_name(EXALB_IMAGE).rsplit(":", 1)
+        image = {"repository": repository, "tag": tag, "pullPolicy": "Never"}
+        path = self.workdir / f"{release}-values.yaml"
+        path.write_text(yaml.safe_dump({"image": image, **values}))
+        return self.helm(
+            "upgrade", "--install", release, str(chart), "--namespace", namespace,
+            "--create-namespace", "-f", str(path), "--wait", "--timeout=180s",
+        )  # fmt: skip
 
     def _run(self, binary: str, args: Sequence[str], timeout: float) -> str:
         done = subprocess.run(
@@ -342,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"exalb image: {image_name(EXALB_IMAGE)} (pods need imagePullPolicy: Never)")
         print(f"router: vtysh --vty_socket {bed.workdir / 'router'} -c 'show bgp summary'")
         print(f"  nodes: {', '.join(f'{n.name} {n.address}' for n in bed.nodes)}")
-        print(f"  BGP: router AS {ROUTER_ASN} at each node's gateway, 198.18.200.(4i+1)")
+        print(f"  BGP: the router is AS {ROUTER_ASN} at {ROUTER_ADDRESS}, for every node")
         print(f"\n  export KUBECONFIG={bed.kubeconfig} PATH={Path(find('kubectl')).parent}:$PATH")
         print("  kubectl get nodes -o wide; helm install exalb charts/exalb ...\n")
         print("Ctrl-C tears it all down.")

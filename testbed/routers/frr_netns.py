@@ -43,6 +43,8 @@ class FrrNamespace(Frr):
                 " bgp bestpath as-path multipath-relax",
                 " neighbor nodes peer-group",
                 " neighbor nodes remote-as external",
+                # Sessions come to the router's loopback address, one hop away.
+                " neighbor nodes disable-connected-check",
                 f" bgp listen range {self.listen_range} peer-group nodes",
                 " address-family ipv4 unicast",
                 "  maximum-paths 64",

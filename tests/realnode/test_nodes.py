@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from testbed.nodes import EXALB_IMAGE, Bed, image_name, pod_cidr, ready_nodes
+from testbed import netns
+from testbed.nodes import EXALB_IMAGE, ROUTER_ADDRESS, Bed, image_name, pod_cidr, ready_nodes
 from testbed.procs import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
@@ -156,7 +158,10 @@ def test_a_host_network_daemonset_runs_the_announcer_non_root_read_only_reaching
         assert log.rsplit(maxsplit=1)[-1] == "65532", log
 
 
-def test_the_router_runs_frr_zebra_and_bgpd(bed: Bed) -> None:
+def test_the_router_runs_frr_and_every_node_reaches_its_bgp_address(bed: Bed) -> None:
     assert bed.router is not None
     assert "FRRouting" in bed.router.version()
     assert bed.router.sessions() == {}
+    connect = f"import socket; socket.create_connection(('{ROUTER_ADDRESS}', 179), 5)"
+    for node in bed.nodes:
+        netns.run(node.netns, [sys.executable, "-c", connect])
