@@ -5,7 +5,8 @@
 # non-root user, packed as a single-layer OCI archive by oci.py. Also packs
 # the static pause program (built by tools/kubebin) as the nodes' sandbox
 # image. Idempotent: each archive is rebuilt only when the hash of its inputs
-# (wheels, this recipe, oci.py; the pause binary) changes.
+# (the wheel's sources, this recipe, oci.py; the pause binary) changes.
+# Dependencies are resolved within pyproject.toml's ranges when it rebuilds.
 #
 #   .build/exalb-image.oci.tar   localhost/exalb:<version>
 #   .build/pause-image.oci.tar   localhost/exalb-pause:1
@@ -36,15 +37,17 @@ build_pause() {
 
 build_exalb() {
   local wheels="$out/wheels" stamp="$out/exalb-image.inputs" sum version rootfs start pipwhl
-  rm -rf "$wheels" "$root/build"
-  # A fixed timestamp makes the exalb wheel byte-identical for identical sources.
-  SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --wheel-dir "$wheels" "$root" pip
-  rm -rf "$root/build"
-  sum=$(cd "$wheels" && ls | sort | xargs cat | cat - "$here/build.sh" "$here/oci.py" | sha256sum | cut -d' ' -f1)
+  # Every file the wheel is built from (paths and contents), and the recipe.
+  sum=$(cd "$root" && find allocator announcer exalb exalbctl pyproject.toml README.md \
+      tools/image/build.sh tools/image/oci.py -type f ! -path '*__pycache__*' -print0 |
+    sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
   if [ -f "$out/exalb-image.oci.tar" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
     echo "image: exalb image is up to date"
     return
   fi
+  rm -rf "$wheels" "$root/build"
+  "$py" -m pip wheel -q --wheel-dir "$wheels" "$root" pip
+  rm -rf "$root/build"
   version=$(basename "$wheels"/exalb-*.whl | cut -d- -f2)
   rootfs="$out/exalb-rootfs.tar"
   start=$(date +%s)
