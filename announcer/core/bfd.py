@@ -190,6 +190,7 @@ class Session:
     polling: bool = False
     final_due: bool = False
     next_tx: float = 0.0
+    last_tx: float = float("-inf")
     detect_deadline: float | None = None
 
     def desired_tx_us(self) -> int:
@@ -213,6 +214,9 @@ class Session:
         self.remote_min_rx_us = p.required_min_rx_us
         self.remote_desired_tx_us = p.desired_min_tx_us
         self.remote_detect_mult = p.detect_mult
+        # A peer that lowers its RequiredMinRxInterval (its Poll after coming Up) must not
+        # wait out the slow interval already scheduled, or its detection time runs out.
+        self.next_tx = min(self.next_tx, self.last_tx + 0.75 * self.tx_interval())
         if p.final:
             self.polling = False
         if p.poll:
@@ -293,6 +297,7 @@ class Session:
         if now >= self.next_tx:
             spread = 0.15 if self.timers.detect_multiplier == 1 else 0.25
             self.next_tx = now + self.tx_interval() * (0.75 + spread * jitter)
+            self.last_tx = now
             periodic = not (self.remote_min_rx_us == 0 and self.remote_discr != 0)
         if not (periodic or self.final_due):
             return None

@@ -21,6 +21,7 @@ from announcer.core.bfd import (
     encode,
     timers_from_spec,
 )
+from announcer.kube.convert import peer_from
 
 u32 = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -226,3 +227,15 @@ def test_spec(spec: object, expected: Timers | None) -> None:
 def test_bad_spec_says_why(spec: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         timers_from_spec(spec)
+
+
+def _bgppeer(bfd: object) -> dict[str, object]:
+    spec = {"myASN": 64512, "peerASN": 64513, "peerAddress": "198.51.100.2", "bfd": bfd}
+    return {"metadata": {"name": "r1"}, "spec": spec}
+
+
+def test_bgppeer_bfd_reaches_the_peer_and_a_bad_one_is_the_peers_problem() -> None:
+    assert peer_from(_bgppeer({"detectMultiplier": 4}), {}).bfd == Timers(300, 300, 4)
+    bad = peer_from(_bgppeer({"minTransmitInterval": 1}), {})
+    assert bad.bfd is None
+    assert bad.problem == "bfd.minTransmitInterval 1 is outside 10..60000 ms"
