@@ -57,6 +57,7 @@ class BfdSpeaker:
         self.lock = threading.Lock()
         self.wanted: dict[str, BfdPeer] = {}
         self.up: dict[str, bool] = {}
+        self.ever_up: set[str] = set()
         self.stopping = threading.Event()
         self.process: subprocess.Popen[str] | None = None
         self.reader: threading.Thread | None = None
@@ -72,6 +73,7 @@ class BfdSpeaker:
             lines = [p.command() for n, p in wanted.items() if self.wanted.get(n) != p]
             lines += [f"remove {n}\n" for n in self.wanted.keys() - wanted.keys()]
             gone = [n for n in self.wanted.keys() - wanted.keys() if self.up.pop(n, False)]
+            self.ever_up &= wanted.keys()
             self.wanted = wanted
             self._write("".join(lines))
         for name in gone:
@@ -80,6 +82,15 @@ class BfdSpeaker:
     def is_up(self, name: str) -> bool:
         with self.lock:
             return self.up.get(name, False)
+
+    def holds_down(self, name: str) -> bool:
+        """Whether BGP with this peer must stay down: its BFD session was Up and is not now.
+
+        A session that never came Up holds nothing (RFC 5882 §4.3: the router may not run
+        BFD at all), like FRR's own ``neighbor ... bfd``.
+        """
+        with self.lock:
+            return name in self.ever_up and not self.up.get(name, False)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -139,6 +150,8 @@ class BfdSpeaker:
             if name not in self.wanted or self.up.get(name, False) == up:
                 return
             self.up[name] = up
+            if up:
+                self.ever_up.add(name)
         log.info("bfd session", peer=name, state=words[2], diag=int(words[3]))
         self.on_change(name, up)
 
