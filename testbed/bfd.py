@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,14 @@ class FrrBfdd:
 
     def start(self) -> None:
         (self.dir / "zebra.conf").write_text("hostname bfd-router\n")
-        lines = ["bfd", *self.peer_block(NODE_V4, ROUTER_V4), *self.peer_block(NODE_V6, ROUTER_V6)]
+        # millisecond log timestamps: when bfdd declared a session down, to the ms
+        logging = ["log timestamp precision 3", "debug bfd peer"]
+        lines = [
+            *logging,
+            "bfd",
+            *self.peer_block(NODE_V4, ROUTER_V4),
+            *self.peer_block(NODE_V6, ROUTER_V6),
+        ]
         (self.dir / "bfdd.conf").write_text("\n".join([*lines, "!"]) + "\n")
         shutil.chown(self.dir, "frr", "frr")
         for f in self.dir.iterdir():
@@ -163,6 +171,19 @@ class FrrBfdd:
             f"peer {peer} local-address {local}",
             "shutdown" if down else "no shutdown",
         )
+
+    def went_down_at(self, peer: str, after: float) -> float | None:
+        """Epoch time bfdd logged the session with ``peer`` going down from Up, after ``after``."""
+        mark = f"peer:{peer} local:"
+        for line in (self.dir / "bfdd.log").read_text(errors="replace").splitlines():
+            if mark in line and "up -> down" in line:
+                stamp = datetime.strptime(line[:23], "%Y/%m/%d %H:%M:%S.%f").timestamp()
+                if stamp >= after:
+                    return stamp
+        return None
+
+    def bfdd_pid(self) -> int:
+        return self.procs[-1].pid  # ``ip netns exec`` execs bfdd in place
 
     def log_tail(self) -> str:
         return "\n".join(p.tail() for p in self.procs)
