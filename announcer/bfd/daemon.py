@@ -65,8 +65,7 @@ def family(address: str) -> socket.AddressFamily:
 
 def receive_socket(af: socket.AddressFamily) -> socket.socket:
     """One listener per family on port 3784, reporting each packet's TTL/hop limit."""
-    s = socket.socket(af, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s = socket.socket(af, socket.SOCK_DGRAM)  # no SO_REUSEADDR: a second listener is an error
     if af == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)

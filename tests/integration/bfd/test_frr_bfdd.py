@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from announcer.core.bfd import Timers
-from testbed.bfd import NODE_V4, NODE_V6, ROUTER_V4
+from testbed.bfd import NODE_V4, NODE_V6, ROUTER_V4, Link
 from testbed.procs import wait_for
 
 from .conftest import Pair, Start
@@ -155,3 +157,55 @@ def test_a_busy_announcer_causes_no_false_down(bfd_pair: Start, timers: Timers) 
     assert pair.frr.status(NODE_V4) == "up"
     assert [e for e in pair.changes.events if e[0] >= t0] == []
     print(f"\n{timers}: 8 s of a GIL-hogging parent, no Down on either side")
+
+
+def test_a_crashed_daemon_counts_as_down_and_is_restarted(bfd_pair: Start) -> None:
+    pair = bfd_pair(DEFAULT)
+    _wait_up(pair)
+    assert pair.speaker.process is not None
+    t0 = time.monotonic()
+    os.kill(pair.speaker.process.pid, signal.SIGKILL)
+    pair.changes.wait("r4", up=False, after=t0, timeout=5)
+    assert pair.speaker.holds_down("r4")
+    pair.changes.wait("r4", up=True, after=t0, timeout=UP_WITHIN)  # same sessions, new process
+    _wait_up(pair)
+
+
+PARENT = """
+import sys, time
+from announcer.bfd.speaker import BfdSpeaker
+speaker = BfdSpeaker(lambda peer, up: None, sys.argv[1:])
+speaker.start()
+while speaker.process is None:
+    time.sleep(0.01)
+print(speaker.process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_daemon_dies_with_the_announcer() -> None:
+    link = Link()  # its namespace keeps port 3784 out of the host's
+    link.create()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, *link.exec_prefix(link.node)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        daemon = int(parent.stdout.readline())
+        assert Path(f"/proc/{daemon}").exists()
+        parent.kill()  # no cleanup code runs: only the kernel's PDEATHSIG and the closed pipe
+        parent.wait(5)
+        wait_for("the orphaned BFD daemon to exit", lambda: not _alive(daemon), 5)
+    finally:
+        parent.kill()
+        parent.wait(5)
+        link.delete()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
