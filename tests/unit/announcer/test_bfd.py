@@ -235,7 +235,7 @@ def _bgppeer(bfd: object) -> dict[str, object]:
 
 
 def test_bgppeer_bfd_reaches_the_peer_and_a_bad_one_is_the_peers_problem() -> None:
-    assert peer_from(_bgppeer({"detectMultiplier": 4}), {}).bfd == Timers(300, 300, 4)
-    bad = peer_from(_bgppeer({"minTransmitInterval": 1}), {})
+    assert peer_from(_bgppeer({"detectMultiplier": 4}), {}, "bgp").bfd == Timers(300, 300, 4)
+    bad = peer_from(_bgppeer({"minTransmitInterval": 1}), {}, "bgp")
     assert bad.bfd is None
     assert bad.problem == "bfd.minTransmitInterval 1 is outside 10..60000 ms"
