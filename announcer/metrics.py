@@ -19,6 +19,12 @@ class Metrics:
             ["peer", "node"],
             registry=r,
         )
+        self.bfd_session_up = Gauge(
+            "exalb_announcer_bfd_session_up",
+            "1 while the BFD session with the peer is Up; absent for peers without BFD",
+            ["peer"],
+            registry=r,
+        )
         self.announced = Gauge(
             "exalb_bgp_announced_prefixes",
             "prefixes ExaBGP has acknowledged for the peer",

@@ -33,6 +33,8 @@ _HOW = {
     "birdc": "make routers   (apt-get install -y bird2)",
     "bgpd": "make routers   (apt-get install -y frr)",
     "vtysh": "make routers   (apt-get install -y frr)",
+    "bfdd": "make routers   (apt-get install -y frr)",
+    "ip": "apt-get install -y iproute2",
     "exabgp": "make venv   (pip install -e '.[dev]' installs the pinned exabgp)",
 }
 
@@ -44,7 +46,7 @@ class MissingBinary(RuntimeError):
 def find(name: str) -> str:
     """Absolute path of ``name``, or raise :class:`MissingBinary` naming the install command."""
     candidates = [BIN / name, VENV_BIN / name]
-    if name in ("bgpd", "zebra"):
+    if name in ("bgpd", "zebra", "bfdd"):
         candidates.append(Path("/usr/lib/frr") / name)
     for c in candidates:
         if c.is_file():

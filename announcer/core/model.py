@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from announcer.core.bfd import Timers
 from exalb.assignments import LabelSelector
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -71,6 +72,7 @@ class Peer:
     node_selectors: tuple[LabelSelector, ...] = ()
     graceful_restart: bool = False
     description: str = ""
+    bfd: Timers | None = None  # spec.bfd; None: no BFD session
     problem: str | None = None  # e.g. its password Secret is missing: no session is run
 
     @property

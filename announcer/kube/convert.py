@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from announcer.core.bfd import timers_from_spec
 from announcer.core.model import Endpoint, Node, Peer
 from exalb.assignments import LabelSelector, SelectorError
 
@@ -195,5 +196,6 @@ def _peer(name: str, spec: Obj, secrets: Mapping[str, Obj], secrets_namespace: s
         node_selectors=selectors,
         graceful_restart=bool(spec.get("enableGracefulRestart", False)),
         description=str(spec.get("description", "")),
+        bfd=timers_from_spec(spec.get("bfd")),
         problem=problem,
     )
