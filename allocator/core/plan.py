@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exalb.assignments import LOCAL, Advertisement, Assignment, entry_key
+from exalb.assignments.addresses import AddressError, AddressRange, parse_ip, to_str
 
-from .addresses import AddressError, AddressRange, buggy, parse_ip, to_str
+from .addresses import buggy
 from .pool import Pool, PoolError, parse_pool
 from .service import ServiceInfo
 from .sharing import conflict, first_conflict

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exalb.assignments import Advertisement, LabelSelector, SelectorError
+from exalb.assignments.addresses import AddressError, AddressRange, parse_addresses
 
-from .addresses import AddressError, AddressRange, parse_addresses, usable_count
+from .addresses import usable_count
 from .communities import CommunityError, split
 
 

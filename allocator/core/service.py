@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .addresses import AddressError, parse_ip
+from exalb.assignments.addresses import AddressError, parse_ip
 
 PREFIXES = ("exalb.io/", "metallb.io/", "metallb.universe.tf/")
 POOL_ANNOTATION = "exalb.io/ip-allocated-from-pool"

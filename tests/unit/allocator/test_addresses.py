@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from allocator.core.addresses import (
+from allocator.core.addresses import usable_count
+from exalb.assignments.addresses import (
     AddressError,
     AddressRange,
     parse_addresses,
     parse_entry,
     parse_ip,
-    usable_count,
 )
 
 
