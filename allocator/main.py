@@ -23,6 +23,7 @@ import structlog
 from allocator.controller import Allocator, Config
 from allocator.core.service import DEFAULT_CLASS
 from allocator.metrics import AllocatorMetrics
+from exalb.kube import rest
 from exalb.kube.connect import api_client
 from exalb.kube.events import EventRecorder
 from exalb.kube.lease import LeaderElector, LeaseConfig
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         on_change=on_leadership,
     )
-    events = EventRecorder(api, "exalb-allocator", host=args.identity).start()
+    events = EventRecorder(
+        rest.connect(args.kubeconfig), "exalb-allocator", host=args.identity
+    ).start()
     allocator = Allocator(
         api,
         Config(

@@ -20,6 +20,7 @@ from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
 from announcer.reconciler import Reconciler
 from exalb.kube import rest
+from exalb.kube.events import EventRecorder
 from exalb.observability import logging as obslog
 from exalb.observability.http import HealthServer
 
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             holder[0].changed(kind, key)
 
     sources = Sources(api, args.namespace, args.bgp_secrets_namespace, args.node_name, changed)
+    events = EventRecorder(api, "exalb-announcer", host=args.node_name).start()
     reconciler = Reconciler(
         sources,
         opts,
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir=run_dir,
         exabgp=args.exabgp,
         exabgp_log_level=args.exabgp_log_level,
+        events=events,
     )
     holder.append(reconciler)
     health = HealthServer(metrics.registry, args.metrics_host, args.metrics_port)

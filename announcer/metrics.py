@@ -52,8 +52,15 @@ class Metrics:
         )
         self.assignments_stale = Gauge(
             "exalb_announcer_assignments_stale",
-            "1 while the assignment ConfigMaps are unreadable (malformed or a newer schema) "
-            "and the last good state is kept",
+            "1 while an assignment ConfigMap is unreadable (malformed, a newer schema) or "
+            "deleted, and its last good entries are kept",
+            registry=r,
+        )
+        self.unjustified = Gauge(
+            "exalb_announcer_unjustified_prefixes",
+            "prefixes the assignments ask for that the VIPPools do not justify (default route, "
+            "IP or prefix outside its pool, pool missing or invalid): refused, never announced",
+            ["reason"],
             registry=r,
         )
         self.assignment_errors = Gauge(

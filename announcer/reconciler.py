@@ -10,6 +10,10 @@ Services they belong to (``core.desired``); anything shared by all Services
 pass, so a missed event could only ever delay convergence, never prevent it.
 Each peer's :class:`Speaker` then sends only the difference to what its ExaBGP
 acknowledged.
+
+Two of the inputs are checked, not believed (``core.published``, ``core.pools``):
+a deleted or unreadable assignments shard keeps its last good entries, and a
+prefix its VIPPool does not justify is never announced; ``reports`` says so.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import exalb.assignments as contract
 from announcer.core.decide import Context, context, ready_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options, Peer
+from announcer.core.pools import pool_space
 from announcer.core.published import Published
 from announcer.exabgp.speaker import Speaker
 from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
 from announcer.metrics import Metrics
+from announcer.reports import ContractReports, EventSink
 
 Obj = dict[str, Any]
 FULL_RESYNC = 300.0  # seconds between full passes, the safety net under the per-key ones
@@ -71,6 +77,7 @@ class Reconciler:
         run_dir: Path | None = None,
         exabgp: str | None = None,
         exabgp_log_level: str = "warning",
+        events: EventSink | None = None,
     ) -> None:
         self._inputs = inputs
         self.opts = opts
@@ -84,7 +91,6 @@ class Reconciler:
         # Speakers shutting down, by peer: a new speaker for that peer waits for its exit.
         self._retiring: dict[str, Speaker] = {}
         self._published = Published()
-        self._stale: set[str] = set()  # shards we could not read; their last good entries hold
         self._state = DesiredState()
         # EndpointSlice key -> (its Service "namespace/name", endpoints), and the reverse
         self._slices: dict[str, tuple[str, tuple[Endpoint, ...]]] = {}
@@ -97,6 +103,7 @@ class Reconciler:
         self._last_full = 0.0
         self._lock = threading.Lock()
         self._log = log.bind(node=opts.node_name)
+        self._reports = ContractReports(metrics, events, self._log)
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
 
     # --- lifecycle -------------------------------------------------------
@@ -211,7 +218,8 @@ class Reconciler:
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
         for p in peers:
             self.metrics.peer_problem.labels(p.name).set(1 if p.problem else 0)
-        ctx = context(node, peers, self.opts, time.time())
+        pools = {name: pool_space(o.get("spec")) for name, o in v.pools.items()}
+        ctx = context(node, peers, self.opts, time.time(), pools)
         if ctx != self._state.ctx:
             for p in peers:
                 if p.problem:
@@ -234,6 +242,7 @@ class Reconciler:
                 for peer, prefixes in self._update(key).items():
                     touched.setdefault(peer, set()).update(prefixes)
             self._hand_routes(touched, decided_at)
+        self._reports.refused(self._state.refused, self._published.get)
         self.metrics.services_announced.set(len(self._state.announced))
         self.metrics.reconcile_seconds.labels(kind).observe(time.monotonic() - decided_at)
         return ready_at(node, self.opts)
@@ -245,6 +254,7 @@ class Reconciler:
         for name in [n for n in self._published if n not in shards]:
             self._published.replace(name, None)
         self._read_shards(shards.keys(), shards)
+        self._reports.nothing_published(not shards and not any(True for _ in self._published))
         self._slices.clear()
         self._slices_of.clear()
         for key, obj in self._inputs.all_slices().items():
@@ -272,19 +282,9 @@ class Reconciler:
         changed: set[str] = set()
         for name in names:
             cm = objs.get(name) if objs is not None else self._inputs.shard(name)
-            try:
-                data = None if cm is None else cm.get("data") or {}
-                changed |= self._published.replace(name, data)
-            except contract.ContractError as exc:
-                self._stale.add(name)
-                self._log.error(
-                    "assignment ConfigMap unreadable; keeping its last good entries",
-                    configmap=name,
-                    error=str(exc),
-                )
-            else:
-                self._stale.discard(name)
-        self.metrics.assignments_stale.set(1 if self._stale else 0)
+            data = None if cm is None else cm.get("data") or {}
+            changed |= self._published.replace(name, data)
+        self._reports.stale(self._published.stale())
         return changed
 
     def _report_errors(self) -> None:

@@ -15,6 +15,10 @@ reflects ``publishNotReadyAddresses`` because the EndpointSlice controller
 sets it. ``Local`` always announces host routes (/32, /128) whatever the
 advertisement's aggregation length: an aggregate would draw traffic to nodes
 without endpoints (metallb#2811).
+
+Before any of that, every prefix an entry asks for must be justified by its
+VIPPool (``core.pools``): one that is not is skipped and reported, the
+entry's other prefixes go on.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from exalb.assignments import LOCAL, Advertisement, Assignment, any_matches
 
 from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Peer, Routes
+from .pools import PoolSpace, Refusal, justify
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Decision:
     routes: dict[str, Routes] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # service key -> withdraw reason
     announced: set[str] = field(default_factory=set)  # service keys announced to some peer
+    refused: dict[str, tuple[Refusal, ...]] = field(default_factory=dict)  # service key -> why
 
 
 def node_problem(node: Node | None, opts: Options, now: float) -> str | None:
@@ -98,11 +104,9 @@ def next_hop(node: Node, version: int, opts: Options) -> str | None:
     return None
 
 
-def prefix_of(ip: str, adv: Advertisement, local: bool) -> tuple[str, int]:
-    """The announced prefix for ``ip`` and its IP version; host routes for Local."""
-    v4_len = 32 if local else adv.aggregation_length
-    v6_len = 128 if local else adv.aggregation_length_v6
-    return _prefix(ip, v4_len, v6_len)
+def lengths(adv: Advertisement, local: bool) -> tuple[int, int]:
+    """The announced IPv4 and IPv6 prefix lengths; host routes for Local."""
+    return (32, 128) if local else (adv.aggregation_length, adv.aggregation_length_v6)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -172,13 +176,20 @@ class Context:
     peers: tuple[Peer, ...]  # the peers selecting this node, by name
     hops: Mapping[int, str | None]  # IP version -> next hop
     graceful_shutdown: bool
+    pools: Mapping[str, PoolSpace]  # VIPPool name -> its addresses
 
     @property
     def peer_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.peers)
 
 
-def context(node: Node | None, peers: Iterable[Peer], opts: Options, now: float) -> Context:
+def context(
+    node: Node | None,
+    peers: Iterable[Peer],
+    opts: Options,
+    now: float,
+    pools: Mapping[str, PoolSpace],
+) -> Context:
     return Context(
         node_name=opts.node_name,
         node_reason=node_problem(node, opts, now),
@@ -186,6 +197,7 @@ def context(node: Node | None, peers: Iterable[Peer], opts: Options, now: float)
         peers=tuple(peers_of_node(peers, node)),
         hops={v: next_hop(node, v, opts) for v in (4, 6)} if node else {4: None, 6: None},
         graceful_shutdown=opts.graceful_shutdown,
+        pools=dict(pools),
     )
 
 
@@ -195,12 +207,26 @@ class ServiceDecision:
 
     reason: str | None
     routes: Mapping[str, Mapping[str, Attrs]] = field(default_factory=dict)
+    refused: tuple[Refusal, ...] = ()  # prefixes the entry asks for that its pool does not justify
 
 
 def decide_service(
     ctx: Context, a: Assignment, endpoints: Sequence[Endpoint] | None
 ) -> ServiceDecision:
-    """The routes ``a`` contributes on this node; ``endpoints`` are its Service's."""
+    """The routes ``a`` contributes on this node; ``endpoints`` are its Service's.
+
+    Refusals are found for every advertisement, not only those selecting this
+    node, so every announcer reports a bad entry the same way.
+    """
+    local = a.traffic_policy == LOCAL
+    refused = tuple(
+        dict.fromkeys(
+            r
+            for adv in a.advertisements
+            for ip in a.ips
+            if (r := justify(ip, *lengths(adv, local), a.pool, ctx.pools)) is not None
+        )
+    )
     advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, ctx.labels)]
     reason = (
         ("notOwner" if not advs else None)
@@ -210,17 +236,15 @@ def decide_service(
     if reason is None and not ctx.peers:
         reason = "noPeers"
     if reason is not None:
-        return ServiceDecision(reason)
-    local = a.traffic_policy == LOCAL
+        return ServiceDecision(reason, refused=refused)
     routes: dict[str, dict[str, Attrs]] = {}
-    problem = None
+    problem = refused[0].reason if refused else None
     for adv in advs:
         for ip in a.ips:
-            try:
-                prefix, version = prefix_of(ip, adv, local)
-            except ValueError:
-                problem = "invalidIP"
+            v4_len, v6_len = lengths(adv, local)
+            if justify(ip, v4_len, v6_len, a.pool, ctx.pools) is not None:
                 continue
+            prefix, version = _prefix(ip, v4_len, v6_len)
             nh = ctx.hops.get(version)
             if nh is None:
                 problem = f"noIPv{version}NextHop"
@@ -236,9 +260,9 @@ def decide_service(
                 old = mine.get(prefix)
                 mine[prefix] = attrs if old is None else _merge(old, attrs)
     if not routes:
-        return ServiceDecision(problem or "noMatchingPeer")
-    # Announced, but one of its IPs could not be (e.g. no IPv6 next hop): say so.
-    return ServiceDecision(problem, routes)
+        return ServiceDecision(problem or "noMatchingPeer", refused=refused)
+    # Announced, but one of its prefixes could not be (refused, no IPv6 next hop): say so.
+    return ServiceDecision(problem, routes, refused)
 
 
 def merge_all(contributions: Iterable[Attrs]) -> Attrs:
@@ -258,9 +282,10 @@ def decide(
     endpoints: Mapping[str, Sequence[Endpoint]],
     opts: Options,
     now: float,
+    pools: Mapping[str, PoolSpace],
 ) -> Decision:
     """The full desired state; ``endpoints`` is keyed ``namespace/name``."""
-    ctx = context(node, peers, opts, now)
+    ctx = context(node, peers, opts, now, pools)
     out = Decision(routes={name: {} for name in ctx.peer_names})
     for a in assignments:  # order-independent: _merge() is commutative
         d = decide_service(ctx, a, endpoints.get(service_id(a)))
@@ -268,6 +293,8 @@ def decide(
             out.reasons[a.key] = d.reason
         if d.routes:
             out.announced.add(a.key)
+        if d.refused:
+            out.refused[a.key] = d.refused
         for peer, routes in d.routes.items():
             mine = out.routes[peer]
             for prefix, attrs in routes.items():

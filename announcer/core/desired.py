@@ -25,6 +25,7 @@ from exalb.assignments import Assignment
 
 from .decide import Context, ServiceDecision, decide_service, merge_all, service_id
 from .model import Attrs, Endpoint, Routes
+from .pools import Refusal
 
 Touched = dict[str, set[str]]  # peer name -> prefixes whose desired attributes may have changed
 
@@ -37,6 +38,7 @@ class DesiredState:
         self.routes: dict[str, Routes] = {}
         self.reasons: dict[str, str] = {}  # assignment key -> why it is not (fully) announced
         self.announced: set[str] = set()  # assignment keys with at least one route
+        self.refused: dict[str, tuple[Refusal, ...]] = {}  # assignment key -> unjustified prefixes
         self._decisions: dict[str, ServiceDecision] = {}  # assignment key -> its decision
         # peer -> prefix -> assignment key -> that Service's attributes for the prefix
         self._contrib: dict[str, dict[str, dict[str, Attrs]]] = {}
@@ -57,6 +59,7 @@ class DesiredState:
         self._contrib = {name: {} for name in ctx.peer_names}
         self.reasons = {}
         self.announced = set()
+        self.refused = {}
         self._decisions = {}
         for a in assignments:
             self._add(a.key, decide_service(ctx, a, endpoints.get(service_id(a))))
@@ -100,6 +103,8 @@ class DesiredState:
             self.reasons[key] = d.reason
         if d.routes:
             self.announced.add(key)
+        if d.refused:
+            self.refused[key] = d.refused
         for peer, routes in d.routes.items():
             contrib = self._contrib[peer]
             for prefix, attrs in routes.items():
@@ -111,6 +116,7 @@ class DesiredState:
         del self._decisions[key]
         self.reasons.pop(key, None)
         self.announced.discard(key)
+        self.refused.pop(key, None)
         for peer, routes in d.routes.items():
             contrib = self._contrib[peer]
             for prefix in routes:

@@ -19,6 +19,7 @@ from exalb.kube.rest import Client, resource_path
 GROUP = "exalb.io"
 VERSION = "v1alpha1"
 PEER_PLURAL = "bgppeers"
+POOL_PLURAL = "vippools"
 
 Obj = dict[str, Any]
 
@@ -28,12 +29,13 @@ OnChange = Callable[[str, str], None]  # (informer name, object key) -> None
 
 @dataclass
 class View:
-    """What every Service's decision shares: this node, the peers, their Secrets (copies)."""
+    """What every Service's decision shares: this node, the peers, their Secrets, the pools."""
 
     node: Obj | None
     peers: list[Obj]
     secrets: dict[str, Obj]  # by name, all in ``secrets_namespace``
     secrets_namespace: str
+    pools: dict[str, Obj]  # VIPPool name -> its slim_pool() copy
 
 
 def _meta(obj: Obj, labels: bool = False) -> Obj:
@@ -85,6 +87,12 @@ def slim_peer(obj: Obj) -> Obj:
     return {"metadata": _meta(obj), "spec": obj.get("spec") or {}}
 
 
+def slim_pool(obj: Obj) -> Obj:
+    """A VIPPool as the announcer reads it: only the addresses it may announce from."""
+    spec = obj.get("spec") or {}
+    return {"metadata": _meta(obj), "spec": {"addresses": spec.get("addresses")}}
+
+
 class Sources:
     def __init__(
         self,
@@ -115,6 +123,12 @@ class Sources:
             changed("secrets"),
             transform=slim_secret,
         )
+        self.pools = Informer(
+            "vippools",
+            api.lister(resource_path(f"{GROUP}/{VERSION}", POOL_PLURAL, namespace)),
+            changed("vippools"),
+            transform=slim_pool,
+        )
         self.configmaps = Informer(
             "assignments",
             api.lister(
@@ -132,7 +146,7 @@ class Sources:
         )
         self._node_name = node_name
         self._secrets_namespace = secrets_namespace
-        self.all = [self.node, self.peers, self.secrets, self.configmaps, self.slices]
+        self.all = [self.node, self.peers, self.secrets, self.pools, self.configmaps, self.slices]
 
     def start(self) -> None:
         for inf in self.all:
@@ -159,6 +173,7 @@ class Sources:
             peers=list(self.peers.snapshot().values()),
             secrets=secrets,
             secrets_namespace=self._secrets_namespace,
+            pools={k.split("/", 1)[-1]: v for k, v in self.pools.snapshot().items()},
         )
 
     def shard(self, key: str) -> Obj | None:

@@ -5,6 +5,9 @@ pending. They are written by one background thread so a slow API server
 never stalls a reconcile, and the same (object, reason, message) within the
 aggregation window bumps ``count`` on the existing Event instead of
 creating a new one, like client-go's recorder.
+
+It writes through ``exalb.kube.rest``, so the announcers (which never load the
+``kubernetes`` package) record Events the same way as the allocator.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from . import retry
+from .rest import Client, resource_path
 
 log = structlog.get_logger("events")
 
@@ -46,13 +49,13 @@ class Event:
 class EventRecorder:
     def __init__(
         self,
-        api: client.ApiClient,
+        api: Client,
         component: str,
         host: str = "",
         window: float = 600.0,
         max_queue: int = 10000,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._api = api
         self._component = component
         self._host = host
         self._window = window
@@ -97,11 +100,11 @@ class EventRecorder:
             name, count, first = seen
             body: dict[str, Any] = {"count": count + 1, "lastTimestamp": now.isoformat()}
             try:
-                retry.call(lambda: self._core.patch_namespaced_event(name, ns, body))
+                retry.call(lambda: self._api.patch(resource_path("v1", "events", ns, name), body))
                 self._seen[key] = (name, count + 1, first)
                 return
-            except client.ApiException as exc:
-                if exc.status != 404:
+            except Exception as exc:
+                if retry.status_of(exc) != 404:
                     raise
         name = f"{ev.ref.name}.{key}"
         event: Any = {
@@ -125,9 +128,9 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            retry.call(lambda: self._core.create_namespaced_event(ns, event))
-        except client.ApiException as exc:
-            if exc.status != 409:
+            retry.call(lambda: self._api.create(resource_path("v1", "events", ns), event))
+        except Exception as exc:
+            if retry.status_of(exc) != 409:
                 raise
         self._seen[key] = (name, 1, time.monotonic())
         if len(self._seen) > 20000:

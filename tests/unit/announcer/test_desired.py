@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from announcer.core.decide import context, decide
 from announcer.core.desired import DesiredState
 from announcer.core.model import Attrs, Endpoint, Node, Options, Peer
+from announcer.core.pools import pool_space
 from exalb.assignments import Advertisement, Assignment
 
 OPTS = Options(node_name="n1")
+POOLS = {"pool": pool_space({"addresses": ["198.51.100.0/24"]})}
 NODE = Node("n1", {"zone": "a"}, addresses=(("InternalIP", "192.0.2.11"),))
 PEERS = [Peer("tor", 64513, 64512, "127.1.0.1"), Peer("rr", 64513, 64513, "127.1.0.2")]
 NAMES = [f"s{i}" for i in range(6)]
@@ -70,7 +72,7 @@ def steps(draw: st.DrawFn) -> list[tuple[str, Assignment | None, list[Endpoint]]
 def test_updates_match_a_full_recompute(
     ops: list[tuple[str, Assignment | None, list[Endpoint]]],
 ) -> None:
-    ctx = context(NODE, PEERS, OPTS, 0)
+    ctx = context(NODE, PEERS, OPTS, 0, POOLS)
     state = DesiredState()
     state.rebuild(ctx, [], {})
     current: dict[str, Assignment] = {}
@@ -83,7 +85,7 @@ def test_updates_match_a_full_recompute(
             current[name] = a
         eps[f"ns/{name}"] = e
         touched = state.update(f"ns.{name}", a, e)
-        full = decide(NODE, PEERS, current.values(), eps, OPTS, 0)
+        full = decide(NODE, PEERS, current.values(), eps, OPTS, 0, POOLS)
         assert state.routes == full.routes
         assert state.reasons == full.reasons
         assert state.announced == full.announced
@@ -100,8 +102,8 @@ def test_rebuild_equals_decide_and_unchanged_inputs_touch_nothing() -> None:
     a = Assignment("ns", "web", "u", ("198.51.100.1",), "pool")
     eps = {"ns/web": [Endpoint("n2")]}
     state = DesiredState()
-    state.rebuild(context(NODE, PEERS, OPTS, 0), [a], eps)
-    assert state.routes == decide(NODE, PEERS, [a], eps, OPTS, 0).routes
+    state.rebuild(context(NODE, PEERS, OPTS, 0, POOLS), [a], eps)
+    assert state.routes == decide(NODE, PEERS, [a], eps, OPTS, 0, POOLS).routes
     assert state.routes["tor"] == {"198.51.100.1/32": Attrs("192.0.2.11")}
     assert state.update(a.key, a, eps["ns/web"]) == {}
     assert state.update(a.key, None, None) == {

@@ -1,11 +1,9 @@
-"""Reading assignment shards one at a time: changed keys, bad entries, unreadable shards."""
+"""Reading assignment shards one at a time: changed keys, bad entries, stale shards."""
 
 from __future__ import annotations
 
-import pytest
-
 from announcer.core.published import Published
-from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, encode
+from exalb.assignments import SCHEMA_KEY, Assignment, encode
 
 A = Assignment("ns", "a", "u1", ("198.51.100.1",), "pool")
 B = Assignment("ns", "b", "u2", ("198.51.100.2",), "pool")
@@ -39,11 +37,45 @@ def test_a_bad_entry_is_skipped_and_named() -> None:
 def test_an_unreadable_shard_keeps_its_last_good_entries() -> None:
     p = Published()
     p.replace("s0", shard(A))
-    with pytest.raises(ContractError):
-        p.replace("s0", {SCHEMA_KEY: "99"})
-    with pytest.raises(ContractError):
-        p.replace("s0", {A.key: encode(A)})
+    assert p.replace("s0", {SCHEMA_KEY: "99"}) == set()
+    assert "newer" in p.stale()["s0"]
+    assert p.replace("s0", {A.key: encode(A)}) == set()
+    assert "schemaVersion" in p.stale()["s0"]
     assert p.get(A.key) == A
+    p.replace("s0", shard(A))
+    assert p.stale() == {}
+
+
+def test_a_deleted_shard_of_the_layout_is_stale_until_it_is_written_again() -> None:
+    p = Published()
+    p.replace("ns/exalb-assignments-0", shard(A))
+    p.replace("ns/exalb-assignments-1", shard(B))
+    assert p.replace("ns/exalb-assignments-1", None) == set()
+    assert p.replace("ns/exalb-assignments-0", None) == set()
+    assert set(p.stale()) == {"ns/exalb-assignments-0", "ns/exalb-assignments-1"}
+    assert p.entries() == {A.key: A, B.key: B}
+    # The allocator writes shard 0 again first; shard 1 stays stale, B is kept.
+    assert p.replace("ns/exalb-assignments-0", shard(A)) == set()
+    assert set(p.stale()) == {"ns/exalb-assignments-1"}
+    assert p.entries() == {A.key: A, B.key: B}
+    assert p.replace("ns/exalb-assignments-1", shard()) == {B.key}  # B was deleted meanwhile
+    assert p.stale() == {} and p.entries() == {A.key: A}
+
+
+def test_a_live_shard_wins_over_a_stale_one() -> None:
+    p = Published()
+    p.replace("ns/x-0", shard(A))
+    p.replace("ns/x-0", None)  # stale, keeps A
+    moved = Assignment("ns", "a", "u1", ("198.51.100.9",), "pool")
+    assert p.replace("ns/x-1", shard(moved)) == {A.key}
+    assert p.get(A.key) == moved and p.entries()[A.key] == moved
+
+
+def test_a_configmap_outside_the_layout_is_forgotten_when_deleted() -> None:
+    p = Published()
+    p.replace("ns/by-hand", shard(A))
+    assert p.replace("ns/by-hand", None) == {A.key}
+    assert p.entries() == {} and p.stale() == {}
 
 
 def test_an_entry_mid_move_between_shards_is_not_lost_or_an_error() -> None:
