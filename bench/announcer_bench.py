@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             core.delete_namespaced_config_map(cm.metadata.name, NS)
 
         # 2. N Services: cold start of the announcer with everything already published
+        lab.add_pool("bulk", [str(BULK_NET)])
         hosts = [str(a) for a, _ in zip(BULK_NET.hosts(), range(args.routes), strict=False)]
         svcs = [
             contract.Assignment(NS, f"s{i}", f"u{i}", (h,), "bulk") for i, h in enumerate(hosts)

@@ -6,6 +6,8 @@ its own loopback source address (127.1.<lab>.<10+i>) and its own next hop
 authenticates as the ``exalb-announcer`` ServiceAccount with a token bound to a
 Pod object on its node, as a DaemonSet pod's would be, under the chart's RBAC and
 admission policy: so the tests also prove that what docs/announcer.md lists is enough.
+Hand-written assignments name the VIPPool ``pool`` (:data:`POOL_ADDRESSES`), created
+with the first of them: announcers announce nothing a pool does not justify.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from testbed.routers import Neighbor, Router
 
 GROUP, VERSION, PLURAL = "exalb.io", "v1alpha1", "bgppeers"
 ANNOUNCER_SA = "exalb-announcer"
+POOL = "pool"
+POOL_ADDRESSES = ("198.51.100.0/24",)
 _LAB_IDS = itertools.count(20)
 
 
@@ -70,6 +74,7 @@ class Lab:
         self.discovery: Any = client.DiscoveryV1Api(self.api)
         self.rbac: Any = client.RbacAuthorizationV1Api(self.api)
         self._rbac_installed = False
+        self._pools: set[str] = set()
 
     # --- addresses -------------------------------------------------------
     @property
@@ -322,12 +327,27 @@ class Lab:
             },
         )
 
+    # --- pools -----------------------------------------------------------
+    def add_pool(self, name: str, addresses: Sequence[str]) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "VIPPool",
+            "metadata": {"name": name},
+            "spec": {"addresses": list(addresses)},
+        }
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "vippools", body
+        )
+        self._pools.add(name)
+
     # --- services --------------------------------------------------------
     def set_assignments(self, entries: Iterable[Assignment]) -> None:
         data = contract.layout({a.key: contract.encode(a) for a in entries}, 1)[0]
         self.set_assignment_data(data)
 
     def set_assignment_data(self, data: Mapping[str, str]) -> None:
+        if POOL not in self._pools:
+            self.add_pool(POOL, POOL_ADDRESSES)
         body = {
             "metadata": {
                 "name": "exalb-assignments-0",
@@ -354,7 +374,7 @@ class Lab:
             name=name,
             uid=f"uid-{name}",
             ips=(ip,),
-            pool="pool",
+            pool=POOL,
             traffic_policy=policy,
             advertisements=tuple(advertisements),
         )

@@ -78,6 +78,14 @@ class Router(ABC):
     def rib(self) -> dict[str, list[RibPath]]:
         """prefix -> every path the router holds for it (ECMP shows as several paths)."""
 
+    def updates_received(self, peer: str) -> int:
+        """UPDATE messages received from ``peer`` so far, withdrawals included.
+
+        A flap (withdraw, then announce again) costs at least one UPDATE, so an
+        unchanged count over a window proves the router was sent nothing.
+        """
+        raise NotImplementedError(f"{self.kind} in the testbed exposes no UPDATE counter")
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()

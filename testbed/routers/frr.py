@@ -97,6 +97,9 @@ class Frr(Router):
         data = self._vtysh(f"show bgp neighbors {peer} json") or {}
         return dict(data.get(peer, {}))
 
+    def updates_received(self, peer: str) -> int:
+        return int(self.neighbor_raw(peer).get("messageStats", {}).get("updatesRecv", 0))
+
     def uptime_since(self, peer: str) -> float | None:
         n = self.neighbor_raw(peer)
         epoch = n.get("bgpTimerUpEstablishedEpoch")

@@ -134,7 +134,7 @@ def test_fifty_services_come_and_go_without_a_session_reset(
     churn_started = time.time()
     services = [lab.assignment("web", IP)]
     for n in range(50):
-        services.append(lab.assignment(f"s{n}", f"203.0.113.{n + 1}"))
+        services.append(lab.assignment(f"s{n}", f"198.51.100.{n + 101}"))
         lab.set_assignments(services)
     lab.set_endpoints("web", {1: True, 2: True})
     for n in range(50):
@@ -143,7 +143,7 @@ def test_fifty_services_come_and_go_without_a_session_reset(
     r.wait_rib(
         "all 50 services via both nodes",
         lambda rib: all(
-            {p.next_hop for p in rib.get(f"203.0.113.{n + 1}/32", [])} == hops for n in range(50)
+            {p.next_hop for p in rib.get(f"198.51.100.{n + 101}/32", [])} == hops for n in range(50)
         ),
         timeout=30,
     )
