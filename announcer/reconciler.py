@@ -33,7 +33,7 @@ import exalb.assignments as contract
 from announcer.core.decide import Context, context, ready_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options, Peer
-from announcer.core.pools import pool_space
+from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
 from announcer.exabgp.speaker import Speaker
 from announcer.kube.convert import node_from, peer_from
@@ -91,6 +91,7 @@ class Reconciler:
         # Speakers shutting down, by peer: a new speaker for that peer waits for its exit.
         self._retiring: dict[str, Speaker] = {}
         self._published = Published()
+        self._pools = PoolSpaces()
         self._state = DesiredState()
         # EndpointSlice key -> (its Service "namespace/name", endpoints), and the reverse
         self._slices: dict[str, tuple[str, tuple[Endpoint, ...]]] = {}
@@ -218,7 +219,8 @@ class Reconciler:
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
         for p in peers:
             self.metrics.peer_problem.labels(p.name).set(1 if p.problem else 0)
-        pools = {name: pool_space(o.get("spec")) for name, o in v.pools.items()}
+        pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
+        self._reports.invalid_pools(invalid)
         ctx = context(node, peers, self.opts, time.time(), pools)
         if ctx != self._state.ctx:
             for p in peers:

@@ -1,7 +1,8 @@
-"""Telling people what the announcer refused to believe: stale shards, unjustified prefixes.
+"""Telling people what the announcer refused to believe: stale shards, invalid pools,
+unjustified prefixes.
 
-Both are someone else's mistake (a deleted or hand-edited ConfigMap, a pool
-removed under its Services), so each change is logged once, counted in a
+All are someone else's mistake (a deleted or hand-edited ConfigMap, a pool
+edit, a pool removed under its Services), so each change is logged once, counted in a
 metric, and an unjustified prefix is also a Warning Event on its Service,
 where ``kubectl describe`` shows it. Only changes are reported: the reconciler
 calls these after every pass with the current state.
@@ -37,6 +38,7 @@ class ContractReports:
         self._events = events
         self._log = log
         self._stale: dict[str, str] = {}
+        self._invalid: dict[str, str] = {}
         self._refused: dict[str, tuple[Refusal, ...]] = {}
         self._nothing_published = False
         for reason in REASONS:
@@ -57,6 +59,21 @@ class ContractReports:
             self._log.info("assignment ConfigMap readable again", configmap=name)
         self._stale = dict(shards)
         self._metrics.assignments_stale.set(1 if shards else 0)
+
+    def invalid_pools(self, invalid: Mapping[str, str]) -> None:
+        """``invalid``: VIPPool name -> why its spec is invalid (``PoolSpaces.update``)."""
+        if invalid == self._invalid:
+            return
+        for name, why in invalid.items():
+            if self._invalid.get(name) != why:
+                self._log.error(
+                    "VIPPool invalid; its last valid addresses (if any) still justify its prefixes",
+                    pool=name,
+                    error=why,
+                )
+        for name in self._invalid.keys() - invalid.keys():
+            self._log.info("VIPPool valid again (or deleted)", pool=name)
+        self._invalid = dict(invalid)
 
     def nothing_published(self, empty: bool) -> None:
         """No assignment ConfigMap exists and none was ever read: there is no last good state."""

@@ -8,7 +8,9 @@ itself and refuses any prefix they do not justify, whoever wrote the entry:
 - never a default route (/0), whatever the pools say;
 - the entry's pool exists now and its ``spec.addresses`` parse (the same parser
   as the allocator's, ``exalb.assignments.addresses``; the pool's status is the
-  allocator's belief and is not consulted);
+  allocator's belief and is not consulted). An edit that makes a pool invalid
+  keeps its last valid addresses in force, as the allocator keeps its Services
+  on their IPs: a typo in a pool must not withdraw every Service of it;
 - the IP lies inside that pool;
 - every address of the announced prefix lies inside the pool, so the prefix is
   never shorter than the pool's own CIDR (for a range, than the largest CIDR
@@ -70,6 +72,37 @@ def pool_space(spec: Any) -> PoolSpace:
     except AddressError as exc:
         return PoolSpace(problem=str(exc))
     return PoolSpace(_merged(ranges))
+
+
+class PoolSpaces:
+    """VIPPool name -> the addresses that justify its prefixes, across pool edits.
+
+    Stateful on purpose: a pool whose spec turns invalid keeps its last valid
+    addresses (a process that never saw them valid refuses the pool's prefixes).
+    """
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, tuple[Any, PoolSpace]] = {}  # name -> (addresses, parsed)
+        self._valid: dict[str, PoolSpace] = {}  # name -> its last valid space
+
+    def update(self, specs: Mapping[str, Any]) -> tuple[dict[str, PoolSpace], dict[str, str]]:
+        """Every pool's space now, and the pools whose current spec is invalid (and why)."""
+        spaces: dict[str, PoolSpace] = {}
+        invalid: dict[str, str] = {}
+        for name, spec in specs.items():
+            addrs = spec.get("addresses") if isinstance(spec, Mapping) else None
+            hit = self._parsed.get(name)
+            space = hit[1] if hit is not None and hit[0] == addrs else pool_space(spec)
+            self._parsed[name] = (addrs, space)
+            if space.problem is None:
+                self._valid[name] = space
+            else:
+                invalid[name] = space.problem
+            spaces[name] = self._valid.get(name, space)
+        for gone in self._parsed.keys() - specs.keys():
+            del self._parsed[gone]
+            self._valid.pop(gone, None)
+        return spaces, invalid
 
 
 def _merged(ranges: tuple[AddressRange, ...]) -> tuple[AddressRange, ...]:

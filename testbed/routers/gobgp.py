@@ -122,12 +122,6 @@ class GoBgp(Router):
         n = self._gobgp("neighbor", peer) or {}
         return int(n.get("state", {}).get("messages", {}).get("received", {}).get("update", 0))
 
-    def withdrawals_received(self, peer: str) -> int:
-        """Prefixes ``peer`` withdrew so far (GoBGP counts them apart from UPDATEs)."""
-        n = self._gobgp("neighbor", peer) or {}
-        received = n.get("state", {}).get("messages", {}).get("received", {})
-        return int(received.get("withdraw_prefix", 0))
-
     def uptime_since(self, peer: str) -> float | None:
         """The epoch second the session came up: stable across polls, for reset checks."""
         for n in self._gobgp("neighbor") or []:

@@ -28,6 +28,7 @@ from announcer.core.pools import (
     POOL_NOT_FOUND,
     PREFIX_OUTSIDE_POOL,
     REASONS,
+    PoolSpaces,
     pool_space,
 )
 from announcer.core.published import Published
@@ -218,3 +219,18 @@ def test_each_refusal_reason() -> None:
     assert refused("198.51.100.17", "a", 30) == set()
     assert refused("198.51.100.20", "a", 30) == {PREFIX_OUTSIDE_POOL}
     assert refused("198.51.100.20", "a", 32) == set()
+
+
+def test_an_invalid_pool_edit_keeps_the_last_valid_addresses() -> None:
+    spaces = PoolSpaces()
+    good = {"addresses": ["198.51.100.0/24"]}
+    now, invalid = spaces.update({"a": good, "never": {"addresses": ["banana"]}})
+    assert now["a"] == pool_space(good) and invalid == {"never": now["never"].problem}
+    overlap = {"addresses": ["198.51.100.0/24", "198.51.100.128/25"]}
+    now, invalid = spaces.update({"a": overlap})
+    assert now["a"] == pool_space(good) and set(invalid) == {"a"}
+    assert "overlap" in invalid["a"]
+    now, _ = spaces.update({})  # deleted: forgotten, its prefixes refused
+    assert now == {}
+    now, invalid = spaces.update({"a": overlap})
+    assert now["a"].problem is not None and set(invalid) == {"a"}
