@@ -37,8 +37,7 @@ class ContractReports:
         self._metrics = metrics
         self._events = events
         self._log = log
-        self._stale: dict[str, str] = {}
-        self._invalid: dict[str, str] = {}
+        self._known: dict[str, dict[str, str]] = {}  # kind -> name -> its problem
         self._refused: dict[str, tuple[Refusal, ...]] = {}
         self._nothing_published = False
         for reason in REASONS:
@@ -46,34 +45,22 @@ class ContractReports:
 
     def stale(self, shards: Mapping[str, str]) -> None:
         """``shards``: every stale shard and why (``Published.stale()``)."""
-        if shards == self._stale:
-            return
-        for name, why in shards.items():
-            if self._stale.get(name) != why:
-                self._log.error(
-                    "assignment ConfigMap stale; keeping its last good entries",
-                    configmap=name,
-                    error=why,
-                )
-        for name in self._stale.keys() - shards.keys():
-            self._log.info("assignment ConfigMap readable again", configmap=name)
-        self._stale = dict(shards)
-        self._metrics.assignments_stale.set(1 if shards else 0)
+        if self._problems(
+            "configmap",
+            shards,
+            "assignment ConfigMap stale; keeping its last good entries",
+            "assignment ConfigMap readable again",
+        ):
+            self._metrics.assignments_stale.set(1 if shards else 0)
 
     def invalid_pools(self, invalid: Mapping[str, str]) -> None:
         """``invalid``: VIPPool name -> why its spec is invalid (``PoolSpaces.update``)."""
-        if invalid == self._invalid:
-            return
-        for name, why in invalid.items():
-            if self._invalid.get(name) != why:
-                self._log.error(
-                    "VIPPool invalid; its last valid addresses (if any) still justify its prefixes",
-                    pool=name,
-                    error=why,
-                )
-        for name in self._invalid.keys() - invalid.keys():
-            self._log.info("VIPPool valid again (or deleted)", pool=name)
-        self._invalid = dict(invalid)
+        self._problems(
+            "pool",
+            invalid,
+            "VIPPool invalid; its last valid addresses (if any) still justify its prefixes",
+            "VIPPool valid again (or deleted)",
+        )
 
     def nothing_published(self, empty: bool) -> None:
         """No assignment ConfigMap exists and none was ever read: there is no last good state."""
@@ -113,3 +100,17 @@ class ContractReports:
         counts = Counter(r.reason for rs in refused.values() for r in rs)
         for reason in REASONS:
             self._metrics.unjustified.labels(reason).set(counts[reason])
+
+    def _problems(self, kind: str, now: Mapping[str, str], problem: str, solved: str) -> bool:
+        """Log each new or changed problem of ``kind`` as an error, each one gone as an info;
+        whether anything changed."""
+        old = self._known.get(kind, {})
+        if now == old:
+            return False
+        for name, why in now.items():
+            if old.get(name) != why:
+                self._log.error(problem, **{kind: name}, error=why)
+        for name in old.keys() - now.keys():
+            self._log.info(solved, **{kind: name})
+        self._known[kind] = dict(now)
+        return True

@@ -66,6 +66,16 @@ def apply_rbac(api: client.ApiClient, namespace: str, suffix: str = "") -> None:
     apply(api, load(RBAC_DIR / "allocator.yaml", namespace, suffix))
 
 
+def delete_rbac(api: client.ApiClient, suffix: str) -> None:
+    """Remove the cluster-scoped half of :func:`apply_rbac` (the namespaced half goes with it)."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
+        try:
+            delete(f"exalb-allocator{suffix}")
+        except client.ApiException:
+            pass
+
+
 def start_allocator(
     cp: ControlPlane,
     namespace: str,

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from exalb.assignments import LABEL, Assignment, read_shards
-from testbed.allocator import AllocatorProc, apply_rbac, create_pool
+from testbed.allocator import AllocatorProc, apply_rbac, create_pool, delete_rbac
 from testbed.allocator import start_allocator as start_allocator_proc
 from testbed.controlplane import ControlPlane
 from testbed.manifests import install_crds
@@ -135,12 +135,7 @@ def exalb_ns(namespace: str, crds: list[str], kube: client.ApiClient) -> Iterato
     suffix = f"-{namespace}"
     apply_rbac(kube, namespace, suffix)
     yield namespace
-    rbac = client.RbacAuthorizationV1Api(kube)
-    for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
-        try:
-            delete(f"exalb-allocator{suffix}")
-        except client.ApiException:
-            pass
+    delete_rbac(kube, suffix)
 
 
 @pytest.fixture

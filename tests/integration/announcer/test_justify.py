@@ -14,7 +14,7 @@ from kubernetes import client
 
 import exalb.assignments as contract
 from exalb.assignments import Advertisement
-from testbed.allocator import AllocatorProc, apply_rbac, start_allocator
+from testbed.allocator import AllocatorProc, apply_rbac, delete_rbac, start_allocator
 from testbed.controlplane import ControlPlane
 from testbed.lab import Lab
 from testbed.procs import wait_for
@@ -66,6 +66,14 @@ def hold(r: Router, prefixes: dict[str, set[str]], absent: set[str], seconds: fl
     assert reads >= 3, f"only {reads} RIB reads in {seconds} s"
 
 
+def one_node(lab: Lab, router: RouterFactory, kind: str, neighbors: int = 1) -> Router:
+    """A router accepting ``neighbors`` nodes, its BGPPeer, and node 1's announcer."""
+    r = router(kind, lab.router_ip, 64512, lab.neighbors(neighbors))
+    lab.add_peer("tor", r)
+    lab.add_node(1)
+    return r
+
+
 def delete_assignments(lab: Lab) -> None:
     cms = lab.core.list_namespaced_config_map(
         lab.namespace, label_selector=f"{contract.LABEL}=true"
@@ -79,9 +87,7 @@ def delete_assignments(lab: Lab) -> None:
 def test_unjustified_prefixes_never_reach_the_router(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
-    r = router(kind, lab.router_ip, 64512, lab.neighbors(1))
-    lab.add_peer("tor", r)
-    lab.add_node(1)
+    r = one_node(lab, router, kind)
     for name in ("web", *BAD):
         lab.set_endpoints(name, {1: True})
     web = lab.assignment("web", WEB)
@@ -125,9 +131,7 @@ def test_unjustified_prefixes_never_reach_the_router(
 def test_deleting_every_assignments_configmap_withdraws_nothing(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
-    r = router(kind, lab.router_ip, 64512, lab.neighbors(2))
-    lab.add_peer("tor", r)
-    lab.add_node(1)
+    r = one_node(lab, router, kind, neighbors=2)
     lab.add_node(2, start=False)
     lab.set_endpoints("web", {1: True})
     lab.set_endpoints("api", {1: True})
@@ -168,12 +172,7 @@ def allocator_rbac(kube: client.ApiClient, lab: Lab) -> Iterator[None]:
     suffix = f"-{lab.namespace}-alloc"
     apply_rbac(kube, lab.namespace, suffix)
     yield
-    rbac = client.RbacAuthorizationV1Api(kube)
-    for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
-        try:
-            delete(f"exalb-allocator{suffix}")
-        except client.ApiException:
-            pass
+    delete_rbac(kube, suffix)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -185,10 +184,8 @@ def test_the_allocator_rebuilds_deleted_configmaps_without_a_withdraw(
     allocator_rbac: None,
     tmp_path: Path,
 ) -> None:
-    r = router(kind, lab.router_ip, 64512, lab.neighbors(1))
-    lab.add_peer("tor", r)
     lab.add_pool("public", ["198.51.100.64/28"])
-    lab.add_node(1)
+    r = one_node(lab, router, kind)
     running: list[AllocatorProc] = []
 
     def allocator() -> AllocatorProc:
