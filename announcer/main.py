@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from announcer.bfd.speaker import BfdSpeaker
 from announcer.core.model import Options, default_bgp_secrets_namespace
 from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
@@ -123,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = Sources(api, args.namespace, args.bgp_secrets_namespace, args.node_name, changed)
     events = EventRecorder(api, "exalb-announcer", host=args.node_name).start()
+
+    def bfd_changed(peer: str, up: bool) -> None:
+        metrics.bfd_session_up.labels(peer).set(int(up))
+        changed("bfd", peer)
+
+    bfd = BfdSpeaker(on_change=bfd_changed)
     reconciler = Reconciler(
         sources,
         opts,
@@ -131,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         exabgp=args.exabgp,
         exabgp_log_level=args.exabgp_log_level,
         events=events,
+        bfd=bfd,
     )
     holder.append(reconciler)
     health = HealthServer(metrics.registry, args.metrics_host, args.metrics_port)
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.shutdown_timeout,
         hold=args.shutdown_withdraw_hold,
     )
+    bfd.stop()
     sources.stop()  # never blocks: it shuts the watch sockets down
     health.stop()
     if own_dir:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import structlog
 
 import exalb.assignments as contract
+from announcer.bfd.speaker import BfdPeer, BfdSpeaker
 from announcer.core.decide import Context, context, ready_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options, Peer
@@ -78,8 +79,10 @@ class Reconciler:
         exabgp: str | None = None,
         exabgp_log_level: str = "warning",
         events: EventSink | None = None,
+        bfd: BfdSpeaker | None = None,
     ) -> None:
         self._inputs = inputs
+        self._bfd = bfd
         self.opts = opts
         self.metrics = metrics
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="exalb-"))
@@ -101,6 +104,7 @@ class Reconciler:
         self._dirty_shards: set[str] = set()
         self._dirty_slices: set[str] = set()
         self._prefetched = False
+        self._full_wanted = False  # BFD changed: which sessions may run is re-decided
         self._last_full = 0.0
         self._lock = threading.Lock()
         self._log = log.bind(node=opts.node_name)
@@ -115,10 +119,13 @@ class Reconciler:
     def changed(self, kind: str, key: str) -> None:
         """An informer callback: note which object changed and wake the loop.
 
-        Node, BGPPeer and Secret changes only wake it: every pass re-reads those.
+        Node, BGPPeer and Secret changes only wake it: every pass re-reads those. A BFD
+        change asks for a full pass, which starts or stops that peer's session.
         """
         with self._dirty_lock:
-            if kind == "assignments":
+            if kind == "bfd":
+                self._full_wanted = True
+            elif kind == "assignments":
                 self._dirty_shards.add(key)
             elif kind == "endpointslices":
                 self._dirty_slices.add(key)
@@ -214,6 +221,7 @@ class Reconciler:
         with self._dirty_lock:
             shards, self._dirty_shards = self._dirty_shards, set()
             slices, self._dirty_slices = self._dirty_slices, set()
+            full_wanted, self._full_wanted = self._full_wanted, False
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
@@ -227,7 +235,7 @@ class Reconciler:
                 if p.problem:
                     self._log.warning("peer unusable", peer=p.name, problem=p.problem)
         # The first pass finds no context yet, so it is always full.
-        full = ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
+        full = full_wanted or ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
         kind = "full" if full else "changed"
         self.metrics.reconciles.labels(kind).inc()
         if full:
@@ -351,6 +359,7 @@ class Reconciler:
                 self._log.warning("no source address for peer", peer=p.name)
                 continue
             wanted[p.name] = key
+        wanted = self._without_bfd_down(ctx.peers, wanted)
         with self._lock:
             for name in [n for n in self._speakers if n not in wanted]:
                 _, old = self._speakers.pop(name)
@@ -364,6 +373,27 @@ class Reconciler:
                     current = None
                 if current is None:
                     self._speakers[name] = (key, self._new_speaker(key).start())
+
+    def _without_bfd_down(
+        self, peers: Iterable[Peer], wanted: dict[str, SessionKey]
+    ) -> dict[str, SessionKey]:
+        """Configure BFD for the wanted peers; drop those whose BFD went down.
+
+        Dropping a peer's speaker closes its BGP session at once, so the router withdraws
+        this node's routes within BFD's detection time instead of its hold time; the full
+        pass after BFD is up again starts the session with every route.
+        """
+        if self._bfd is None:
+            return wanted
+        self._bfd.configure(
+            BfdPeer(p.name, p.address, wanted[p.name].local_address, p.bfd)
+            for p in peers
+            if p.bfd is not None and p.name in wanted
+        )
+        held = {n for n in wanted if self._bfd.holds_down(n)}
+        for name in held:
+            self._log.warning("BFD is down; holding the BGP session down", peer=name)
+        return {n: k for n, k in wanted.items() if n not in held}
 
     def _retire(self, name: str, speaker: Speaker) -> None:
         """Shut ``speaker`` down in the background; the peer's next speaker waits for it."""

@@ -63,12 +63,22 @@ class BfdSpeaker:
         self.reader: threading.Thread | None = None
 
     def start(self) -> None:
-        self.reader = threading.Thread(target=self._supervise, name="bfd-reader", daemon=True)
+        """Run the daemon (idempotent); :meth:`configure` calls it for the first session."""
+        with self.lock:
+            if self.reader is not None or self.stopping.is_set():
+                return
+            self.reader = threading.Thread(target=self._supervise, name="bfd-reader", daemon=True)
         self.reader.start()
 
     def configure(self, peers: Iterable[BfdPeer]) -> None:
-        """The whole set of wanted sessions; peers left out are removed."""
+        """The whole set of wanted sessions; peers left out are removed.
+
+        The daemon starts with the first wanted session: a node whose peers run no BFD
+        runs no extra process.
+        """
         wanted = {p.name: p for p in peers}
+        if wanted:
+            self.start()
         with self.lock:
             lines = [p.command() for n, p in wanted.items() if self.wanted.get(n) != p]
             lines += [f"remove {n}\n" for n in self.wanted.keys() - wanted.keys()]

@@ -80,12 +80,13 @@ class Peer:
         return self.my_asn == self.peer_asn
 
     def session(self) -> Peer:
-        """This peer without what only chooses its nodes: what shapes the BGP session.
+        """This peer without what only chooses its nodes or runs beside it: the BGP session.
 
         Two peers with equal sessions need no restart between them, so editing
-        ``nodeSelectors`` does not flap the session on nodes that stay selected.
+        ``nodeSelectors`` does not flap the session on nodes that stay selected, and
+        retuning BFD retunes the BFD session alone.
         """
-        return replace(self, node_selectors=())
+        return replace(self, node_selectors=(), bfd=None)
 
 
 @dataclass(frozen=True)
