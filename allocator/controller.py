@@ -27,7 +27,7 @@ import structlog
 from kubernetes import client
 
 from allocator.core.plan import Allocated, Failed, Plan, PlanMemo, PoolSpec, Result, make_plan
-from allocator.core.service import DEFAULT_CLASS, ServiceInfo, parse_service
+from allocator.core.service import ServiceInfo, parse_service
 from allocator.kube.poolstatus import PoolStatusSync, PoolStatusWriter
 from allocator.kube.publisher import Publisher
 from allocator.kube.services import ServiceWrite, ServiceWriter
@@ -42,7 +42,7 @@ log = structlog.get_logger("allocator")
 @dataclass(frozen=True)
 class Config:
     namespace: str
-    lb_class: str = DEFAULT_CLASS
+    lb_class: str | None = None  # --load-balancer-class
     configmap_prefix: str = "exalb-assignments"
     resync_seconds: float = 300.0
     write_workers: int = 8

@@ -21,7 +21,6 @@ import uuid
 import structlog
 
 from allocator.controller import Allocator, Config
-from allocator.core.service import DEFAULT_CLASS
 from allocator.metrics import AllocatorMetrics
 from exalb.kube import rest
 from exalb.kube.connect import api_client
@@ -43,9 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: in-cluster")
     p.add_argument(
-        "--lb-class",
-        default=env("EXALB_LB_CLASS", DEFAULT_CLASS),
-        help="loadBalancerClass handled besides Services with no class",
+        "--load-balancer-class",
+        default=None,
+        help="handle only Services of this spec.loadBalancerClass (default: only Services "
+        "with no class)",
     )
     p.add_argument(
         "--identity", default=env("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     allocator = Allocator(
         api,
         Config(
-            args.namespace, args.lb_class, args.configmap_prefix, write_workers=args.write_workers
+            args.namespace,
+            args.load_balancer_class,
+            args.configmap_prefix,
+            write_workers=args.write_workers,
         ),
         elector.is_leader,
         metrics,
@@ -109,7 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     http.readiness["caches"] = lambda: None if allocator.synced() else "informers not synced"
     http.liveness["reconcile"] = lambda: allocator.last_reconcile_error
-    log.info("starting", namespace=args.namespace, lb_class=args.lb_class, metrics_port=http.port)
+    log.info(
+        "starting",
+        namespace=args.namespace,
+        lb_class=args.load_balancer_class,
+        metrics_port=http.port,
+    )
     allocator.start()
     elector.start()
 

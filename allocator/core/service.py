@@ -16,7 +16,6 @@ from exalb.assignments.addresses import AddressError, parse_ip
 
 PREFIXES = ("exalb.io/", "metallb.io/", "metallb.universe.tf/")
 POOL_ANNOTATION = "exalb.io/ip-allocated-from-pool"
-DEFAULT_CLASS = "exalb.io/bgp"
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,17 @@ def _annotation(ann: Mapping[str, str], name: str) -> tuple[str | None, str | No
     return None, None
 
 
-def parse_service(obj: Mapping[str, Any], lb_class: str = DEFAULT_CLASS) -> ServiceInfo:
+def claims(service_type: str | None, service_class: str | None, lb_class: str | None) -> bool:
+    """Whether exalb handles a Service: a LoadBalancer whose ``spec.loadBalancerClass`` is
+    exactly the configured class, where no class configured means no class on the Service.
+
+    MetalLB's rule: with it, two implementations running side by side (during a
+    migration) never both claim one Service, and a class-less Service has one owner.
+    """
+    return service_type == "LoadBalancer" and service_class == lb_class
+
+
+def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> ServiceInfo:
     md = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -68,8 +77,7 @@ def parse_service(obj: Mapping[str, Any], lb_class: str = DEFAULT_CLASS) -> Serv
     errors: list[str] = []
     deprecated: list[str] = []
 
-    svc_class = spec.get("loadBalancerClass")
-    ours = spec.get("type") == "LoadBalancer" and (svc_class is None or svc_class == lb_class)
+    ours = claims(spec.get("type"), spec.get("loadBalancerClass"), lb_class)
 
     families = tuple(4 if f == "IPv4" else 6 for f in (spec.get("ipFamilies") or ["IPv4"]))
     policy = spec.get("ipFamilyPolicy") or "SingleStack"

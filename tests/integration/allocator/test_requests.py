@@ -79,14 +79,34 @@ def test_pool_pinning_sharing_and_class_filtering(
         namespace, "local", "AllocationFailed"
     )
 
-    # another controller's class is left alone; our class is served
+    # with no --load-balancer-class, a Service of any class is someone else's
     cluster.service(namespace, "theirs", lb_class="example.com/other")
-    cluster.service(namespace, "ours", lb_class="exalb.io/bgp")
+    cluster.service(namespace, "ours")
     assert cluster.wait_ips(namespace, "ours")
     wait_for("published", lambda: f"{namespace}.ours" in cluster.published(), 10)
     assert cluster.ingress(namespace, "theirs") == []
     assert f"{namespace}.theirs" not in cluster.published()
     assert cluster.events(namespace, "theirs") == []
+
+
+def test_load_balancer_class_claims_only_that_class(
+    cluster: Cluster, start_allocator: StartAllocator, namespace: str
+) -> None:
+    """Beside MetalLB or Cilium: with a class set, class-less and other-class Services stay
+    untouched (no IP, no Event, nothing published), and only that class is served."""
+    cluster.pool("main", "198.51.100.0/29")
+    start_allocator("alloc-a", True, "--load-balancer-class", "example.com/exalb")
+    cluster.service(namespace, "classless")
+    cluster.service(namespace, "other", lb_class="example.com/other")
+    cluster.service(namespace, "mine", lb_class="example.com/exalb")
+    assert cluster.wait_ips(namespace, "mine")
+    # "mine" was created last and is published: the allocator has seen the other two
+    wait_for("published", lambda: f"{namespace}.mine" in cluster.published(), 10)
+    for name in ("classless", "other"):
+        assert cluster.ingress(namespace, name) == []
+        assert f"{namespace}.{name}" not in cluster.published()
+        assert cluster.events(namespace, name) == []
+        assert "exalb.io/ip-allocated-from-pool" not in cluster.annotations(namespace, name)
 
 
 def test_pool_priority_and_selectors(

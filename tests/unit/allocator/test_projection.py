@@ -21,7 +21,7 @@ def test_projection_loses_nothing_the_core_reads() -> None:
             pool="p",
             etp="Local",
             labels={"tier": "gold"},
-            lb_class="exalb.io/bgp",
+            lb_class="example.com/other",
             families=("IPv4", "IPv6"),
             family_policy="PreferDualStack",
             loadBalancerIP="198.51.100.1",

@@ -1,15 +1,39 @@
 from __future__ import annotations
 
-from allocator.core.service import parse_service
+import pytest
+
+from allocator.core.service import claims, parse_service
 from tests.unit.allocator.builders import svc, svc_obj
 
 
-def test_class_filtering() -> None:
+@pytest.mark.parametrize(
+    ("service_type", "service_class", "configured", "claimed"),
+    [
+        # no class configured: only class-less LoadBalancers (MetalLB's default)
+        ("LoadBalancer", None, None, True),
+        ("LoadBalancer", "exalb.io/bgp", None, False),
+        ("LoadBalancer", "metallb.io/metallb", None, False),
+        ("ClusterIP", None, None, False),
+        (None, None, None, False),
+        # a class configured: that class only, class-less Services are someone else's
+        ("LoadBalancer", "example.com/mine", "example.com/mine", True),
+        ("LoadBalancer", None, "example.com/mine", False),
+        ("LoadBalancer", "example.com/other", "example.com/mine", False),
+        ("NodePort", "example.com/mine", "example.com/mine", False),
+    ],
+)
+def test_claims(
+    service_type: str | None, service_class: str | None, configured: str | None, claimed: bool
+) -> None:
+    assert claims(service_type, service_class, configured) is claimed
+
+
+def test_parse_service_applies_the_class_rule() -> None:
     assert svc("a").ours
-    assert svc("a", lb_class="exalb.io/bgp").ours
     assert not svc("a", lb_class="other.io/lb").ours
     assert not svc("a", svc_type="ClusterIP").ours
     assert parse_service(svc_obj("a", lb_class="mine"), lb_class="mine").ours
+    assert not parse_service(svc_obj("a"), lb_class="mine").ours
 
 
 def test_requested_ips_and_metallb_annotations() -> None:
