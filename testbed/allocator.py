@@ -16,7 +16,7 @@ from kubernetes import client
 
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
-from testbed.manifests import RBAC_DIR, apply, load
+from testbed.manifests import apply, rbac
 from testbed.procs import Proc, free_port, wait_for
 
 
@@ -63,7 +63,7 @@ class AllocatorProc:
 
 
 def apply_rbac(api: client.ApiClient, namespace: str, suffix: str = "") -> None:
-    apply(api, load(RBAC_DIR / "allocator.yaml", namespace, suffix))
+    apply(api, rbac("allocator", namespace, suffix))
 
 
 def delete_rbac(api: client.ApiClient, suffix: str) -> None:

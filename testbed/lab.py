@@ -13,6 +13,8 @@ with the first of them: announcers announce nothing a pool does not justify.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 import signal
 import sys
 import time
@@ -27,9 +29,10 @@ from kubernetes import client
 import exalb.assignments as contract
 from announcer.core.model import default_bgp_secrets_namespace
 from exalb.assignments import Advertisement, Assignment
+from testbed import confine
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
-from testbed.manifests import CLUSTER_SCOPED, RBAC_DIR, apply, delete, load
+from testbed.manifests import CLUSTER_SCOPED, apply, delete, rbac
 from testbed.procs import Proc, free_port
 from testbed.routers import Neighbor, Router
 
@@ -61,6 +64,9 @@ class Lab:
     asn: int = 64513
     exabgp_log_level: str = "info"  # tests read ExaBGP's log on failure; the bench uses warning
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
+    # Run announcers as the chart's containers run: uid 65532, no capabilities, read-only
+    # root file system, a tmpfs run directory (testbed.confine).
+    confined: bool = False
 
     @property
     def rbac_suffix(self) -> str:
@@ -75,6 +81,7 @@ class Lab:
         self.rbac: Any = client.RbacAuthorizationV1Api(self.api)
         self._rbac_installed = False
         self._pools: set[str] = set()
+        self._confined_home: Path | None = None
 
     # --- addresses -------------------------------------------------------
     @property
@@ -99,12 +106,7 @@ class Lab:
 
     def _rbac_docs(self) -> list[dict[str, Any]]:
         """The chart's announcer RBAC and admission policy, rendered for this lab."""
-        return load(
-            RBAC_DIR / "announcer.yaml",
-            self.namespace,
-            self.rbac_suffix,
-            self.bgp_secrets_namespace,
-        ) + load(RBAC_DIR / "announcer-admission.yaml", self.namespace, self.rbac_suffix)
+        return rbac("announcer", self.namespace, self.rbac_suffix, self.bgp_secrets_namespace)
 
     def install_rbac(self) -> None:
         """Apply the announcer's RBAC and admission policy (once), with its secrets namespace."""
@@ -153,10 +155,23 @@ class Lab:
 
     def kubeconfig(self, i: int) -> Path:
         """Node ``i``'s announcer credentials: its own token, bound to its Pod on its node."""
-        path = self.workdir / f"announcer-{i}.kubeconfig"
+        home = self.confined_home() if self.confined else self.workdir
+        path = home / f"announcer-{i}.kubeconfig"
         if not path.exists():
             self.cp.write_kubeconfig(path, self.announcer_token(i))
+            if self.confined:  # its own copy of the CA: the control plane's is root's alone
+                ca = home / "ca.crt"
+                shutil.copyfile(self.cp.ca_file, ca)
+                path.write_text(path.read_text().replace(str(self.cp.ca_file), str(ca)))
+                for f in (ca, path):
+                    os.chown(f, confine.UID, confine.UID)
         return path
+
+    def confined_home(self) -> Path:
+        """Where confined announcers find their credentials and run directories."""
+        if self._confined_home is None:
+            self._confined_home = confine.private_dir()
+        return self._confined_home
 
     # --- nodes -----------------------------------------------------------
     def add_node(
@@ -228,31 +243,31 @@ class Lab:
             # A second one would orphan the first (and its ExaBGP) past the test's end.
             raise RuntimeError(f"the announcer of node {i} is running; stop it first")
         node.metrics_port = free_port("127.0.0.1")
-        node.proc = Proc(
-            f"announcer-{i}",
-            [
-                sys.executable,
-                "-m",
-                "announcer.main",
-                "--node-name",
-                node.name,
-                "--namespace",
-                self.namespace,
-                "--kubeconfig",
-                str(self.kubeconfig(i)),
-                "--source-address",
-                node.source,
-                "--metrics-host",
-                "127.0.0.1",
-                "--metrics-port",
-                str(node.metrics_port),
-                "--exabgp-log-level",
-                self.exabgp_log_level,
-                *extra_args,
-            ],
-            self.workdir / f"announcer-{i}.log",
-            cwd=ROOT,
-        )
+        argv = [
+            sys.executable,
+            "-m",
+            "announcer.main",
+            "--node-name",
+            node.name,
+            "--namespace",
+            self.namespace,
+            "--kubeconfig",
+            str(self.kubeconfig(i)),
+            "--source-address",
+            node.source,
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(node.metrics_port),
+            "--exabgp-log-level",
+            self.exabgp_log_level,
+            *extra_args,
+        ]
+        if self.confined:
+            run_dir = self.confined_home() / f"run-{i}"
+            run_dir.mkdir(exist_ok=True)
+            argv = [*confine.command(argv, run_dir), "--run-dir", str(run_dir)]
+        node.proc = Proc(f"announcer-{i}", argv, self.workdir / f"announcer-{i}.log", cwd=ROOT)
         return node.proc
 
     def stop_announcer(self, i: int, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
@@ -423,6 +438,8 @@ class Lab:
                 pass
         if self._rbac_installed:
             self._remove_rbac()
+        if self._confined_home is not None:
+            shutil.rmtree(self._confined_home, ignore_errors=True)
 
     def _remove_rbac(self) -> None:
         """Delete what outlives the test's namespace: cluster-scoped objects, bound Pods.

@@ -1,22 +1,26 @@
-"""Applying the project's own YAML (CRDs, RBAC) to the test control plane.
+"""Applying the chart's own objects (CRDs, RBAC, admission policy) to the test control plane.
 
-Tests install exactly the files the chart ships, so a passing test proves
-the shipped CRD schemas and RBAC rules, not a copy of them.
+They come from ``helm template`` of ``charts/exalb``, the same rendering ``helm install``
+applies, so a passing test proves the shipped CRD schemas and RBAC rules, not a copy.
 """
 
 from __future__ import annotations
 
+import functools
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client, dynamic
 
-from testbed.binaries import ROOT
+from testbed.binaries import ROOT, find
 from testbed.procs import wait_for
 
-CRD_DIR = ROOT / "charts" / "exalb" / "crds"
-RBAC_DIR = ROOT / "charts" / "exalb" / "rbac"
+CHART = ROOT / "charts" / "exalb"
+RELEASE = "exalb"
+COMPONENT = "app.kubernetes.io/component"
 CLUSTER_SCOPED = (
     "ClusterRole",
     "ClusterRoleBinding",
@@ -25,22 +29,42 @@ CLUSTER_SCOPED = (
 )
 
 
-def load(
-    path: Path,
-    namespace: str | None = None,
-    suffix: str = "",
-    bgp_secrets_namespace: str | None = None,
-) -> list[dict[str, Any]]:
-    """Documents of ``path`` with its placeholders replaced and cluster-scoped names suffixed.
+@functools.cache
+def kube_version() -> str:
+    """The test control plane's version, for ``helm template --kube-version``: helm built from
+    source assumes v1.20, which the chart's kubeVersion constraint refuses."""
+    out = subprocess.run(
+        [find("kube-apiserver"), "--version"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()[-1]  # "Kubernetes v1.37.2"
 
-    The placeholders are the ones the chart renders: NAMESPACE and BGP_SECRETS_NS.
-    """
-    text = path.read_text()
-    if namespace:
-        text = text.replace("NAMESPACE", namespace)
-    if bgp_secrets_namespace:
-        text = text.replace("BGP_SECRETS_NS", bgp_secrets_namespace)
-    docs = [d for d in yaml.safe_load_all(text) if d]
+
+def render(
+    template: str, namespace: str = "exalb-system", values: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The objects of one chart template (``templates/rbac.yaml``...), as ``helm install``
+    into ``namespace`` would create them."""
+    argv = [find("helm"), "template", RELEASE, str(CHART), "--namespace", namespace]
+    argv += ["--kube-version", kube_version(), "--show-only", template]
+    argv += [f"--set={k}={v}" for k, v in (values or {}).items()]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr}")
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def rbac(
+    component: str, namespace: str, suffix: str = "", bgp_secrets_namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """The chart's RBAC of ``component``: what it renders from rbac/<component>*.yaml (the
+    announcer's includes its admission policy) for ``namespace``, with cluster-scoped names
+    suffixed so that tests in parallel namespaces never share them."""
+    values = {"bgpSecretsNamespace": bgp_secrets_namespace} if bgp_secrets_namespace else {}
+    docs = [
+        d
+        for d in render("templates/rbac.yaml", namespace, values)
+        if d["metadata"]["labels"][COMPONENT].split("-")[0] == component
+    ]
     if suffix:
         for d in docs:
             if d["kind"] in CLUSTER_SCOPED:
@@ -50,6 +74,11 @@ def load(
             if d["kind"] == "ValidatingAdmissionPolicyBinding":
                 d["spec"]["policyName"] += suffix
     return docs
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """The documents of a YAML file (test fixtures such as MetalLB's CRDs)."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def apply(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
@@ -82,11 +111,9 @@ def delete(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
 
 def install_crds(api: client.ApiClient) -> list[str]:
     """Install every CRD the chart ships and wait until the API serves them."""
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        docs = load(path)
-        apply(api, docs)
-        names += [d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"]
+    docs = render("templates/crds.yaml")
+    apply(api, docs)
+    names = [d["metadata"]["name"] for d in docs]
     ext = client.ApiextensionsV1Api(api)
 
     def established() -> bool:

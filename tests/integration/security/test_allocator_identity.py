@@ -14,7 +14,7 @@ import pytest
 from testbed.allocator import apply_rbac
 from testbed.controlplane import ControlPlane
 from testbed.lab import Lab
-from testbed.manifests import CLUSTER_SCOPED, RBAC_DIR, delete, load
+from testbed.manifests import CLUSTER_SCOPED, delete, rbac
 from testbed.procs import wait_for
 from tests.integration.security.conftest import (
     GROUP,
@@ -47,7 +47,7 @@ def allocator(lab: Lab, control_plane: ControlPlane) -> Iterator[Identity]:
     )
     yield me
     me.api.close()
-    docs = load(RBAC_DIR / "allocator.yaml", lab.namespace, lab.rbac_suffix)
+    docs = rbac("allocator", lab.namespace, lab.rbac_suffix)
     delete(lab.api, [d for d in docs if d["kind"] in CLUSTER_SCOPED])
 
 
