@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from testbed.binaries import find
-from testbed.manifests import CHART
+from testbed.manifests import CHART, kube_version
 
 NS = "lb-system"  # not the flags' default namespace, so a missed --namespace shows
 Obj = dict[str, Any]
@@ -18,7 +18,7 @@ Obj = dict[str, Any]
 
 def helm(*args: str, values: dict[str, Any] | None = None, tmp: Path | None = None) -> str:
     """Run helm on the chart; raise with its stderr when it fails."""
-    argv = [find("helm"), *args]
+    argv = [find("helm"), *args, "--kube-version", kube_version()]
     if values:
         assert tmp is not None, "values need a directory for their file"
         path = tmp / "values.yaml"

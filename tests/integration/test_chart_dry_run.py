@@ -16,7 +16,7 @@ from kubernetes import client
 
 from testbed.binaries import find
 from testbed.controlplane import ControlPlane
-from testbed.manifests import CHART, install_crds
+from testbed.manifests import CHART, install_crds, kube_version
 from tests.conftest import fresh_namespace
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_rendered_chart_passes_server_side_validation(
     install_crds(kube)
     helm = [find("helm"), "template", "exalb", str(CHART), "--namespace", chart_namespace]
     rendered = subprocess.run(
-        [*helm, "--set", f"allocator.mode={mode}"],
+        [*helm, "--kube-version", kube_version(), "--set", f"allocator.mode={mode}"],
         capture_output=True,
         text=True,
         timeout=60,
