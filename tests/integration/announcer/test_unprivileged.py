@@ -30,16 +30,18 @@ SOCKET_OPTIONS = """
 import socket
 from exabgp.protocol.family import AFI
 from exabgp.reactor.network.tcp import bind, md5, min_ttl, ttl
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(1)
-port = listener.getsockname()[1]
+router = socket.socket()  # the other end, with the same password and TTL 255
+router.bind(("127.0.0.1", 0))
+md5(router, "127.0.0.2", 0, "s3cret", False)
+ttl(router, "127.0.0.2", 255)
+router.listen(1)
 io = socket.socket()
-bind(io, "127.0.0.2", AFI.ipv4)          # the session's source address
-md5(io, "127.0.0.1", port, "s3cret", False)  # TCP_MD5SIG
-ttl(io, "127.0.0.1", 255)                # IP_TTL (ebgpMultiHop, ttlSecurity)
-min_ttl(io, "127.0.0.1", 255)            # IP_MINTTL (ttlSecurity)
-io.connect(("127.0.0.1", port))
+io.settimeout(10)
+bind(io, "127.0.0.2", AFI.ipv4)              # the session's source address
+md5(io, "127.0.0.1", 0, "s3cret", False)     # TCP_MD5SIG
+ttl(io, "127.0.0.1", 255)                    # IP_TTL (ebgpMultiHop, ttlSecurity)
+min_ttl(io, "127.0.0.1", 255)                # IP_MINTTL (ttlSecurity)
+io.connect(router.getsockname())            # signed, TTL-checked handshake
 print("CapEff", open("/proc/self/status").read().split("CapEff:")[1].split()[0])
 """
 
