@@ -6,7 +6,6 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from allocator.core.service import DEFAULT_CLASS
 from exalbctl import exits
 from exalbctl.cluster import Cluster, connect
 from exalbctl.core.status import StatusReport, build_status
@@ -27,22 +26,23 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "cannot be read.",
     )
     p.add_argument(
-        "--lb-class",
-        default=DEFAULT_CLASS,
-        help=f"the allocator's --lb-class (default {DEFAULT_CLASS})",
+        "--load-balancer-class",
+        default=None,
+        help="the allocator's --load-balancer-class (default: none, as the allocator's: "
+        "Services with no class)",
     )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report = read_status(
-        connect(args.kubeconfig, args.context), args.exalb_namespace, args.lb_class
+        connect(args.kubeconfig, args.context), args.exalb_namespace, args.load_balancer_class
     )
     out.write(render(status_data(report), status_tables(report), args.output or "table"))
     return exits.PROBLEMS if report.problems else exits.OK
 
 
-def read_status(cluster: Cluster, namespace: str, lb_class: str) -> StatusReport:
+def read_status(cluster: Cluster, namespace: str, lb_class: str | None) -> StatusReport:
     pools = cluster.list(EXALB_API, "vippools", namespace)
     services = cluster.list("v1", "services")
     sessions = cluster.list(EXALB_API, "bgpsessionstatuses", namespace)

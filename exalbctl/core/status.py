@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from allocator.core.service import DEFAULT_CLASS, POOL_ANNOTATION
+from allocator.core.service import POOL_ANNOTATION, claims
 
 Obj = Mapping[str, Any]
 FAMILIES = ("IPv4", "IPv6")
@@ -94,7 +94,7 @@ def build_status(
     events: Iterable[Obj],
     sessions: Iterable[Obj],
     now: datetime,
-    lb_class: str = DEFAULT_CLASS,
+    lb_class: str | None = None,
 ) -> StatusReport:
     pool_rows = tuple(sorted((pool_row(p) for p in pools), key=lambda r: r.name))
     ours = [s for s in services if is_ours(s, lb_class)]
@@ -115,11 +115,10 @@ def _sorted_by_name(objs: Iterable[Obj]) -> list[Obj]:
     return sorted(objs, key=lambda o: str((o.get("metadata") or {}).get("name", "")))
 
 
-def is_ours(svc: Obj, lb_class: str) -> bool:
-    """The allocator's rule: type LoadBalancer, and no class or exalb's class."""
+def is_ours(svc: Obj, lb_class: str | None) -> bool:
+    """The allocator's own rule (allocator.core.service.claims)."""
     spec = svc.get("spec") or {}
-    cls = spec.get("loadBalancerClass")
-    return spec.get("type") == "LoadBalancer" and (cls is None or cls == lb_class)
+    return claims(spec.get("type"), spec.get("loadBalancerClass"), lb_class)
 
 
 def pool_row(pool: Obj) -> PoolRow:
