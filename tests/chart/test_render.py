@@ -95,6 +95,10 @@ def test_pod_settings(tmp_path: Path, m: str) -> None:
         "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
     }
     assert flag(announcer, "namespace") == NS
+    assert flag(announcer, "bgp-secrets-namespace") == f"{NS}-bgp-secrets"
+    secrets_ns = only(objs, "Namespace")
+    assert secrets_ns["metadata"]["name"] == f"{NS}-bgp-secrets"
+    assert secrets_ns["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     # the only writable path is the run directory, an emptyDir in memory
     run_dir = flag(announcer, "run-dir")
     (mount,) = announcer["volumeMounts"]
@@ -205,6 +209,7 @@ def test_no_placeholder_left(tmp_path: Path) -> None:
             "template", "exalb", str(CHART), "--namespace", NS, "--set", f"allocator.mode={m}"
         )
         assert "NAMESPACE" not in out
+        assert "BGP_SECRETS_NS" not in out
 
 
 def _without_chart_labels(o: Obj) -> Obj:
@@ -222,7 +227,8 @@ def test_rbac_is_the_files_content(tmp_path: Path) -> None:
     assert files
     expected = []
     for path in files:
-        docs = yaml.safe_load_all(path.read_text().replace("NAMESPACE", NS))
+        text = path.read_text().replace("BGP_SECRETS_NS", f"{NS}-bgp-secrets")
+        docs = yaml.safe_load_all(text.replace("NAMESPACE", NS))
         expected += [(path.stem, d) for d in docs if d]
 
     def key(o: Obj) -> tuple[str, str]:

@@ -41,6 +41,11 @@ truth, also applied by the test bed) bind exactly these names.
 {{- define "exalb.serviceAccount.allocator" -}}exalb-allocator{{- end -}}
 {{- define "exalb.serviceAccount.announcer" -}}exalb-announcer{{- end -}}
 
+{{/* Where the BGPPeers' password Secrets live (the announcer's default when unset). */}}
+{{- define "exalb.bgpSecretsNamespace" -}}
+{{- .Values.bgpSecretsNamespace | default (printf "%s-bgp-secrets" .Release.Namespace) -}}
+{{- end -}}
+
 {{- define "exalb.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
