@@ -24,7 +24,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def chart_namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from fresh_namespace(kube, request, wait_deleted=False)
+    """The release namespace, and (really created: a dry run stores nothing, and the Role in
+    it needs it) the BGP secrets namespace the chart would create beside it."""
+    core = client.CoreV1Api(kube)
+    for name in fresh_namespace(kube, request, wait_deleted=False):
+        secrets = f"{name}-bgp-secrets"
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=secrets)))
+        yield name
+        core.delete_namespace(secrets)
 
 
 @pytest.mark.parametrize("mode", ["sidecar", "deployment"])
