@@ -81,14 +81,14 @@ def test_no_password_in_any_log_metric_event_status_or_readable_file(
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
     lab.patch_peer("tor", {"holdTime": "12s"})  # a peer restart
     r.wait_rib("restarted with the new hold time", lambda rib: PREFIX in rib, timeout=30)
-    lab.core.delete_namespaced_secret("tor-md5", lab.namespace)  # the peer becomes unusable
+    lab.core.delete_namespaced_secret("tor-md5", lab.bgp_secrets_namespace)  # the peer becomes unusable
     r.wait_absent(PREFIX, timeout=30)
     settle(1)
 
     # The search can find it: in the Secret (as the API returns it) and in ExaBGP's config.
     lab.add_secret("probe", PASSWORD)
     probe = kube.sanitize_for_serialization(
-        client.CoreV1Api(kube).read_namespaced_secret("probe", lab.namespace)
+        client.CoreV1Api(kube).read_namespaced_secret("probe", lab.bgp_secrets_namespace)
     )
     assert "base64" in found(json.dumps(probe))
     holding = []
