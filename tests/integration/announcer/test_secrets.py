@@ -81,7 +81,9 @@ def test_no_password_in_any_log_metric_event_status_or_readable_file(
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
     lab.patch_peer("tor", {"holdTime": "12s"})  # a peer restart
     r.wait_rib("restarted with the new hold time", lambda rib: PREFIX in rib, timeout=30)
-    lab.core.delete_namespaced_secret("tor-md5", lab.bgp_secrets_namespace)  # the peer becomes unusable
+    lab.core.delete_namespaced_secret(
+        "tor-md5", lab.bgp_secrets_namespace
+    )  # the peer becomes unusable
     r.wait_absent(PREFIX, timeout=30)
     settle(1)
 
