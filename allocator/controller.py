@@ -16,7 +16,6 @@ least every ``resync_seconds``.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from allocator.core.plan import Allocated, Failed, Plan, PlanMemo, PoolSpec, Result, make_plan
 from allocator.core.service import ServiceInfo, parse_service
@@ -35,6 +33,7 @@ from allocator.kube.watches import Watches, make_watches
 from allocator.metrics import AllocatorMetrics
 from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, decode, entry_key
 from exalb.kube.events import EventRecorder, ObjectRef
+from exalb.kube.rest import Client
 
 log = structlog.get_logger("allocator")
 
@@ -92,14 +91,15 @@ class PublishedEntries(Mapping[str, Assignment]):
 class Allocator:
     def __init__(
         self,
-        api: client.ApiClient,
+        api: Client,
         cfg: Config,
-        may_write: Callable[[], bool],
+        validity: Callable[[], float],
         metrics: AllocatorMetrics,
         events: EventRecorder | None = None,
     ) -> None:
+        """``validity`` is the lease's: how many seconds this process may still write."""
         self.cfg = cfg
-        self._may_write = may_write
+        self._validity = validity
         self.metrics = metrics
         self._events = events
         self._dirty = threading.Event()
@@ -114,7 +114,7 @@ class Allocator:
         self._writer = ServiceWriter(
             api,
             self.watches.services,
-            may_write,
+            validity,
             cfg.write_workers,
             on_observed=self._service_changed,
         )
@@ -123,13 +123,13 @@ class Allocator:
             cfg.namespace,
             cfg.configmap_prefix,
             self.watches.configmaps,
-            may_write,
+            validity,
             on_written=self._shards_written,
         )
         self._pool_status = PoolStatusSync(
-            PoolStatusWriter(api, cfg.namespace, self.watches.pools),
+            PoolStatusWriter(api, cfg.namespace, self.watches.pools, validity),
             self.watches.pools,
-            may_write,
+            self._may_write,
             metrics,
         )
         # key -> (resourceVersion, parsed): not the object itself, which would keep every
@@ -170,6 +170,9 @@ class Allocator:
         """Reconcile soon (leadership gained, or a test wants a pass)."""
         self._dirty.set()
 
+    def _may_write(self) -> bool:
+        return self._validity() > 0
+
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.watches.all())
 
@@ -180,11 +183,6 @@ class Allocator:
             "caches synced; the Service status is the starting truth",
             services=len(self.watches.services),
         )
-        # Tens of thousands of long-lived objects make every full GC pass walk them all;
-        # freezing what the initial list built keeps reconcile latency flat.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
         while not self._stop.is_set():
             self._dirty.wait(self.cfg.resync_seconds)
             if self._stop.is_set():
@@ -244,6 +242,10 @@ class Allocator:
             hit = (rv, parse_service(obj, self.cfg.lb_class))
             self._parsed[key] = hit
         return hit[1]
+
+    def _version(self, key: str) -> str:
+        """The resourceVersion of the object this pass parsed for ``key``: writes depend on it."""
+        return self._parsed[key][0]
 
     def _infos(self) -> dict[str, ServiceInfo]:
         """One ServiceInfo per Service, the same object while its resourceVersion is."""
@@ -365,7 +367,7 @@ class Allocator:
                 del quiet[gone]
         for key, svc in plan.release.items():
             clear = () if svc.current_ips and svc.ours is False else None
-            writes.append(ServiceWrite(svc.namespace, svc.name, clear, None))
+            writes.append(ServiceWrite(svc.namespace, svc.name, clear, None, self._version(key)))
             notes[key] = (
                 "Normal",
                 "IPReleased",
@@ -401,7 +403,9 @@ class Allocator:
             ingress = res.ips if svc.current_ips != res.ips else None
             pool: str | bool | None = res.pool if svc.current_pool != res.pool else False
             if ingress is not None or pool is not False:
-                writes.append(ServiceWrite(svc.namespace, svc.name, ingress, pool))
+                writes.append(
+                    ServiceWrite(svc.namespace, svc.name, ingress, pool, self._version(key))
+                )
             if ingress is not None and res.previous:
                 notes[key] = (
                     "Warning",
@@ -435,7 +439,7 @@ class Allocator:
         elif isinstance(res, Failed):
             msg = f"Failed to allocate IP for {key}: {res.message}"
             if svc.current_ips:
-                writes.append(ServiceWrite(svc.namespace, svc.name, (), None))
+                writes.append(ServiceWrite(svc.namespace, svc.name, (), None, self._version(key)))
                 msg += f" (released {', '.join(svc.current_ips)})"
             notes[key] = ("Warning", "AllocationFailed", msg)
 

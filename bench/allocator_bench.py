@@ -21,6 +21,7 @@ from kubernetes import client
 
 from bench.stats import IngressClock, summary_ms
 from exalb.assignments import LABEL
+from exalb.kube import rest
 from testbed.allocator import AllocatorProc, apply_rbac, create_pool, start_allocator
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.manifests import install_crds
@@ -52,9 +53,9 @@ def _setup(cp: ControlPlane, api: client.ApiClient, namespaces: list[str]) -> No
     create_pool(api, EXALB_NS, "bench", POOL_ADDRESSES)
 
 
-def sequential(api: client.ApiClient, ns: str, n: int) -> dict[str, float]:
+def sequential(api: client.ApiClient, watch: rest.Client, ns: str, n: int) -> dict[str, float]:
     core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
-    clock = IngressClock(api, ns).start()
+    clock = IngressClock(watch, ns).start()
     lat = []
     try:
         for i in range(n):
@@ -69,9 +70,11 @@ def sequential(api: client.ApiClient, ns: str, n: int) -> dict[str, float]:
     return summary_ms(lat)
 
 
-def burst(api: client.ApiClient, ns: str, n: int, prefix: str = "burst") -> dict[str, Any]:
+def burst(
+    api: client.ApiClient, watch: rest.Client, ns: str, n: int, prefix: str = "burst"
+) -> dict[str, Any]:
     core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
-    clock = IngressClock(api, ns).start()
+    clock = IngressClock(watch, ns).start()
     started: dict[str, float] = {}
 
     def create(i: int) -> None:
@@ -138,8 +141,9 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
             with cp.api_client() as api:
                 _setup(cp, api, ["small"])
                 alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
-                results["single_empty"] = sequential(api, "small", 200)
-                results["burst_1000_empty"] = burst(api, "small", 1000)
+                watch = rest.connect(str(cp.admin_kubeconfig))
+                results["single_empty"] = sequential(api, watch, "small", 200)
+                results["burst_1000_empty"] = burst(api, watch, "small", 1000)
                 alloc.proc.stop()
         finally:
             cp.stop()
@@ -148,6 +152,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
     cp = start_control_plane(work / "cp2")
     try:
         with cp.api_client() as api:
+            watch = rest.connect(str(cp.admin_kubeconfig))
             _setup(cp, api, ["bulk", "after"])
             results["create_only_s"] = round(create_only(api, "bulk", big), 2)
             t0 = time.monotonic()
@@ -163,7 +168,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
             results[f"rss_at_{big}_kib"] = _rss(alloc)
             results[f"configmap_at_{big}"] = configmap_size(api)
             before = _phases(alloc)
-            results[f"single_with_{big}_existing"] = sequential(api, "after", 100)
+            results[f"single_with_{big}_existing"] = sequential(api, watch, "after", 100)
             after = _phases(alloc)
             passes = after["passes"] - before["passes"]
             # what one reconcile pass costs, by phase, while Services are created one by one
@@ -175,7 +180,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
                     if k != "passes"
                 },
             }
-            results[f"burst_1000_with_{big}_existing"] = burst(api, "after", 1000)
+            results[f"burst_1000_with_{big}_existing"] = burst(api, watch, "after", 1000)
             results[f"rss_at_{big + 1100}_kib"] = _rss(alloc)
             results["reconcile_metrics"] = {
                 "plan_seconds_sum": alloc.metric("exalb_allocator_plan_duration_seconds_sum"),

@@ -5,12 +5,10 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from functools import partial
 from typing import Any
 
-from kubernetes import client
-
 from exalb.kube.informer import Informer
+from exalb.kube.rest import Client, resource_path
 
 
 def pct(values: list[float], q: float) -> float:
@@ -34,12 +32,13 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 class IngressClock:
     """Records, per ``ns/name``, the monotonic time the watch first delivered an ingress IP."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        core = client.CoreV1Api(api)
+    def __init__(self, api: Client, namespace: str) -> None:
         self.seen: dict[str, float] = {}
         self._cv = threading.Condition()
         self._inf = Informer(
-            "bench-services", partial(core.list_namespaced_service, namespace), self._on_change
+            "bench-services",
+            api.lister(resource_path("v1", "services", namespace)),
+            self._on_change,
         )
 
     def _on_change(self, key: str, obj: dict[str, Any] | None) -> None:

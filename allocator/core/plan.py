@@ -166,8 +166,6 @@ class PlanMemo:
     )
     held: _Held | None = None
     allocated: set[str] = field(default_factory=set)  # keys phase 2 gave a result last time
-    full_plans: int = 0
-    incremental_plans: int = 0
 
     def forget(self) -> None:
         """Make the next plan recompute phase 1 from scratch (the periodic safety net)."""
@@ -639,10 +637,8 @@ def make_plan(
         planner.use(_Held(signature))
         for s in sorted(holders.values(), key=_ORDER):
             planner.hold(s)
-        memo.full_plans += 1
         incremental = False
     else:
-        memo.incremental_plans += 1
         incremental = True
     held = planner.held
 

@@ -37,18 +37,12 @@ class ServiceInfo:
     current_ips: tuple[str, ...] = ()  # from status.loadBalancer.ingress (the truth)
     current_pool: str | None = None  # from our pool annotation
     errors: tuple[str, ...] = ()
-    deprecated: tuple[str, ...] = ()  # legacy annotation names in use
 
     key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # read tens of thousands of times per plan: computed once
         object.__setattr__(self, "key", f"{self.namespace}/{self.name}")
-
-    @property
-    def order(self) -> tuple[str, str, str]:
-        """Who came first: creation time, then name (deterministic on equal timestamps)."""
-        return (self.created, self.namespace, self.name)
 
 
 def _annotation(ann: Mapping[str, str], name: str) -> tuple[str | None, str | None]:
@@ -75,7 +69,6 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
     status = obj.get("status") or {}
     ann: Mapping[str, str] = md.get("annotations") or {}
     errors: list[str] = []
-    deprecated: list[str] = []
 
     ours = claims(spec.get("type"), spec.get("loadBalancerClass"), lb_class)
 
@@ -89,8 +82,6 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
 
     requested: list[str] = []
     ips_value, ips_prefix = _annotation(ann, "loadBalancerIPs")
-    if ips_prefix and ips_prefix != "exalb.io/":
-        deprecated.append(ips_prefix + "loadBalancerIPs")
     if ips_value is not None and spec.get("loadBalancerIP"):
         errors.append(
             f"both {ips_prefix}loadBalancerIPs and spec.loadBalancerIP are set; "
@@ -116,15 +107,11 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         )
 
     pool, pool_prefix = _annotation(ann, "address-pool")
-    if pool_prefix and pool_prefix != "exalb.io/":
-        deprecated.append(pool_prefix + "address-pool")
     if pool is not None and not pool.strip():
         errors.append(f"{pool_prefix}address-pool is empty")
         pool = None
 
-    key, key_prefix = _annotation(ann, "allow-shared-ip")
-    if key_prefix and key_prefix != "exalb.io/":
-        deprecated.append(key_prefix + "allow-shared-ip")
+    key, _ = _annotation(ann, "allow-shared-ip")
 
     ports: set[tuple[str, int]] = set()
     for p in spec.get("ports") or []:
@@ -164,5 +151,4 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         current_ips=tuple(current),
         current_pool=ann.get(POOL_ANNOTATION),
         errors=tuple(errors),
-        deprecated=tuple(deprecated),
     )

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from allocator.core.plan import PoolReport
 from allocator.metrics import AllocatorMetrics
 from exalb.kube import retry
 from exalb.kube.informer import Informer
+from exalb.kube.rest import Client, resource_path
 
 from .watches import GROUP, POOLS, VERSION
 
@@ -79,10 +79,13 @@ def _comparable(status: dict[str, Any]) -> dict[str, Any]:
 
 
 class PoolStatusWriter:
-    def __init__(self, api: client.ApiClient, namespace: str, mirror: Informer) -> None:
-        self._custom = client.CustomObjectsApi(api)
+    def __init__(
+        self, api: Client, namespace: str, mirror: Informer, validity: Callable[[], float]
+    ) -> None:
+        self._api = api
         self._ns = namespace
         self._mirror = mirror
+        self._validity = validity
 
     def sync(self, pool_obj: dict[str, Any], report: PoolReport) -> bool:
         """Write the pool's status if it changed; True when a write happened."""
@@ -97,18 +100,17 @@ class PoolStatusWriter:
             prev = old.get(c["type"])
             same = prev is not None and prev.get("status") == c["status"]
             c["lastTransitionTime"] = prev.get("lastTransitionTime", now) if same and prev else now
-        after: Any = retry.call(
-            lambda: self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self._ns, POOLS, md["name"], {"status": want}, _request_timeout=10
-            )
+        path = resource_path(f"{GROUP}/{VERSION}", POOLS, self._ns, md["name"]) + "/status"
+        after = retry.fenced(
+            lambda t: self._api.patch(path, {"status": want}, timeout=t, retry_connection=False),
+            self._validity,
         )
-        if isinstance(after, dict) and "metadata" in after:
-            # A merge patch has no precondition: if the spec changed meanwhile, that is
-            # someone else's news and deserves a reconcile; our own status does not.
-            theirs = after.get("spec") != pool_obj.get("spec") or after["metadata"].get(
-                "generation"
-            ) != md.get("generation")
-            self._mirror.observe(after, notify=theirs)
+        # A merge patch has no precondition: if the spec changed meanwhile, that is
+        # someone else's news and deserves a reconcile; our own status does not.
+        theirs = after.get("spec") != pool_obj.get("spec") or after.get("metadata", {}).get(
+            "generation"
+        ) != md.get("generation")
+        self._mirror.observe(after, notify=theirs)
         before = {c.get("type"): c.get("status") for c in have.get("conditions", [])}
         news = before != {c["type"]: c["status"] for c in want["conditions"]}
         (log.info if news else log.debug)(
@@ -139,7 +141,7 @@ class PoolStatusSync:
     ) -> None:
         self._writer = writer
         self._mirror = mirror
-        self._may_write = may_write
+        self._may_write = may_write  # skips the round early; each write is fenced on its own
         self._metrics = metrics
         self._interval = interval
         self._cv = threading.Condition()
@@ -188,6 +190,8 @@ class PoolStatusSync:
             try:
                 if self._writer.sync(obj, report):
                     self._metrics.writes.labels("VIPPool").inc()
+            except retry.NotLeader:
+                return True  # the lease ran out during the round
             except Exception as exc:
                 ok = False
                 self._metrics.write_errors.labels("VIPPool").inc()

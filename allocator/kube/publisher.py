@@ -19,13 +19,11 @@ happens on start, when the shard count must grow, and a full comparison every
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from exalb.assignments import (
     LABEL,
@@ -39,6 +37,7 @@ from exalb.assignments import (
 )
 from exalb.kube import retry
 from exalb.kube.informer import Informer
+from exalb.kube.rest import ApiError, Client, resource_path
 
 log = structlog.get_logger("allocator.publisher")
 
@@ -46,26 +45,26 @@ log = structlog.get_logger("allocator.publisher")
 class Publisher:
     def __init__(
         self,
-        api: client.ApiClient,
+        api: Client,
         namespace: str,
         prefix: str,
         mirror: Informer,
-        may_write: Callable[[], bool],
+        validity: Callable[[], float],
         on_written: Callable[[int, list[int], int], None] | None = None,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._api = api
         self._ns = namespace
         self._prefix = prefix
         self._mirror = mirror
-        self._may_write = may_write
+        self._validity = validity
         self._on_written = on_written
         self._cv = threading.Condition()
         # publish() side (the reconcile thread): what it last handed over
         self._encoded: dict[str, tuple[Assignment, str]] = {}  # entry key -> (record, JSON)
         # handed over, not yet taken by the writer: entry key -> JSON, None to remove
         self._changes: dict[str, str | None] = {}
-        self._generation = 0
-        self._done_generation = 0
+        self._generation = 0  # of the changes handed over
+        self._done_generation = 0  # of the last changes written in full
         # writer side (its thread only)
         self._desired: dict[str, str] = {}  # every entry, as JSON
         self._shards: list[dict[str, str]] | None = None  # laid out, index = shard number
@@ -88,8 +87,8 @@ class Publisher:
 
     def publish(
         self, entries: Mapping[str, Assignment], touched: Iterable[str] | None = None
-    ) -> int:
-        """Hand over the desired entries; returns a generation to wait for.
+    ) -> None:
+        """Hand over the desired entries.
 
         Only what changed is handed over; the writer folds it into what it has, so
         changes handed over while it writes are coalesced, never lost. ``touched``, when
@@ -118,11 +117,6 @@ class Publisher:
             self._changes.update(changes)
             self._generation += 1
             self._cv.notify_all()
-            return self._generation
-
-    def wait(self, generation: int, timeout: float) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: self._done_generation >= generation, timeout)
 
     def _run(self) -> None:
         while True:
@@ -206,8 +200,6 @@ class Publisher:
                 self._touched.discard(i)
         # Additions land before removals: a Service moving shard is never absent.
         for i in creates + updates:
-            if not self._may_write():
-                raise RuntimeError("not the leader; ConfigMap left as it is")
             self._matched[i] = self._write(i, wanted[i], current.get(self._name(i)))
             self._touched.discard(i)
         if (creates or updates) and self._on_written:
@@ -228,31 +220,31 @@ class Publisher:
             },
             "data": data,
         }
-        resp: Any
+        collection = resource_path("v1", "configmaps", self._ns)
         try:
             if obj is None:
-                resp = retry.call(
-                    lambda: self._core.create_namespaced_config_map(
-                        self._ns, body, _preload_content=False, _request_timeout=10
-                    )
+                resp = retry.fenced(
+                    lambda t: self._api.create(collection, body, timeout=t, retry_connection=False),
+                    self._validity,
                 )
             else:
                 md = obj["metadata"]
                 assert isinstance(md, dict)
                 body["metadata"]["resourceVersion"] = md["resourceVersion"]
-                resp = retry.call(
-                    lambda: self._core.replace_namespaced_config_map(
-                        name, self._ns, body, _preload_content=False, _request_timeout=10
-                    )
+                resp = retry.fenced(
+                    lambda t: self._api.replace(
+                        f"{collection}/{name}", body, timeout=t, retry_connection=False
+                    ),
+                    self._validity,
                 )
-        except client.ApiException as exc:
-            if exc.status in (409, 422) or exc.status == 404:
+        except ApiError as exc:
+            if exc.status in (404, 409, 422):
                 # Someone else changed it (or it vanished): re-read, recompute, retry.
                 self._refresh(name)
             raise
         # Creates and replaces carry a precondition (name / resourceVersion), so the
         # response holds our change and nothing else: no reconcile needed for it.
-        stored = self._mirror.observe(json.loads(resp.data), notify=False)
+        stored = self._mirror.observe(resp, notify=False)
         log.debug(
             "wrote assignments shard",
             shard=name,
@@ -263,9 +255,7 @@ class Publisher:
 
     def _refresh(self, name: str) -> None:
         try:
-            resp: Any = self._core.read_namespaced_config_map(
-                name, self._ns, _preload_content=False
-            )
-            self._mirror.observe(json.loads(resp.data))
-        except client.ApiException:
-            pass
+            now = self._api.get(resource_path("v1", "configmaps", self._ns, name))
+        except ApiError:
+            return
+        self._mirror.observe(now)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-
-from kubernetes import client
 
 from allocator.core.service import PREFIXES
 from exalb.assignments import LABEL
 from exalb.kube.informer import Informer, Obj, OnChange
+from exalb.kube.rest import Client, resource_path
 
 GROUP, VERSION, POOLS = "exalb.io", "v1alpha1", "vippools"
 
@@ -67,14 +65,12 @@ def service_projection(obj: Obj) -> Obj:
 
 
 def make_watches(
-    api: client.ApiClient,
+    api: Client,
     namespace: str,
     on_change: Callable[[], None],
     on_service: Callable[[str], None] | None = None,
 ) -> Watches:
     """``on_change`` hears of any change; ``on_service`` also gets the key of a changed Service."""
-    core = client.CoreV1Api(api)
-    custom = client.CustomObjectsApi(api)
 
     def notify(_key: str, _obj: object) -> None:
         on_change()
@@ -88,19 +84,19 @@ def make_watches(
     return Watches(
         services=Informer(
             "services",
-            core.list_service_for_all_namespaces,
+            api.lister(resource_path("v1", "services")),
             notify_service,
             transform=service_projection,
         ),
-        namespaces=Informer("namespaces", core.list_namespace, cb),
+        namespaces=Informer("namespaces", api.lister(resource_path("v1", "namespaces")), cb),
         pools=Informer(
-            "vippools",
-            partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, POOLS),
-            cb,
+            "vippools", api.lister(resource_path(f"{GROUP}/{VERSION}", POOLS, namespace)), cb
         ),
         configmaps=Informer(
             "assignments",
-            partial(core.list_namespaced_config_map, namespace, label_selector=f"{LABEL}=true"),
+            api.lister(
+                resource_path("v1", "configmaps", namespace), label_selector=f"{LABEL}=true"
+            ),
             cb,
         ),
     )

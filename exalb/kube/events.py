@@ -4,10 +4,12 @@ Events are how an operator learns from ``kubectl describe`` why a Service is
 pending. They are written by one background thread so a slow API server
 never stalls a reconcile, and the same (object, reason, message) within the
 aggregation window bumps ``count`` on the existing Event instead of
-creating a new one, like client-go's recorder.
-
-It writes through ``exalb.kube.rest``, so the announcers (which never load the
-``kubernetes`` package) record Events the same way as the allocator.
+creating a new one, like client-go's recorder. It writes through
+``exalb.kube.rest``, so the announcers record Events the same way as the
+allocator. A recorder given the lease's
+``validity`` writes only while it is valid (see ``retry.fenced``): Events are
+writes too, and a deposed allocator must not tell a Service a story the new
+leader contradicts.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 import structlog
 
 from . import retry
-from .rest import Client, resource_path
+from .rest import ApiError, Client, resource_path
 
 log = structlog.get_logger("events")
 
@@ -54,15 +57,16 @@ class EventRecorder:
         host: str = "",
         window: float = 600.0,
         max_queue: int = 10000,
+        validity: Callable[[], float] | None = None,
     ) -> None:
         self._api = api
+        self._validity = validity
         self._component = component
         self._host = host
         self._window = window
         self._q: queue.Queue[Event] = queue.Queue(max_queue)
         self._seen: dict[str, tuple[str, int, float]] = {}  # key -> (event name, count, first)
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self.dropped = 0
 
     def start(self) -> EventRecorder:
         self._thread.start()
@@ -72,7 +76,7 @@ class EventRecorder:
         try:
             self._q.put_nowait(Event(ref, type_, reason, message[:1024]))
         except queue.Full:
-            self.dropped += 1
+            log.warning("event queue full; event not recorded", reason=reason, object=ref.name)
 
     def flush(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -96,15 +100,19 @@ class EventRecorder:
         ]
         seen = self._seen.get(key)
         ns = ev.ref.namespace or "default"
+
+        def path(name: str | None = None) -> str:
+            return resource_path("v1", "events", ns, name)
+
         if seen and time.monotonic() - seen[2] < self._window:
             name, count, first = seen
             body: dict[str, Any] = {"count": count + 1, "lastTimestamp": now.isoformat()}
             try:
-                retry.call(lambda: self._api.patch(resource_path("v1", "events", ns, name), body))
+                self._send(lambda t: self._api.patch(path(name), body, **_once(t)))
                 self._seen[key] = (name, count + 1, first)
                 return
-            except Exception as exc:
-                if retry.status_of(exc) != 404:
+            except ApiError as exc:
+                if exc.status != 404:
                     raise
         name = f"{ev.ref.name}.{key}"
         event: Any = {
@@ -128,11 +136,22 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            retry.call(lambda: self._api.create(resource_path("v1", "events", ns), event))
-        except Exception as exc:
-            if retry.status_of(exc) != 409:
+            self._send(lambda t: self._api.create(path(), event, **_once(t)))
+        except ApiError as exc:
+            if exc.status != 409:
                 raise
         self._seen[key] = (name, 1, time.monotonic())
         if len(self._seen) > 20000:
             cutoff = time.monotonic() - self._window
             self._seen = {k: v for k, v in self._seen.items() if v[2] >= cutoff}
+
+    def _send(self, send: Callable[[float], Any]) -> None:
+        if self._validity is None:
+            retry.call(lambda: send(retry.WRITE_TIMEOUT))
+        else:
+            retry.fenced(send, self._validity)
+
+
+def _once(timeout: float) -> dict[str, Any]:
+    """One HTTP attempt with this timeout: the retry policy is the caller's."""
+    return {"timeout": timeout, "retry_connection": False}

@@ -12,22 +12,46 @@ deleted because the API is down").
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from .retry import describe, status_of
 
 Obj = dict[str, Any]
-Lister = Callable[..., Any]
 OnChange = Callable[[str, Obj | None], None]
 
 log = structlog.get_logger("informer")
+
+# How long a written object may stay ahead of the watch before the watch's word wins again
+# (only if the watch delivered the write's event before the writer reported it).
+AHEAD_SECONDS = 10.0
+
+
+class WatchStream(Protocol):
+    """The events of one watch request (``{"type": ..., "object": ...}`` dicts)."""
+
+    def __iter__(self) -> Iterator[Obj]: ...
+
+    def abort(self) -> None:
+        """Wake the thread iterating this stream (called from another thread)."""
+
+    def close(self) -> None: ...
+
+
+class ListWatch(Protocol):
+    """All the informer needs from a client: one collection, listed in pages and watched."""
+
+    def list(self, limit: int, continue_token: str | None = None) -> Obj:
+        """One page: the API's ``*List`` object (``items``, ``metadata.continue``)."""
+        ...
+
+    def watch(self, resource_version: str, timeout_seconds: int) -> WatchStream:
+        """Events after ``resource_version``, bookmarks included."""
+        ...
 
 
 def key_of(obj: Obj) -> str:
@@ -41,12 +65,12 @@ class Gone(Exception):
 
 
 class Informer:
-    """Mirror of what ``lister`` returns; calls ``on_change(key, obj|None)`` on each change."""
+    """Mirror of a collection; calls ``on_change(key, obj|None)`` on each change."""
 
     def __init__(
         self,
         name: str,
-        lister: Lister,
+        lister: ListWatch,
         on_change: OnChange | None = None,
         watch_timeout: int = 300,
         max_backoff: float = 5.0,
@@ -64,13 +88,17 @@ class Informer:
         self._page = page_size
         self._lock = threading.Lock()
         self._store: dict[str, Obj] = {}
+        # key -> (resourceVersion, when) of an object a write returned that the watch has
+        # not delivered yet: until it does, the mirror shows the write's object.
+        self._ahead: dict[str, tuple[str, float]] = {}
+        # key -> the last version the watch delivered while the key was ahead.
+        self._passed: dict[str, str] = {}
         self._rv = ""
         self.synced = threading.Event()
         self.last_error: str | None = None
-        self.last_ok = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._resp: Any = None
+        self._stream: WatchStream | None = None
         self._log = log.bind(informer=name)
 
     # --- reading ---------------------------------------------------------
@@ -87,16 +115,28 @@ class Informer:
             return len(self._store)
 
     def observe(self, obj: Obj, notify: bool = True) -> Obj:
-        """Fold in an object a write just returned, if it is newer than what we hold.
+        """Fold in an object a write (or a re-read) just returned.
 
-        The watch would deliver it a moment later; taking it now stops a
-        reconcile from acting twice on a state it already changed. A writer that
-        knows the response holds nothing but its own change passes
-        ``notify=False``, so its write does not trigger a needless reconcile.
-        Returns the object as stored (transformed).
+        The watch would deliver it a moment later; taking it now stops a reconcile
+        from acting twice on a state it already changed. Resource versions are
+        opaque, so "newer" is never decided by comparing them: the object shown is
+        this one until the watch delivers this same version (the events before it,
+        for this key, are older; those after it are newer). A writer that knows the
+        response holds nothing but its own change passes ``notify=False``, so its
+        write does not trigger a needless reconcile. Returns the object as stored.
         """
         stored = self._transform(obj)
-        self._apply(key_of(obj), stored, notify)
+        key = key_of(obj)
+        rv = obj.get("metadata", {}).get("resourceVersion", "")
+        with self._lock:
+            if rv and rv != self._passed.get(key):
+                self._ahead[key] = (rv, time.monotonic())
+            else:  # the watch has delivered this version already: nothing to wait for
+                self._ahead.pop(key, None)
+                self._passed.pop(key, None)
+            self._store[key] = stored
+        if self._on_change and notify:
+            self._on_change(key, stored)
         return stored
 
     # --- lifecycle -------------------------------------------------------
@@ -108,15 +148,9 @@ class Informer:
     def stop(self) -> None:
         """Stop watching. Never blocks: the thread is a daemon and exits on its own."""
         self._stop.set()
-        resp = self._resp
-        # Closing the response from here would block on the reader's lock; shutting the
-        # socket down instead wakes the reader, which then sees the stop flag.
-        sock = getattr(getattr(resp, "connection", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        stream = self._stream
+        if stream is not None:
+            stream.abort()  # the reader wakes up and sees the stop flag
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         return self.synced.wait(timeout)
@@ -153,14 +187,7 @@ class Informer:
         cont: str | None = None
         rv = ""
         while True:
-            kw: dict[str, Any] = {
-                "limit": self._page,
-                "_preload_content": False,
-                "_request_timeout": 30,
-            }
-            if cont:
-                kw["_continue"] = cont
-            body = json.loads(self._lister(**kw).data)
+            body = self._lister.list(self._page, cont)
             kind = body.get("kind", "").removesuffix("List")
             api_version = body.get("apiVersion", "")
             # Project each page as it arrives: holding every full object until the end
@@ -179,6 +206,8 @@ class Informer:
         with self._lock:
             old = self._store
             self._store = fresh
+            self._ahead.clear()  # a list is the API's word on every object
+            self._passed.clear()
             self._rv = rv
         changed = [
             k
@@ -187,7 +216,7 @@ class Informer:
             != v["metadata"].get("resourceVersion")
         ]
         removed = [k for k in old if k not in fresh]
-        self._mark_ok()
+        self.last_error = None
         self.synced.set()
         self._log.debug("listed", objects=len(fresh), changed=len(changed), removed=len(removed))
         if self._on_change:
@@ -197,17 +226,10 @@ class Informer:
                 self._on_change(k, None)
 
     def _watch(self) -> None:
-        resp = self._lister(
-            watch=True,
-            resource_version=self._rv,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self._watch_timeout,
-            _preload_content=False,
-            _request_timeout=(5, self._watch_timeout + 30),
-        )
-        self._resp = resp
+        stream = self._lister.watch(self._rv, self._watch_timeout)
+        self._stream = stream
         try:
-            for event in _lines(resp):
+            for event in stream:
                 if self._stop.is_set():
                     return
                 etype = event.get("type")
@@ -217,55 +239,36 @@ class Informer:
                         raise Gone()
                     raise RuntimeError(f"watch error: {obj.get('message')}")
                 rv = obj.get("metadata", {}).get("resourceVersion")
-                if etype == "BOOKMARK":
-                    if rv:
-                        self._rv = rv
-                    self._mark_ok()
-                    continue
                 if rv:
                     self._rv = rv
-                self._mark_ok()
-                self._apply(key_of(obj), None if etype == "DELETED" else self._transform(obj))
+                self.last_error = None
+                if etype != "BOOKMARK":
+                    self._apply(key_of(obj), None if etype == "DELETED" else obj, rv or "")
         finally:
-            self._resp = None
-            resp.release_conn()
+            self._stream = None
+            stream.close()
 
-    def _apply(self, key: str, obj: Obj | None, notify: bool = True) -> None:
+    def _apply(self, key: str, obj: Obj | None, rv: str) -> None:
+        """One watch event; events older than an object a write showed us change nothing."""
         with self._lock:
+            ahead = self._ahead.get(key)
+            if ahead is not None and obj is not None:
+                if rv == ahead[0]:
+                    del self._ahead[key]  # the watch caught up with our write
+                    self._passed.pop(key, None)
+                    return
+                if time.monotonic() - ahead[1] < AHEAD_SECONDS:
+                    self._passed[key] = rv
+                    return  # older than what the mirror shows
+            self._ahead.pop(key, None)
+            self._passed.pop(key, None)
             old = self._store.get(key)
             if obj is None:
                 if old is None:
                     return
                 del self._store[key]
+                stored = None
             else:
-                # Same or older than what we hold: a write of ours already showed us this
-                # version (or a later one), so the watch event carries nothing new.
-                if old is not None and not _newer(obj, old):
-                    return
-                self._store[key] = obj
-        if self._on_change and notify:
-            self._on_change(key, obj)
-
-    def _mark_ok(self) -> None:
-        self.last_ok = time.monotonic()
-        self.last_error = None
-
-
-def _newer(a: Obj, b: Obj) -> bool:
-    """Whether ``a`` is a later version than ``b`` (etcd revisions are integers in practice)."""
-    try:
-        return int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"])
-    except (KeyError, ValueError):
-        return True
-
-
-def _lines(resp: Any) -> Iterator[Obj]:
-    buf = b""
-    for chunk in resp.stream(amt=65536, decode_content=False):
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
-    if buf.strip():
-        yield json.loads(buf)
+                stored = self._store[key] = self._transform(obj)
+        if self._on_change:
+            self._on_change(key, stored)

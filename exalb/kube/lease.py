@@ -1,7 +1,7 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease.
 
-Why not ``kubernetes.leaderelection``: its LeaseLock always uses the global
-default client (no ApiClient can be passed), it runs the leader's work in a
+Why not ``kubernetes.leaderelection``: exalb does not depend on that package at run
+time, its LeaseLock always uses the global default client, it runs the leader's work in a
 thread it cannot stop, and it gives the work no way to ask "am I still
 allowed to write?" between renewals, so a leader that cannot reach the API
 keeps acting until its callback notices. exalb needs the opposite guarantee:
@@ -24,11 +24,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any, Protocol
 
 import structlog
-from kubernetes import client
+
+from .rest import ApiError, Timeout, resource_path
 
 log = structlog.get_logger("lease")
+
+Obj = dict[str, Any]
+# The shortest wait between two rounds (a deadline that is due now is still not a busy loop).
+MIN_WAIT = 0.05
+
+
+class LeaseApi(Protocol):
+    """The three verbs the elector uses (``exalb.kube.rest.Client`` has them)."""
+
+    def get(self, path: str, *, timeout: Timeout | None = None) -> Obj: ...
+
+    def create(self, path: str, body: Obj, *, timeout: Timeout | None = None) -> Obj: ...
+
+    def replace(self, path: str, body: Obj, *, timeout: Timeout | None = None) -> Obj: ...
 
 
 @dataclass(frozen=True)
@@ -67,25 +83,37 @@ def decide(
         return Action.ACQUIRE
     if record.holder == identity:
         return Action.RENEW
-    if unchanged_for >= max(lease_duration, float(record.duration)):
+    if unchanged_for >= expiry(record, lease_duration):
         return Action.ACQUIRE
     return Action.WAIT
 
 
+def expiry(record: Record, lease_duration: float) -> float:
+    """How long a record must stay unchanged before it is taken: the longer of both durations."""
+    return max(lease_duration, float(record.duration))
+
+
+def _stamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # a MicroTime
+
+
 class LeaderElector:
-    """Runs the election in a thread; ``is_leader()`` is safe to call before every write."""
+    """Runs the election in a thread; ask ``remaining()`` before every write attempt."""
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: LeaseApi,
         cfg: LeaseConfig,
-        on_change: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._api = client.CoordinationV1Api(api)
+        self._api = api
+        self._path = resource_path("coordination.k8s.io/v1", "leases", cfg.namespace, cfg.name)
+        self._collection = resource_path("coordination.k8s.io/v1", "leases", cfg.namespace)
         self.cfg = cfg
-        self._on_change = on_change
+        self._listeners: list[Callable[[bool], None]] = []
         self._clock = clock
+        self._wall = wall
         self._valid_until = 0.0
         self._leading = False
         self._seen: Record | None = None
@@ -95,8 +123,23 @@ class LeaderElector:
         self._log = log.bind(lease=f"{cfg.namespace}/{cfg.name}", identity=cfg.identity)
         self.holder: str | None = None
 
+    def on_change(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(leading)`` on every change of leadership (from the lease thread)."""
+        self._listeners.append(listener)
+
+    def remaining(self) -> float:
+        """Seconds this process may still write: 0 unless it leads.
+
+        A renew that started at ``t`` and succeeded makes it ``t + renew_deadline - now``,
+        so the last permitted write ends ``lease_duration - renew_deadline`` before a
+        standby may take over.
+        """
+        if not self._leading:
+            return 0.0
+        return max(0.0, self._valid_until - self._clock())
+
     def is_leader(self) -> bool:
-        return self._leading and self._clock() < self._valid_until
+        return self.remaining() > 0
 
     def start(self) -> LeaderElector:
         self._thread.start()
@@ -104,7 +147,7 @@ class LeaderElector:
 
     def stop(self, release: bool = True) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.cfg.retry_period + 5)
+        self._thread.join(timeout=self.cfg.retry_period * 2 + 5)
         was_leading = self._leading
         self._set_leading(False)  # no write may start once the lease is being handed over
         if release and was_leading:
@@ -112,20 +155,32 @@ class LeaderElector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            started = self._clock()
-            try:
-                ok = self._try()
-            except Exception as exc:
-                ok = False
-                self._log.warning("lease update failed", error=str(exc)[:200])
-            if ok:
-                self._valid_until = started + self.cfg.renew_deadline
-                self._set_leading(True)
-            elif self._leading and self._clock() >= self._valid_until:
-                self._log.error("could not renew the lease before the deadline; stopped leading")
-                self._set_leading(False)
-            self._stop.wait(self.cfg.retry_period)
-        # loop exits on stop(); is_leader() turns false via stop()
+            self._stop.wait(self.tick())
+
+    def tick(self) -> float:
+        """One round of the election; returns how long to wait before the next one.
+
+        A standby waits until the record it watches would expire, not a whole retry
+        period past it: that period would otherwise add up to ``retry_period`` to every
+        failover.
+        """
+        started = self._clock()
+        try:
+            ok = self._try(started)
+        except Exception as exc:
+            ok = False
+            self._log.warning("lease update failed", error=str(exc)[:200])
+        if ok:
+            self._valid_until = started + self.cfg.renew_deadline
+            self._set_leading(True)
+            return self.cfg.retry_period
+        if self._leading and self._clock() >= self._valid_until:
+            self._log.error("could not renew the lease before the deadline; stopped leading")
+            self._set_leading(False)
+        if self._seen is None or not self._seen.holder or self._seen.holder == self.cfg.identity:
+            return self.cfg.retry_period
+        due = self._seen_since + expiry(self._seen, self.cfg.lease_duration) - self._clock()
+        return max(MIN_WAIT, min(self.cfg.retry_period, due))
 
     def _set_leading(self, leading: bool) -> None:
         if leading != self._leading:
@@ -133,25 +188,25 @@ class LeaderElector:
             if not leading:
                 self._valid_until = 0.0
             self._log.info("leadership changed", leader=leading)
-            if self._on_change:
-                self._on_change(leading)
+            for listener in self._listeners:
+                listener(leading)
 
-    def _try(self) -> bool:
-        now = self._clock()
+    def _timeout(self) -> float:
+        return self.cfg.retry_period * 2
+
+    def _try(self, now: float) -> bool:
         try:
-            lease = self._api.read_namespaced_lease(
-                self.cfg.name, self.cfg.namespace, _request_timeout=self.cfg.retry_period * 2
-            )
-        except client.ApiException as exc:
+            lease = self._api.get(self._path, timeout=self._timeout())
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             return self._create()
-        spec = lease.spec or client.V1LeaseSpec()
+        spec = dict(lease.get("spec") or {})
         rec = Record(
-            holder=spec.holder_identity or "",
-            renew_time=str(spec.renew_time),
-            duration=int(spec.lease_duration_seconds or 0),
-            transitions=int(spec.lease_transitions or 0),
+            holder=spec.get("holderIdentity") or "",
+            renew_time=str(spec.get("renewTime")),
+            duration=int(spec.get("leaseDurationSeconds") or 0),
+            transitions=int(spec.get("leaseTransitions") or 0),
         )
         self.holder = rec.holder or None
         if rec != self._seen:
@@ -159,20 +214,18 @@ class LeaderElector:
         action = decide(rec, self.cfg.identity, now - self._seen_since, self.cfg.lease_duration)
         if action is Action.WAIT:
             return False
-        stamp = datetime.now(UTC)
+        stamp = _stamp(self._wall())
         if action is Action.ACQUIRE:
-            spec.acquire_time = stamp
-            spec.lease_transitions = rec.transitions + (1 if rec.holder else 0)
+            spec["acquireTime"] = stamp
+            spec["leaseTransitions"] = rec.transitions + (1 if rec.holder else 0)
             self._log.info("acquiring lease", previous_holder=rec.holder or None)
-        spec.holder_identity = self.cfg.identity
-        spec.lease_duration_seconds = int(self.cfg.lease_duration)
-        spec.renew_time = stamp
-        lease.spec = spec
-        try:  # replace carries resourceVersion: a concurrent writer makes this a 409
-            self._api.replace_namespaced_lease(
-                self.cfg.name, self.cfg.namespace, lease, _request_timeout=self.cfg.retry_period * 2
-            )
-        except client.ApiException as exc:
+        spec["holderIdentity"] = self.cfg.identity
+        spec["leaseDurationSeconds"] = int(self.cfg.lease_duration)
+        spec["renewTime"] = stamp
+        lease["spec"] = spec
+        try:  # the body carries resourceVersion: a concurrent writer makes this a 409
+            self._api.replace(self._path, lease, timeout=self._timeout())
+        except ApiError as exc:
             if exc.status == 409:
                 return False
             raise
@@ -180,20 +233,22 @@ class LeaderElector:
         return True
 
     def _create(self) -> bool:
-        stamp = datetime.now(UTC)
-        body = client.V1Lease(
-            metadata=client.V1ObjectMeta(name=self.cfg.name, namespace=self.cfg.namespace),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.cfg.identity,
-                lease_duration_seconds=int(self.cfg.lease_duration),
-                acquire_time=stamp,
-                renew_time=stamp,
-                lease_transitions=0,
-            ),
-        )
+        stamp = _stamp(self._wall())
+        body: Obj = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.cfg.name, "namespace": self.cfg.namespace},
+            "spec": {
+                "holderIdentity": self.cfg.identity,
+                "leaseDurationSeconds": int(self.cfg.lease_duration),
+                "acquireTime": stamp,
+                "renewTime": stamp,
+                "leaseTransitions": 0,
+            },
+        }
         try:
-            self._api.create_namespaced_lease(self.cfg.namespace, body)
-        except client.ApiException as exc:
+            self._api.create(self._collection, body, timeout=self._timeout())
+        except ApiError as exc:
             if exc.status == 409:
                 return False
             raise
@@ -203,11 +258,11 @@ class LeaderElector:
     def _release(self) -> None:
         """Hand the lease over at once on a clean shutdown instead of letting it expire."""
         try:
-            lease = self._api.read_namespaced_lease(self.cfg.name, self.cfg.namespace)
-            if lease.spec and lease.spec.holder_identity == self.cfg.identity:
-                lease.spec.holder_identity = ""
-                lease.spec.lease_duration_seconds = 1
-                self._api.replace_namespaced_lease(self.cfg.name, self.cfg.namespace, lease)
+            lease = self._api.get(self._path, timeout=self._timeout())
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") == self.cfg.identity:
+                lease["spec"] = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1}
+                self._api.replace(self._path, lease, timeout=self._timeout())
                 self._log.info("released lease")
         except Exception as exc:
             self._log.warning("could not release lease", error=str(exc)[:200])

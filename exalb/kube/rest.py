@@ -1,16 +1,14 @@
-"""A small Kubernetes REST client on urllib3: JSON in, JSON out, list/watch as raw streams.
+"""The one Kubernetes client of both processes: urllib3, JSON in, JSON out, list/watch streams.
 
-Why not the ``kubernetes`` package: importing ``kubernetes.client`` alone costs about
-43 MiB of RSS (generated models, pydantic, requests and oauthlib for auth plugins), in an
-announcer whose budget, ExaBGP included, is 150 MB at 10,000 routes. The announcer reads
-every object as raw JSON anyway (``kube.informer`` parses the bytes itself), so it only
-ever used that package as an HTTP layer; this module is that layer and nothing more.
+Why not the ``kubernetes`` package: it costs about 40 MiB of RSS once imported and used
+(generated models, auth plugins; figures in bench/README.md), in an announcer whose
+budget, ExaBGP included, is 150 MB, and both processes read every object as a plain dict
+anyway (the informer parses the bytes itself). See docs/architecture.md.
 
 Configuration comes from a kubeconfig (static credentials: bearer token, token file,
 client certificate) or from the in-cluster ServiceAccount. Credential plugins (``exec``,
 ``auth-provider``) and proxies are not supported and fail loudly at start-up rather than
-at the first request. The allocator keeps the full client; both raise errors that
-``kube.retry`` understands.
+at the first request. Every non-2xx answer is an :class:`ApiError`.
 """
 
 from __future__ import annotations
@@ -19,11 +17,12 @@ import base64
 import binascii
 import json
 import os
+import socket
 import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,16 +44,13 @@ MERGE_PATCH = "application/merge-patch+json"
 # connection the server closed) are retried here; anything else is the caller's call.
 RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, other=0)
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
+LIST_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 
 log = structlog.get_logger("rest")
 
 
 class ApiError(Exception):
-    """The API server answered with a non-2xx status.
-
-    Same three attributes as the kubernetes client's ``ApiException``, so code that
-    handles both (``kube.retry``) reads them the same way.
-    """
+    """The API server answered with a non-2xx status (``status``, ``reason``, raw ``body``)."""
 
     def __init__(self, status: int, reason: str, body: str) -> None:
         super().__init__(status, reason, body)
@@ -99,8 +95,8 @@ class Config:
 def load(kubeconfig: str | None = None) -> Config:
     """``kubeconfig``, else ``$KUBECONFIG``, else the in-cluster ServiceAccount.
 
-    Same precedence as ``kube.connect.api_client`` (no ``~/.kube/config`` fallback: an
-    announcer on a node must never pick up an admin's credentials by accident).
+    No ``~/.kube/config`` fallback: a process on a node must never pick up an admin's
+    credentials by accident.
     """
     path = kubeconfig or os.environ.get("KUBECONFIG")
     return from_kubeconfig(path) if path else in_cluster()
@@ -304,14 +300,24 @@ def resource_path(
 
 # --- the client ------------------------------------------------------------------------
 class Client:
-    """Thread-safe: one connection pool shared by informers, status writes and the rest."""
+    """Thread-safe: one connection pool shared by informers, writes, the lease and Events.
+
+    Every JSON verb takes ``timeout`` (the default otherwise) and ``retry_connection``:
+    False sends exactly one HTTP attempt, for callers that re-check a condition (the
+    lease) before each attempt themselves.
+    """
 
     def __init__(
-        self, cfg: Config, pool_size: int = 16, timeout: Timeout = DEFAULT_TIMEOUT
+        self,
+        cfg: Config,
+        pool_size: int = 16,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        user_agent: str = "exalb",
     ) -> None:
         self.server = cfg.server
         self._token = _token_source(cfg)
         self._timeout = timeout
+        self._user_agent = user_agent
         pool_kw: dict[str, Any] = {"maxsize": pool_size, "block": False}
         if cfg.server.startswith("https:"):
             pool_kw["ssl_context"] = ssl_context(cfg)
@@ -323,25 +329,64 @@ class Client:
         self._http = urllib3.PoolManager(num_pools=2, **pool_kw)
 
     # --- JSON requests ---------------------------------------------------
-    def get(self, path: str, query: Query | None = None) -> Obj:
-        return _json(self.request("GET", path, query=query))
+    def get(
+        self,
+        path: str,
+        query: Query | None = None,
+        *,
+        timeout: Timeout | None = None,
+        retry_connection: bool = True,
+    ) -> Obj:
+        return _json(
+            self.request(
+                "GET", path, query=query, timeout=timeout, retries=_retries(retry_connection)
+            )
+        )
 
-    def create(self, path: str, body: Obj) -> Obj:
-        return _json(self.request("POST", path, body=body))
+    def create(
+        self, path: str, body: Obj, *, timeout: Timeout | None = None, retry_connection: bool = True
+    ) -> Obj:
+        return _json(
+            self.request(
+                "POST", path, body=body, timeout=timeout, retries=_retries(retry_connection)
+            )
+        )
 
-    def replace(self, path: str, body: Obj) -> Obj:
-        return _json(self.request("PUT", path, body=body))
+    def replace(
+        self, path: str, body: Obj, *, timeout: Timeout | None = None, retry_connection: bool = True
+    ) -> Obj:
+        """A PUT: with ``metadata.resourceVersion`` in ``body`` it is conditional (409 if stale)."""
+        return _json(
+            self.request(
+                "PUT", path, body=body, timeout=timeout, retries=_retries(retry_connection)
+            )
+        )
 
-    def patch(self, path: str, body: Obj) -> Obj:
-        """A JSON merge patch (RFC 7386): works for every kind, custom resources included."""
-        return _json(self.request("PATCH", path, body=body, content_type=MERGE_PATCH))
+    def patch(
+        self, path: str, body: Obj, *, timeout: Timeout | None = None, retry_connection: bool = True
+    ) -> Obj:
+        """A JSON merge patch (RFC 7386): works for every kind, custom resources included.
 
-    def delete(self, path: str) -> Obj:
-        return _json(self.request("DELETE", path))
+        A ``metadata.resourceVersion`` in ``body`` makes it conditional (409 if stale).
+        """
+        return _json(
+            self.request(
+                "PATCH",
+                path,
+                body=body,
+                content_type=MERGE_PATCH,
+                timeout=timeout,
+                retries=_retries(retry_connection),
+            )
+        )
+
+    def delete(self, path: str, *, timeout: Timeout | None = None) -> Obj:
+        return _json(self.request("DELETE", path, timeout=timeout))
 
     def lister(
         self, path: str, label_selector: str | None = None, field_selector: str | None = None
     ) -> Lister:
+        """The collection at ``path`` as the informer lists and watches it."""
         return Lister(self, path, label_selector, field_selector)
 
     # --- the one place that talks HTTP ------------------------------------
@@ -355,12 +400,13 @@ class Client:
         content_type: str = "application/json",
         timeout: Timeout | None = None,
         preload: bool = True,
+        retries: urllib3.Retry | bool = RETRIES,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request; a non-2xx answer raises :class:`ApiError` (body read, conn freed)."""
         url = self.server + path
         if query:
             url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
-        headers = {"Accept": "application/json", "User-Agent": "exalb-announcer"}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         token = self._token() if self._token else None
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -374,7 +420,7 @@ class Client:
             body=data,
             headers=headers,
             timeout=_timeout(timeout if timeout is not None else self._timeout),
-            retries=RETRIES,
+            retries=retries,
             preload_content=preload,
         )
         if not 200 <= resp.status < 300:
@@ -385,12 +431,9 @@ class Client:
 
 
 class Lister:
-    """What ``kube.informer.Informer`` calls: a ``list_*`` of the kubernetes client, on a path.
+    """One collection (a path and fixed selectors), listed in pages and watched.
 
-    Takes the keyword arguments the Informer passes to the generated client's list
-    functions, so the Informer serves the allocator (full client) and the announcer
-    (this one) alike, and returns the urllib3 response, as that client does with
-    ``_preload_content=False``.
+    It is the ``ListWatch`` that ``exalb.kube.informer.Informer`` takes.
     """
 
     def __init__(
@@ -402,37 +445,71 @@ class Lister:
     ) -> None:
         self.path = path
         self._client = client
-        self._fixed: dict[str, str] = {}
+        self._fixed: dict[str, str | int | bool] = {}
         if label_selector:
             self._fixed["labelSelector"] = label_selector
         if field_selector:
             self._fixed["fieldSelector"] = field_selector
 
-    def __call__(
-        self,
-        *,
-        limit: int | None = None,
-        _continue: str | None = None,
-        watch: bool = False,
-        resource_version: str | None = None,
-        allow_watch_bookmarks: bool = False,
-        timeout_seconds: int | None = None,
-        _preload_content: bool = True,
-        _request_timeout: Timeout | None = None,
-    ) -> urllib3.BaseHTTPResponse:
-        query: dict[str, str | int | bool] = dict(self._fixed)
-        optional: dict[str, str | int | bool | None] = {
-            "limit": limit,
-            "continue": _continue,
-            "watch": watch or None,
-            "resourceVersion": resource_version,
-            "allowWatchBookmarks": allow_watch_bookmarks or None,
-            "timeoutSeconds": timeout_seconds,
-        }
-        query.update({k: v for k, v in optional.items() if v is not None and v != ""})
-        return self._client.request(
-            "GET", self.path, query=query, timeout=_request_timeout, preload=_preload_content
+    def list(self, limit: int, continue_token: str | None = None) -> Obj:
+        """One page of the collection, as the API's ``*List`` object."""
+        query = dict(self._fixed, limit=limit)
+        if continue_token:
+            query["continue"] = continue_token
+        return _json(self._client.request("GET", self.path, query=query, timeout=LIST_TIMEOUT))
+
+    def watch(self, resource_version: str, timeout_seconds: int) -> WatchStream:
+        """Watch events from ``resource_version`` on, bookmarks included."""
+        query = dict(self._fixed, watch=True, allowWatchBookmarks=True)
+        query["timeoutSeconds"] = timeout_seconds
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        resp = self._client.request(
+            "GET",
+            self.path,
+            query=query,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout_seconds + 30.0),
+            preload=False,
         )
+        return WatchStream(resp)
+
+
+class WatchStream:
+    """The events of one watch request, decoded line by line as they arrive."""
+
+    def __init__(self, resp: urllib3.BaseHTTPResponse) -> None:
+        self._resp = resp
+
+    def __iter__(self) -> Iterator[Obj]:
+        buf = b""
+        for chunk in self._resp.stream(amt=65536, decode_content=False):
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+        if buf.strip():
+            yield json.loads(buf)
+
+    def abort(self) -> None:
+        """Wake a reader blocked on this stream, from another thread.
+
+        Closing the response from here would block on the reader's lock; shutting the
+        socket down makes the reader's ``recv`` return instead.
+        """
+        sock = getattr(getattr(self._resp, "connection", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._resp.release_conn()
+
+
+def _retries(retry_connection: bool) -> urllib3.Retry | bool:
+    return RETRIES if retry_connection else False
 
 
 def _query_value(v: str | int | bool) -> str:
@@ -440,12 +517,12 @@ def _query_value(v: str | int | bool) -> str:
 
 
 def _timeout(t: Timeout) -> urllib3.Timeout:
-    """The kubernetes client's ``_request_timeout`` forms: seconds, or (connect, read)."""
+    """Seconds for connect and read together, a (connect, read) pair, or a urllib3 Timeout."""
     if isinstance(t, urllib3.Timeout):
         return t
     if isinstance(t, tuple):
         return urllib3.Timeout(connect=t[0], read=t[1])
-    return urllib3.Timeout(connect=t, read=t)
+    return urllib3.Timeout(total=t)
 
 
 def _json(resp: urllib3.BaseHTTPResponse) -> Obj:
@@ -456,6 +533,8 @@ def _json(resp: urllib3.BaseHTTPResponse) -> Obj:
     return obj
 
 
-def connect(kubeconfig: str | None = None, pool_size: int = 16) -> Client:
+def connect(
+    kubeconfig: str | None = None, pool_size: int = 16, user_agent: str = "exalb"
+) -> Client:
     """A client for ``kubeconfig`` / ``$KUBECONFIG`` / in-cluster (see :func:`load`)."""
-    return Client(load(kubeconfig), pool_size=pool_size)
+    return Client(load(kubeconfig), pool_size=pool_size, user_agent=user_agent)

@@ -4,11 +4,14 @@ A 4xx other than 429 is a verdict about our request, so it is returned at
 once; 5xx, 429 and connection errors are retried with capped exponential
 backoff and give up after ``attempts`` so a caller can surface the error
 (an Event, a metric) instead of hanging.
+
+:func:`fenced` is the same policy for a leader's writes: before every attempt
+it asks the lease how long it is still valid, sends nothing once it is not,
+and gives the attempt no longer than that to complete.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,31 +28,17 @@ from .rest import ApiError
 
 T = TypeVar("T")
 
+# The client's own read timeout for one write; the lease's remaining validity caps it.
+WRITE_TIMEOUT = 10.0
 
-def api_error(exc: BaseException) -> ApiError | None:
-    """``exc`` as an :class:`ApiError` if it is an API answer from either client, else None.
 
-    The allocator uses the kubernetes client, the announcer ``kube.rest``; this module
-    serves both without importing ``kubernetes`` (43 MiB the announcer must not pay). An
-    ``ApiException`` can only exist once its module has been imported, so looking the
-    class up in ``sys.modules`` is exact, not a guess.
-    """
-    if isinstance(exc, ApiError):
-        return exc
-    module = sys.modules.get("kubernetes.client.exceptions")
-    api_exception = getattr(module, "ApiException", None)
-    if api_exception is not None and isinstance(exc, api_exception):
-        body = exc.body
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", "replace")
-        return ApiError(int(exc.status or 0), str(exc.reason or ""), str(body or ""))
-    return None
+class NotLeader(RuntimeError):
+    """The lease is not (or no longer) valid: the write was not sent."""
 
 
 def status_of(exc: BaseException) -> int | None:
-    """The HTTP status of an API error from either client; None for anything else."""
-    err = api_error(exc)
-    return err.status if err is not None else None
+    """The HTTP status of an API error; None for anything else."""
+    return exc.status if isinstance(exc, ApiError) else None
 
 
 def transient(exc: BaseException) -> bool:
@@ -59,22 +48,51 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
-def call(fn: Callable[[], T], attempts: int = 5, max_seconds: float = 10.0) -> T:
-    """Run ``fn`` with the transient-error retry policy."""
-    for attempt in Retrying(
+def _retrying(attempts: int, max_seconds: float) -> Retrying:
+    return Retrying(
         retry=retry_if_exception(transient),
         wait=wait_exponential(multiplier=0.05, max=2.0),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
         reraise=True,
-    ):
+    )
+
+
+def call(fn: Callable[[], T], attempts: int = 5, max_seconds: float = 10.0) -> T:
+    """Run ``fn`` with the transient-error retry policy."""
+    for attempt in _retrying(attempts, max_seconds):
         with attempt:
             return fn()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def fenced(
+    send: Callable[[float], T],
+    validity: Callable[[], float],
+    attempts: int = 4,
+    max_seconds: float = 5.0,
+    timeout: float = WRITE_TIMEOUT,
+) -> T:
+    """Run ``send(timeout)`` as :func:`call` does, but only while the lease is valid.
+
+    ``validity()`` is how many seconds the lease still covers (0 when not leading). It
+    is asked before every attempt, not once per write: a retry after the lease ran out
+    would be a write by a process that may no longer lead. Each attempt's timeout is
+    the smaller of ``timeout`` and that validity, so no request of ours can still be
+    in flight when a standby may take over. ``send`` must make one HTTP attempt only
+    (``retry_connection=False``), or its own retries would escape the check.
+    """
+
+    def attempt_once() -> T:
+        left = validity()
+        if left <= 0:
+            raise NotLeader("the lease is not held (or ran out): write not sent")
+        return send(min(timeout, left))
+
+    return call(attempt_once, attempts, max_seconds)
+
+
 def describe(exc: BaseException) -> str:
     """A one-line account of an API failure, with the server's own message when it sent one."""
-    err = api_error(exc)
-    if err is not None:
-        return str(err)
+    if isinstance(exc, ApiError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"[:300]

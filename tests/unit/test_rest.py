@@ -26,7 +26,6 @@ import urllib3
 import yaml
 
 from exalb.kube import rest, retry
-from exalb.kube.informer import _lines
 from exalb.kube.rest import ApiError, Client, Config, ConfigError, TokenFile
 from testbed.controlplane import ControlPlane
 from testbed.procs import free_port
@@ -450,16 +449,11 @@ def test_api_errors_carry_status_reason_and_the_servers_message(server: Server) 
 
 
 @pytest.mark.parametrize(("status", "transient"), [(429, True), (500, True), (409, False)])
-def test_both_clients_errors_map_alike(status: int, transient: bool) -> None:
-    from kubernetes.client import ApiException  # the allocator's client
-
-    body = json.dumps(_status_body(status, "why"))
-    ours = ApiError(status, "Reason", body)
-    theirs = ApiException(status=status, reason="Reason", body=body)
-    for exc in (ours, theirs):
-        assert retry.status_of(exc) == status
-        assert retry.transient(exc) is transient
-        assert retry.describe(exc) == f"HTTP {status}: why"
+def test_api_errors_are_transient_only_when_retrying_can_help(status: int, transient: bool) -> None:
+    exc = ApiError(status, "Reason", json.dumps(_status_body(status, "why")))
+    assert retry.status_of(exc) == status
+    assert retry.transient(exc) is transient
+    assert retry.describe(exc) == f"HTTP {status}: why"
     assert retry.status_of(ValueError("x")) is None
 
 
@@ -471,7 +465,7 @@ def test_an_unreachable_server_is_transient() -> None:
     assert retry.status_of(err.value) is None
 
 
-def test_lister_takes_the_informers_keywords(server: Server) -> None:
+def test_lister_lists_pages_and_watches_with_the_fixed_selectors(server: Server) -> None:
     api = Client(Config(server=server.url))
     lister = api.lister("/api/v1/configmaps", label_selector="a=b", field_selector="x=y")
     server.replies = [
@@ -481,20 +475,12 @@ def test_lister_takes_the_informers_keywords(server: Server) -> None:
             chunks=[b'KMARK", "object": {"metadata": {"resourceVersion": "9"}}}\n'],
         ),
     ]
-    listed = lister(limit=500, _continue="tok", _preload_content=False, _request_timeout=30)
-    assert json.loads(listed.data)["metadata"]["resourceVersion"] == "7"
-    resp = lister(
-        watch=True,
-        resource_version="7",
-        allow_watch_bookmarks=True,
-        timeout_seconds=300,
-        _preload_content=False,
-        _request_timeout=(5, 330),
-    )
+    assert lister.list(500, "tok")["metadata"]["resourceVersion"] == "7"
+    stream = lister.watch("7", 300)
     try:
-        events = list(_lines(resp))
+        events = list(stream)
     finally:
-        resp.release_conn()
+        stream.close()
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
     one = {k: v[0] for k, v in server.seen[0].query.items()}
     assert one == {
@@ -512,16 +498,56 @@ def test_lister_takes_the_informers_keywords(server: Server) -> None:
         "allowWatchBookmarks": "true",
         "timeoutSeconds": "300",
     }
-    with pytest.raises(TypeError):
-        lister(pretty="true")  # type: ignore[call-arg]  # an argument the Informer never passes is an error, not ignored
 
 
-# --- the announcer's imports -------------------------------------------------------------
-def test_the_announcer_does_not_import_the_kubernetes_client() -> None:
+def _count_dropped_connections() -> tuple[str, list[int], threading.Event]:
+    """A server that reads each request and closes the connection without answering."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    accepted = [0]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted[0] += 1
+            conn.recv(65536)
+            conn.close()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", accepted, stop
+
+
+@pytest.mark.parametrize(("retry_connection", "attempts"), [(False, 1), (True, 2)])
+def test_only_a_write_sent_once_is_left_to_the_callers_retry_loop(
+    retry_connection: bool, attempts: int
+) -> None:
+    """``retry_connection=False``: one HTTP attempt; the caller re-checks the lease per try."""
+    url, accepted, stop = _count_dropped_connections()
+    try:
+        api = Client(Config(server=url), timeout=2.0)
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            api.replace("/api/v1/namespaces/a/configmaps/b", {}, retry_connection=retry_connection)
+        assert accepted[0] == attempts
+    finally:
+        stop.set()
+
+
+# --- the processes' imports ---------------------------------------------------------------
+@pytest.mark.parametrize("module", ["announcer.main", "allocator.main"])
+def test_neither_process_imports_the_kubernetes_client(module: str) -> None:
     # VmHWM, not ru_maxrss: the latter keeps the forking parent's (pytest's) peak across exec.
     code = (
         "import re, sys\n"
-        "import announcer.main\n"
+        f"import {module}\n"
         "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes')\n"
         "print(hwm, len(bad), bad[:5])\n"
@@ -530,5 +556,4 @@ def test_the_announcer_does_not_import_the_kubernetes_client() -> None:
         [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.split(maxsplit=2)
     rss_kib, count = int(out[0]), int(out[1])
-    assert count == 0, f"import announcer.main loaded kubernetes {out[2]} (peak RSS {rss_kib} KiB)"
-    print(f"import announcer.main: peak RSS {rss_kib} KiB, no kubernetes")
+    assert count == 0, f"import {module} loaded kubernetes {out[2]} (peak RSS {rss_kib} KiB)"

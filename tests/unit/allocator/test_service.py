@@ -42,11 +42,10 @@ def test_requested_ips_and_metallb_annotations() -> None:
         annotations={"metallb.io/loadBalancerIPs": "198.51.100.5", "metallb.io/address-pool": "p"},
     )
     assert s.requested_ips == ("198.51.100.5",) and s.requested_pool == "p"
-    assert s.deprecated == ("metallb.io/loadBalancerIPs", "metallb.io/address-pool")
     ours = svc(
         "a", annotations={"exalb.io/address-pool": "mine", "metallb.io/address-pool": "theirs"}
     )
-    assert ours.requested_pool == "mine" and ours.deprecated == ()
+    assert ours.requested_pool == "mine"
     legacy = svc("a", loadBalancerIP="198.51.100.9")
     assert legacy.requested_ips == ("198.51.100.9",) and not legacy.errors
 
