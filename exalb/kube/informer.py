@@ -129,7 +129,9 @@ class Informer:
         key = key_of(obj)
         rv = obj.get("metadata", {}).get("resourceVersion", "")
         with self._lock:
-            if rv and rv != self._passed.get(key):
+            shown = (self._store.get(key) or {}).get("metadata", {}).get("resourceVersion")
+            delivered = self._passed.get(key) if key in self._ahead else shown
+            if rv and rv != delivered:
                 self._ahead[key] = (rv, time.monotonic())
             else:  # the watch has delivered this version already: nothing to wait for
                 self._ahead.pop(key, None)

@@ -147,7 +147,8 @@ class LeaderElector:
 
     def stop(self, release: bool = True) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.cfg.retry_period * 2 + 5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.cfg.retry_period * 2 + 5)
         was_leading = self._leading
         self._set_leading(False)  # no write may start once the lease is being handed over
         if release and was_leading:

@@ -1,0 +1,113 @@
+"""The informer's mirror against a scripted ListWatch: what it shows and whom it tells.
+
+Resource versions here are deliberately not ordered as numbers ("b7" after "a9"): the
+mirror must never compare them, only match them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from exalb.kube.informer import Informer
+
+Obj = dict[str, Any]
+
+
+def svc(rv: str, ip: str = "") -> Obj:
+    return {"metadata": {"name": "s", "namespace": "n", "resourceVersion": rv}, "ip": ip}
+
+
+class Stream:
+    def __init__(self, events: list[Obj]) -> None:
+        self.events = events
+        self.closed = False
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(self.events)
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Script:
+    """A ListWatch: one list page, then one watch per script entry."""
+
+    def __init__(self, items: list[Obj], watches: list[list[Obj]]) -> None:
+        self.items = items
+        self.watches = watches
+        self.watched_from: list[str] = []
+
+    def list(self, limit: int, continue_token: str | None = None) -> Obj:
+        return {"kind": "ServiceList", "metadata": {"resourceVersion": "L1"}, "items": self.items}
+
+    def watch(self, resource_version: str, timeout_seconds: int) -> Stream:
+        self.watched_from.append(resource_version)
+        return Stream(self.watches.pop(0))
+
+
+def modified(obj: Obj) -> Obj:
+    return {"type": "MODIFIED", "object": obj}
+
+
+def run(items: list[Obj], watches: list[list[Obj]]) -> tuple[Informer, Script, list[Any]]:
+    told: list[Any] = []
+    script = Script(items, watches)
+    inf = Informer(
+        "t", script, lambda k, o: told.append((k, o and o["metadata"]["resourceVersion"]))
+    )
+    inf._relist()
+    return inf, script, told
+
+
+def test_a_write_stays_shown_until_the_watch_delivers_it_and_older_events_are_ignored() -> None:
+    inf, script, told = run(
+        [svc("a1")], [[modified(svc("x5", "old")), modified(svc("b7", "ours"))]]
+    )
+    told.clear()
+    inf.observe(svc("b7", "ours"), notify=False)  # our write's response
+    inf._watch()  # an older event, then our own
+    assert inf.get("n/s") == svc("b7", "ours")
+    assert told == []  # nothing news to the consumer
+    assert script.watched_from == ["L1"]
+
+
+def test_events_after_the_write_are_applied() -> None:
+    inf, _, told = run([svc("a1")], [[modified(svc("b7")), modified(svc("c2", "theirs"))]])
+    inf.observe(svc("b7"), notify=False)
+    told.clear()
+    inf._watch()
+    assert inf.get("n/s") == svc("c2", "theirs")
+    assert told == [("n/s", "c2")]
+
+
+def test_a_write_the_watch_delivered_before_it_was_reported_does_not_freeze_the_key() -> None:
+    inf, _, told = run([svc("a1")], [[modified(svc("b7"))], [modified(svc("c2", "later"))]])
+    inf._watch()  # the watch is faster than the writer thread
+    inf.observe(svc("b7"), notify=False)
+    told.clear()
+    inf._watch()
+    assert inf.get("n/s") == svc("c2", "later")
+    assert told == [("n/s", "c2")]
+
+
+def test_a_relist_is_the_apis_word_over_any_write() -> None:
+    inf, script, told = run([svc("a1")], [])
+    inf.observe(svc("b7", "ours"), notify=False)
+    script.items = [svc("z0", "listed")]
+    told.clear()
+    inf._relist()
+    assert (inf.get("n/s") or {})["ip"] == "listed"
+    assert told == [("n/s", "z0")]
+
+
+def test_deletion_is_applied_even_while_a_write_is_ahead() -> None:
+    inf, _, told = run([svc("a1")], [[{"type": "DELETED", "object": svc("d3")}]])
+    inf.observe(svc("b7"), notify=False)
+    told.clear()
+    inf._watch()
+    assert inf.get("n/s") is None
+    assert told == [("n/s", None)]
