@@ -153,7 +153,8 @@ def main() -> None:
     for label, r in results.items():
         print(
             f"{label}: kill -> IP median {r['kill_to_ip_median_s']} s,"
-            f" max {r['kill_to_ip_max_s']} s (kill -> lease median {r['kill_to_lease_median_s']} s, n={r['n']})"
+            f" max {r['kill_to_ip_max_s']} s"
+            f" (kill -> lease median {r['kill_to_lease_median_s']} s, n={r['n']})"
         )
 
 
