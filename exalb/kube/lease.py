@@ -35,6 +35,8 @@ log = structlog.get_logger("lease")
 Obj = dict[str, Any]
 # The shortest wait between two rounds (a deadline that is due now is still not a busy loop).
 MIN_WAIT = 0.05
+# How many times per retry period a standby reads the Lease (one cheap GET each).
+STANDBY_READS = 4
 
 
 class LeaseApi(Protocol):
@@ -161,9 +163,10 @@ class LeaderElector:
     def tick(self) -> float:
         """One round of the election; returns how long to wait before the next one.
 
-        A standby waits until the record it watches would expire, not a whole retry
-        period past it: that period would otherwise add up to ``retry_period`` to every
-        failover.
+        A standby's takeover counts from the moment it first *saw* the last renew, so
+        how late it sees it adds to every failover: it reads the Lease
+        ``STANDBY_READS`` times per retry period, and it wakes when the record it
+        watches expires, not up to a retry period past it.
         """
         started = self._clock()
         try:
@@ -181,7 +184,7 @@ class LeaderElector:
         if self._seen is None or not self._seen.holder or self._seen.holder == self.cfg.identity:
             return self.cfg.retry_period
         due = self._seen_since + expiry(self._seen, self.cfg.lease_duration) - self._clock()
-        return max(MIN_WAIT, min(self.cfg.retry_period, due))
+        return max(MIN_WAIT, min(self.cfg.retry_period / STANDBY_READS, due))
 
     def _set_leading(self, leading: bool) -> None:
         if leading != self._leading:

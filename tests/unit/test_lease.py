@@ -163,7 +163,9 @@ def test_standby_takes_over_only_after_lease_duration_unchanged_on_its_own_clock
     leases, clock = Leases(), Clock()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
     a.tick()
-    b.tick()  # sees a's record at t0
+    # b sees a's record at t0; it reads again a quarter retry period later, so it learns
+    # of a renew at most 0.5 s late (that lag would add to a failover)
+    assert b.tick() == 0.5
     assert not b.is_leader()
     clock.now += 2
     a.tick()  # a renews: the record changes, so b's wait starts again
