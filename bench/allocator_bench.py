@@ -31,7 +31,7 @@ EXALB_NS = "exalb-system"
 POOL_ADDRESSES = ["198.18.0.0/18"]
 
 
-def _svc(name: str) -> dict[str, Any]:
+def service_body(name: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name},
         # BGP load balancing needs no NodePorts; 10,000 Services would exhaust the range.
@@ -61,7 +61,7 @@ def sequential(api: client.ApiClient, watch: rest.Client, ns: str, n: int) -> di
         for i in range(n):
             name = f"seq{i:04d}"
             t0 = time.monotonic()
-            core.create_namespaced_service(ns, _svc(name), _preload_content=False)
+            core.create_namespaced_service(ns, service_body(name), _preload_content=False)
             if not clock.wait([f"{ns}/{name}"], 30):
                 raise RuntimeError(f"{name} got no IP in 30 s")
             lat.append(clock.seen[f"{ns}/{name}"] - t0)
@@ -80,7 +80,7 @@ def burst(
     def create(i: int) -> None:
         name = f"{prefix}{i:05d}"
         started[f"{ns}/{name}"] = time.monotonic()
-        core.create_namespaced_service(ns, _svc(name), _preload_content=False)
+        core.create_namespaced_service(ns, service_body(name), _preload_content=False)
 
     t0 = time.monotonic()
     try:
@@ -103,7 +103,7 @@ def create_only(api: client.ApiClient, ns: str, n: int) -> float:
         list(
             pool.map(
                 lambda i: core.create_namespaced_service(
-                    ns, _svc(f"bulk{i:05d}"), _preload_content=False
+                    ns, service_body(f"bulk{i:05d}"), _preload_content=False
                 ),
                 range(n),
             )

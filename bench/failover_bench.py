@@ -23,6 +23,7 @@ from typing import Any
 
 from kubernetes import client
 
+from bench.allocator_bench import service_body
 from bench.stats import IngressClock
 from exalb.kube import rest
 from testbed.allocator import AllocatorProc, apply_rbac, create_pool, start_allocator
@@ -49,17 +50,6 @@ def _flags(lease: tuple[float, float, float]) -> tuple[str, ...]:
     )
 
 
-def _service(name: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "type": "LoadBalancer",
-            "allocateLoadBalancerNodePorts": False,
-            "ports": [{"port": 80, "protocol": "TCP"}],
-        },
-    }
-
-
 def _start(cp: ControlPlane, work: Path, identity: str, lease: tuple[float, ...]) -> AllocatorProc:
     flags = _flags((lease[0], lease[1], lease[2]))
     return start_allocator(cp, EXALB_NS, work, identity, flags, log_level="info")
@@ -80,7 +70,7 @@ def _once(
     name = f"svc-{n}"
     leader.proc.kill()
     t0 = time.monotonic()
-    core.create_namespaced_service(SERVICES_NS, _service(name), _preload_content=False)
+    core.create_namespaced_service(SERVICES_NS, service_body(name), _preload_content=False)
     took_lease = None
     deadline = t0 + lease[0] * 3
     while time.monotonic() < deadline:

@@ -337,30 +337,18 @@ class Client:
         timeout: Timeout | None = None,
         retry_connection: bool = True,
     ) -> Obj:
-        return _json(
-            self.request(
-                "GET", path, query=query, timeout=timeout, retries=_retries(retry_connection)
-            )
-        )
+        return self._call("GET", path, None, timeout, retry_connection, query=query)
 
     def create(
         self, path: str, body: Obj, *, timeout: Timeout | None = None, retry_connection: bool = True
     ) -> Obj:
-        return _json(
-            self.request(
-                "POST", path, body=body, timeout=timeout, retries=_retries(retry_connection)
-            )
-        )
+        return self._call("POST", path, body, timeout, retry_connection)
 
     def replace(
         self, path: str, body: Obj, *, timeout: Timeout | None = None, retry_connection: bool = True
     ) -> Obj:
         """A PUT: with ``metadata.resourceVersion`` in ``body`` it is conditional (409 if stale)."""
-        return _json(
-            self.request(
-                "PUT", path, body=body, timeout=timeout, retries=_retries(retry_connection)
-            )
-        )
+        return self._call("PUT", path, body, timeout, retry_connection)
 
     def patch(
         self, path: str, body: Obj, *, timeout: Timeout | None = None, retry_connection: bool = True
@@ -369,19 +357,32 @@ class Client:
 
         A ``metadata.resourceVersion`` in ``body`` makes it conditional (409 if stale).
         """
-        return _json(
-            self.request(
-                "PATCH",
-                path,
-                body=body,
-                content_type=MERGE_PATCH,
-                timeout=timeout,
-                retries=_retries(retry_connection),
-            )
-        )
+        return self._call("PATCH", path, body, timeout, retry_connection, MERGE_PATCH)
 
     def delete(self, path: str, *, timeout: Timeout | None = None) -> Obj:
-        return _json(self.request("DELETE", path, timeout=timeout))
+        return self._call("DELETE", path, None, timeout, True)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Obj | None,
+        timeout: Timeout | None,
+        retry_connection: bool,
+        content_type: str = "application/json",
+        query: Query | None = None,
+    ) -> Obj:
+        retries = RETRIES if retry_connection else False
+        resp = self.request(
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            timeout=timeout,
+            retries=retries,
+        )
+        return _json(resp)
 
     def lister(
         self, path: str, label_selector: str | None = None, field_selector: str | None = None
@@ -506,10 +507,6 @@ class WatchStream:
 
     def close(self) -> None:
         self._resp.release_conn()
-
-
-def _retries(retry_connection: bool) -> urllib3.Retry | bool:
-    return RETRIES if retry_connection else False
 
 
 def _query_value(v: str | int | bool) -> str:
