@@ -27,7 +27,7 @@ from bench.allocator_bench import service_body
 from bench.stats import IngressClock
 from exalb.kube import rest
 from testbed.allocator import AllocatorProc, apply_rbac, create_pool, start_allocator
-from testbed.controlplane import ControlPlane, start_control_plane
+from testbed.controlplane import ControlPlane
 from testbed.manifests import install_crds
 from testbed.procs import wait_for
 
@@ -101,9 +101,10 @@ def _summary(samples: list[dict[str, float]]) -> dict[str, Any]:
 
 def run(repetitions: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="exalb-bench-failover-"))
-    cp = start_control_plane(work / "cp")
+    cp = ControlPlane(work / "cp")
     results: dict[str, Any] = {}
     try:
+        cp.start(controller_manager=False)  # allocation needs none; it would only add noise
         with cp.api_client() as api:
             install_crds(api)
             core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
