@@ -50,9 +50,14 @@ def _flags(lease: tuple[float, float, float]) -> tuple[str, ...]:
     )
 
 
+STARTED: list[AllocatorProc] = []  # every allocator this run started, stopped at its end
+
+
 def _start(cp: ControlPlane, work: Path, identity: str, lease: tuple[float, ...]) -> AllocatorProc:
     flags = _flags((lease[0], lease[1], lease[2]))
-    return start_allocator(cp, EXALB_NS, work, identity, flags, log_level="info")
+    handle = start_allocator(cp, EXALB_NS, work, identity, flags, log_level="info")
+    STARTED.append(handle)
+    return handle
 
 
 def _once(
@@ -129,6 +134,8 @@ def run(repetitions: int) -> dict[str, Any]:
             finally:
                 clock.stop()
     finally:
+        for proc in STARTED:
+            proc.proc.stop()
         cp.stop()
     return results
 
