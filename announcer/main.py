@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     metrics = Metrics()
     # exalb.kube.rest, not the kubernetes package: ~43 MiB less per node (see exalb/kube/rest.py).
-    api = rest.connect(args.kubeconfig)
+    api = rest.connect(args.kubeconfig, user_agent="exalb-announcer")
     holder: list[Reconciler] = []
 
     def changed(kind: str, key: str) -> None:

@@ -102,7 +102,7 @@ class Cluster:
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
     cfg = load_config(kubeconfig, context)
     try:
-        return Cluster(rest.Client(cfg, pool_size=2))
+        return Cluster(rest.Client(cfg, pool_size=2, user_agent="exalbctl"))
     except (ssl.SSLError, OSError) as exc:
         raise ClusterError(f"cannot load the TLS material of the kubeconfig: {exc}") from exc
 
