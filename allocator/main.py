@@ -22,6 +22,7 @@ import uuid
 import structlog
 
 from allocator.controller import Allocator, Config
+from allocator.kube.peerstatus import PeerStatusSync
 from allocator.metrics import AllocatorMetrics
 from exalb.kube import rest
 from exalb.kube.events import EventRecorder
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     elector.on_change(lambda leading: metrics.leader.set(1 if leading else 0))
     elector.on_change(lambda _leading: allocator.kick())
+    peer_status = PeerStatusSync(api, args.namespace, elector.is_leader, metrics)
+    elector.on_change(lambda _leading: peer_status.kick())
     http.readiness["caches"] = lambda: None if allocator.synced() else "informers not synced"
     http.liveness["reconcile"] = lambda: allocator.last_reconcile_error
     log.info(
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics_port=http.port,
     )
     allocator.start()
+    peer_status.start()
     elector.start()
     while not done.wait(0.1) and not allocator.synced():
         pass
@@ -155,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     done.wait()
     elector.stop(release=True)  # writes stop first: is_leader() is false from here on
     allocator.stop()
+    peer_status.stop()
     events.flush(2.0)
     http.stop()
     log.info("stopped")

@@ -1,0 +1,123 @@
+"""A BGPPeer's ``spec`` as plain data, and the one check of whether it can be used.
+
+The announcer refuses a peer whose spec fails here (no session), and the allocator
+reports the same failure as the peer's ``Valid`` condition, so both read the spec
+through this one function and can never disagree. Pure: the standard library and
+the shared selectors only, so the allocator's core may import it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from exalb.assignments.selectors import LabelSelector, SelectorError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+MAX_ASN = 2**32 - 1
+DEFAULT_HOLD_TIME = 30
+PASSWORD_KEY = "password"  # the key of a passwordSecret that holds the TCP MD5 password
+
+# What a spec that cannot be used raises; callers catch exactly these.
+SpecError = (ValueError, TypeError, KeyError, SelectorError)
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """A parsed, checked BGPPeer spec; the password itself is resolved by the announcer."""
+
+    my_asn: int
+    peer_asn: int
+    address: str
+    port: int = 179
+    source_address: str | None = None
+    router_id: str | None = None
+    hold_time: int = DEFAULT_HOLD_TIME
+    connect_time: int | None = None
+    password: str | None = field(default=None, repr=False)  # inline ``spec.password``
+    password_secret: str | None = None  # name of the Secret in the BGP secrets namespace
+    ebgp_multihop: bool = False
+    ttl_security: bool = False
+    node_selectors: tuple[LabelSelector, ...] = ()
+    graceful_restart: bool = False
+    description: str = ""
+
+
+def duration(text: Any) -> float | None:
+    """A metav1.Duration string ("30s", "1m30s", "1.5h") in seconds; None if absent."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int | float):
+        return float(text)
+    s = str(text).strip()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            raise ValueError(f"bad duration {s!r}")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or pos == 0:
+        raise ValueError(f"bad duration {s!r}")
+    return total
+
+
+def _ip(value: Any, what: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not an IP address") from None
+
+
+def _seconds(value: Any) -> int | None:
+    d = duration(value)
+    return None if d is None else round(d)
+
+
+def _password_secret(spec: Mapping[str, Any], secrets_namespace: str) -> str | None:
+    ref = spec.get("passwordSecret")
+    if not ref:
+        return None
+    if spec.get("password"):
+        raise ValueError("password and passwordSecret are mutually exclusive")
+    if "namespace" in ref:
+        raise ValueError(
+            "passwordSecret.namespace is not supported: the Secret must be in the BGP "
+            f"secrets namespace {secrets_namespace!r}"
+        )
+    return str(ref.get("name", ""))
+
+
+def parse_spec(spec: Mapping[str, Any], secrets_namespace: str) -> PeerSpec:
+    """A BGPPeer's spec; raises one of :data:`SpecError` with the reason.
+
+    ``secrets_namespace`` is where its ``passwordSecret`` must be (the BGP secrets namespace).
+    """
+    my_asn, peer_asn = int(spec["myASN"]), int(spec["peerASN"])
+    if not (0 < my_asn <= MAX_ASN and 0 < peer_asn <= MAX_ASN):
+        raise ValueError(f"myASN and peerASN must be in 1..{MAX_ASN}")
+    hold = _seconds(spec.get("holdTime"))
+    hold_s = DEFAULT_HOLD_TIME if hold is None else hold
+    if hold_s != 0 and hold_s < 3:
+        raise ValueError("holdTime must be 0 or at least 3s")
+    source, router_id = spec.get("sourceAddress"), spec.get("routerID")
+    return PeerSpec(
+        my_asn=my_asn,
+        peer_asn=peer_asn,
+        address=_ip(spec["peerAddress"], "peerAddress"),
+        port=int(spec.get("peerPort") or 179),
+        source_address=_ip(source, "sourceAddress") if source else None,
+        router_id=_ip(router_id, "routerID") if router_id else None,
+        hold_time=hold_s,
+        connect_time=_seconds(spec.get("connectTime")),
+        password=spec.get("password") or None,
+        password_secret=_password_secret(spec, secrets_namespace),
+        ebgp_multihop=bool(spec.get("ebgpMultiHop", False)),
+        ttl_security=bool(spec.get("ttlSecurity", False)),
+        node_selectors=tuple(LabelSelector.parse(s) for s in spec.get("nodeSelectors") or []),
+        graceful_restart=bool(spec.get("enableGracefulRestart", False)),
+        description=str(spec.get("description", "")),
+    )

@@ -1,0 +1,154 @@
+"""BGPPeer conditions: what each input turns True or False, and when a transition is stamped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from allocator.core.peerstatus import (
+    NODES_SELECTED,
+    SECRET_FOUND,
+    TYPES,
+    VALID,
+    Condition,
+    peer_conditions,
+    with_transitions,
+)
+
+NS = "exalb-system"
+SPEC: dict[str, Any] = {
+    "myASN": 64513,
+    "peerASN": 64512,
+    "peerAddress": "192.0.2.1",
+    "passwordSecret": {"name": "tor-md5"},
+    "nodeSelectors": [{"matchLabels": {"rack": "a"}}],
+}
+RACK_A = [{"rack": "a"}, {"rack": "a", "gpu": "yes"}]
+RACK_B = [{"rack": "b"}]
+
+
+def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in conds}
+
+
+@pytest.mark.parametrize(
+    ("spec", "nodes", "secrets", "expected"),
+    [
+        (
+            SPEC,
+            RACK_A + RACK_B,
+            {"tor-md5"},
+            {
+                VALID: ("True", "Valid"),
+                SECRET_FOUND: ("True", "SecretExists"),
+                NODES_SELECTED: ("True", "NodesSelected"),
+            },
+        ),
+        (
+            SPEC,
+            RACK_B,
+            {"other"},
+            {
+                VALID: ("True", "Valid"),
+                SECRET_FOUND: ("False", "SecretNotFound"),
+                NODES_SELECTED: ("False", "NoNodesSelected"),
+            },
+        ),
+        (
+            {k: v for k, v in SPEC.items() if k not in ("passwordSecret", "nodeSelectors")},
+            RACK_B,
+            set(),
+            {
+                VALID: ("True", "Valid"),
+                SECRET_FOUND: ("True", "NoSecretReferenced"),
+                NODES_SELECTED: ("True", "NodesSelected"),
+            },
+        ),
+        (
+            {k: v for k, v in SPEC.items() if k != "nodeSelectors"},
+            [],
+            {"tor-md5"},
+            {
+                VALID: ("True", "Valid"),
+                SECRET_FOUND: ("True", "SecretExists"),
+                NODES_SELECTED: ("False", "NoNodesSelected"),
+            },
+        ),
+    ],
+)
+def test_conditions(
+    spec: dict[str, Any],
+    nodes: list[dict[str, str]],
+    secrets: set[str],
+    expected: dict[str, tuple[str, str]],
+) -> None:
+    conds = peer_conditions(spec, NS, nodes, secrets)
+    assert tuple(c.type for c in conds) == TYPES
+    assert _by_type(conds) == expected
+
+
+def test_messages_name_the_secret_and_count_the_nodes() -> None:
+    conds = {c.type: c for c in peer_conditions(SPEC, NS, RACK_A + RACK_B, set())}
+    assert "'tor-md5'" in conds[SECRET_FOUND].message and NS in conds[SECRET_FOUND].message
+    assert conds[NODES_SELECTED].message == "nodeSelectors match 2 of 3 Nodes"
+    none = {c.type: c for c in peer_conditions(SPEC, NS, RACK_B, set())}
+    assert "none of the 1 Nodes" in none[NODES_SELECTED].message
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"password": "x"}, "mutually exclusive"),
+        ({"myASN": 0}, "myASN and peerASN must be in 1..4294967295"),
+        ({"peerASN": 2**32}, "myASN and peerASN"),
+        ({"peerAddress": "tor-a"}, "peerAddress 'tor-a' is not an IP address"),
+        ({"holdTime": "2s"}, "holdTime must be 0 or at least 3s"),
+        ({"passwordSecret": {"name": "s", "namespace": "other"}}, "BGPPeer's namespace"),
+        (
+            {"nodeSelectors": [{"matchExpressions": [{"key": "rack", "operator": "In"}]}]},
+            "needs at least one value",
+        ),
+    ],
+)
+def test_invalid_spec_is_reported_with_the_announcers_reason(
+    change: dict[str, Any], fragment: str
+) -> None:
+    conds = _by_type(peer_conditions({**SPEC, **change}, NS, RACK_A, {"s", "tor-md5"}))
+    assert conds == {
+        VALID: ("False", "InvalidSpec"),
+        SECRET_FOUND: ("Unknown", "InvalidSpec"),
+        NODES_SELECTED: ("Unknown", "InvalidSpec"),
+    }
+    (valid,) = (c for c in peer_conditions({**SPEC, **change}, NS, [], set()) if c.type == VALID)
+    assert fragment in valid.message
+
+
+def test_same_namespace_secret_reference_is_valid() -> None:
+    spec = {**SPEC, "passwordSecret": {"name": "tor-md5", "namespace": NS}}
+    assert _by_type(peer_conditions(spec, NS, RACK_A, {"tor-md5"}))[VALID] == ("True", "Valid")
+
+
+STATUSES = st.sampled_from(["True", "False", "Unknown"])
+WORDS = st.text(max_size=3)
+CONDITIONS = st.lists(
+    st.builds(Condition, st.sampled_from(TYPES), STATUSES, WORDS, WORDS),
+    unique_by=lambda c: c.type,
+)
+
+
+@given(before=CONDITIONS, after=CONDITIONS, generation=st.integers(0, 5))
+def test_transition_time_moves_only_when_the_status_changes(
+    before: list[Condition], after: list[Condition], generation: int
+) -> None:
+    current = with_transitions([], before, 1, "T0")
+    out = with_transitions(current, after, generation, "T1")
+    old = {c.type: c.status for c in before}
+    assert [c["type"] for c in out] == [c.type for c in after]
+    for c in out:
+        assert c["lastTransitionTime"] == ("T0" if old.get(c["type"]) == c["status"] else "T1")
+        assert c["observedGeneration"] == generation
+    # Recomputing from the written state changes nothing: no write without a change.
+    assert with_transitions(out, after, generation, "T2") == out
