@@ -225,15 +225,12 @@ class Reconciler:
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
-        for p in peers:
-            self.metrics.peer_problem.labels(p.name).set(1 if p.problem else 0)
+        self._reports.peers(
+            {p.name: p.problem for p in peers if p.problem}, [p.name for p in peers]
+        )
         pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
         self._reports.invalid_pools(invalid)
         ctx = context(node, peers, self.opts, time.time(), pools)
-        if ctx != self._state.ctx:
-            for p in peers:
-                if p.problem:
-                    self._log.warning("peer unusable", peer=p.name, problem=p.problem)
         # The first pass finds no context yet, so it is always full.
         full = full_wanted or ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
         kind = "full" if full else "changed"

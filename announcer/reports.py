@@ -11,7 +11,7 @@ calls these after every pass with the current state.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import structlog
@@ -40,6 +40,7 @@ class ContractReports:
         self._known: dict[str, dict[str, str]] = {}  # kind -> name -> its problem
         self._refused: dict[str, tuple[Refusal, ...]] = {}
         self._nothing_published = False
+        self._peers: set[str] = set()
         for reason in REASONS:
             metrics.unjustified.labels(reason).set(0)
 
@@ -61,6 +62,22 @@ class ContractReports:
             "VIPPool invalid; its last valid addresses (if any) still justify its prefixes",
             "VIPPool valid again (or deleted)",
         )
+
+    def peers(self, problems: Mapping[str, str], names: Iterable[str]) -> None:
+        """``problems``: BGPPeer name -> why no session runs for it; ``names``: every peer.
+
+        The reason names the Secret and the namespace it was looked for in. Logged on
+        change only: every pass converts every peer again.
+        """
+        self._problems(
+            "peer", problems, "peer unusable: no session", "peer usable again (or deleted)"
+        )
+        current = set(names)
+        for gone in self._peers - current:
+            self._metrics.peer_problem.remove(gone)
+        for name in current:
+            self._metrics.peer_problem.labels(name).set(1 if name in problems else 0)
+        self._peers = current
 
     def nothing_published(self, empty: bool) -> None:
         """No assignment ConfigMap exists and none was ever read: there is no last good state."""

@@ -62,3 +62,25 @@ def test_a_stale_shard_is_flagged_and_logged_once() -> None:
         reports.stale({})
     assert [e["log_level"] for e in logs] == ["error", "info"]
     assert gauge(m, "exalb_announcer_assignments_stale") == 0.0
+
+
+def test_an_unusable_peer_is_logged_once_per_change_and_its_metric_dropped_when_deleted() -> None:
+    m = Metrics()
+    reports = ContractReports(m, None, structlog.get_logger("test"))
+    missing = "passwordSecret 'tor-md5' is missing from namespace 'bgp' or has no 'password' key"
+    passes = [{"tor": missing}, {"tor": missing}, {}, {"tor": missing}]
+    logged = []
+    for problems in passes:
+        with capture_logs() as logs:
+            reports.peers(problems, ["tor", "other"])
+        logged.append([(e["log_level"], e["peer"], e.get("error")) for e in logs])
+        assert gauge(m, "exalb_announcer_peer_problem", peer="other") == 0.0
+    assert logged == [
+        [("error", "tor", missing)],  # the reason names the Secret and its namespace
+        [],  # the same problem on the next pass: not repeated
+        [("info", "tor", None)],  # usable again
+        [("error", "tor", missing)],
+    ]
+    assert gauge(m, "exalb_announcer_peer_problem", peer="tor") == 1.0
+    reports.peers({}, ["other"])
+    assert m.registry.get_sample_value("exalb_announcer_peer_problem", {"peer": "tor"}) is None
