@@ -433,6 +433,9 @@ class _Planner:
                     f"pool {pool.name!r} does not serve namespace {svc.namespace!r} "
                     "or this Service's labels (serviceAllocation)",
                 )
+            mismatch = family_mismatch(pool, svc)
+            if mismatch is not None:
+                return Failed("PoolFamilyMismatch", mismatch)
             candidates = [pool]
         else:
             candidates = self._candidates(svc)
@@ -442,6 +445,9 @@ class _Planner:
                     f"no VIPPool with autoAssign serves namespace {svc.namespace!r} "
                     f"and IP family {_family(svc.families[0])}",
                 )
+        mismatches = [m for m in (family_mismatch(p, svc) for p in candidates) if m is not None]
+        if mismatches and len(mismatches) == len(candidates):
+            return Failed("PoolFamilyMismatch", "; ".join(mismatches))
         for pool in candidates:
             got = self._pick(pool, svc)
             if got is not None:
@@ -576,6 +582,23 @@ class _Planner:
 
 def _family(v: int) -> str:
     return "IPv4" if v == 4 else "IPv6"
+
+
+def family_mismatch(pool: Pool, svc: ServiceInfo) -> str | None:
+    """Why ``pool`` can never give ``svc`` an address of the families it needs, or None.
+
+    Needed: the primary family, and with RequireDualStack every family. Without this,
+    such a request failed as if the pool were merely full.
+    """
+    needed = svc.families if svc.require_all_families else svc.families[:1]
+    missing = [v for v in needed if v not in pool.families]
+    if not missing:
+        return None
+    policy = " (RequireDualStack)" if svc.require_all_families else ""
+    return (
+        f"pool {pool.name!r} has no {' or '.join(map(_family, missing))} addresses; "
+        f"the Service's ipFamilies are [{', '.join(map(_family, svc.families))}]{policy}"
+    )
 
 
 def make_plan(

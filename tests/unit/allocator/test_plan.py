@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from allocator.core.plan import Allocated, Failed, PoolSpec, make_plan
 from exalb.assignments import Advertisement, Assignment
 from tests.unit.allocator.builders import svc
@@ -239,8 +242,12 @@ def test_dual_stack_from_one_pool() -> None:
     s = svc("d", families=("IPv4", "IPv6"), family_policy="RequireDualStack")
     plan = make_plan([s], [dual, P])
     assert ips(plan, "default/d") == ("198.51.100.0", "2001:db8::")
-    only4 = make_plan([s], [P])
-    assert failed(only4, "default/d").reason == "PoolExhausted"
+    only4 = failed(make_plan([s], [P]), "default/d")
+    assert (only4.reason, only4.message) == (
+        "PoolFamilyMismatch",
+        "pool 'p' has no IPv6 addresses; the Service's ipFamilies are [IPv4, IPv6] "
+        "(RequireDualStack)",
+    )
 
 
 def test_overlap_tie_on_creation_second_goes_to_the_pool_in_use() -> None:
@@ -251,3 +258,35 @@ def test_overlap_tie_on_creation_second_goes_to_the_pool_in_use() -> None:
     plan = make_plan([holder], [a_pool, z_pool])
     assert plan.pools["z-old"].ready and plan.pools["a-new"].reason == "Overlapping"
     assert ips(plan, "default/h") == ("198.51.100.1",)
+
+
+V4, V6 = ("198.51.100.0/29",), ("2001:db8::/125",)
+
+
+@given(
+    ranges=st.sampled_from([V4, V6, V4 + V6]),
+    families=st.sampled_from([("IPv4",), ("IPv6",), ("IPv4", "IPv6"), ("IPv6", "IPv4")]),
+    policy=st.sampled_from(["SingleStack", "PreferDualStack", "RequireDualStack"]),
+    requested=st.booleans(),
+)
+def test_family_mismatch_is_named_and_only_then(
+    ranges: tuple[str, ...], families: tuple[str, ...], policy: str, requested: bool
+) -> None:
+    """A pool lacking a needed family fails with that reason; any other request succeeds."""
+    if policy == "SingleStack":
+        families = families[:1]
+    ann = {"exalb.io/address-pool": "fam"} if requested else {}
+    s = svc("s", families=families, family_policy=policy, annotations=ann)
+    res = make_plan([s], [pool("fam", *ranges)]).results["default/s"]
+    have = {"IPv4" if r is V4[0] else "IPv6" for r in ranges}
+    wanted = ["IPv4" if v == 4 else "IPv6" for v in s.families]  # as the API defaults them
+    needed = wanted if policy == "RequireDualStack" else wanted[:1]
+    missing = [f for f in needed if f not in have]
+    if not missing:
+        assert isinstance(res, Allocated)
+    elif not requested and families[0] not in have:
+        assert isinstance(res, Failed) and res.reason == "NoPool"  # no auto pool of that family
+    else:
+        assert isinstance(res, Failed) and res.reason == "PoolFamilyMismatch"
+        assert f"has no {' or '.join(missing)} addresses" in res.message
+        assert f"ipFamilies are [{families[0]}" in res.message
