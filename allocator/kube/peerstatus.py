@@ -25,7 +25,7 @@ from allocator.core.peerstatus import peer_conditions, with_transitions
 from allocator.metrics import AllocatorMetrics
 from exalb.kube import retry
 from exalb.kube.informer import Informer
-from exalb.kube.rest import METADATA_ONLY, ApiError, Client, resource_path
+from exalb.kube.rest import ApiError, Client, resource_path
 
 GROUP, VERSION, PEERS = "exalb.io", "v1alpha1", "bgppeers"
 MIN_INTERVAL = 0.5  # seconds between passes: a burst of Node changes costs one pass
@@ -88,7 +88,7 @@ class PeerStatusSync:
         )
         self.secrets = Informer(
             "secret-names",
-            api.lister(resource_path("v1", "secrets", namespace), accept=METADATA_ONLY),
+            api.lister(resource_path("v1", "secrets", namespace), metadata_only=True),
             lambda _k, _o: self._dirty.set(),
             transform=slim_secret,
         )
