@@ -24,7 +24,11 @@ _STATES = {
     6: "established",
 }
 _ORIGINS = {0: "igp", 1: "egp", 2: "incomplete"}
-_PEER_DOWN = re.compile(r'msg="Peer Down" Key=(?P<key>\S+) Reason="(?P<reason>[^"]*)"')
+# logrus quotes a value only when it has spaces: Reason="notification-received code 6(cease)
+# ..." but Reason=read-failed.
+_PEER_DOWN = re.compile(
+    r'msg="Peer Down" Key=(?P<key>\S+) Reason=(?:"(?P<quoted>[^"]*)"|(?P<bare>\S+))'
+)
 
 
 class GoBgp(Router):
@@ -98,7 +102,7 @@ class GoBgp(Router):
         except OSError:
             return out
         for m in _PEER_DOWN.finditer(text):
-            out[m.group("key")] = m.group("reason")
+            out[m.group("key")] = m.group("quoted") or m.group("bare")
         return out
 
     def sessions(self) -> dict[str, Session]:

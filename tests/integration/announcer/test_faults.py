@@ -64,6 +64,11 @@ def test_sigkilled_announcer_takes_its_routes_with_it(
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=9)  # hold time is 9 s
     assert time.monotonic() - start < 9
     wait_for("ExaBGP exits with the announcer", lambda: not alive(exabgp), 5)
+    if kind == "gobgp":  # the one router here whose reason the testbed reads
+        # ExaBGP's SIGTERM path closes the connection without a NOTIFICATION: no Cease.
+        peer = lab.source(1)
+        wait_for("the router's reason", lambda: r.sessions()[peer].last_error is not None, 5)
+        assert r.sessions()[peer].last_error == "read-failed"
 
 
 def test_sigterm_withdraws_before_closing_with_admin_shutdown(
