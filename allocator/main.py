@@ -24,6 +24,7 @@ import structlog
 from allocator.controller import Allocator, Config
 from allocator.kube.peerstatus import PeerStatusSync
 from allocator.metrics import AllocatorMetrics
+from announcer.core.model import default_bgp_secrets_namespace
 from exalb.kube import rest
 from exalb.kube.events import EventRecorder
 from exalb.kube.lease import LeaderElector, LeaseConfig
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--namespace",
         default=env("POD_NAMESPACE", "exalb-system"),
         help="where VIPPools, the Lease and the assignments ConfigMaps live",
+    )
+    p.add_argument(
+        "--bgp-secrets-namespace",
+        default=env("EXALB_BGP_SECRETS_NAMESPACE"),
+        help="where BGPPeers' password Secrets live (default: <namespace>-bgp-secrets)",
     )
     p.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: in-cluster")
     p.add_argument(
@@ -139,7 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     elector.on_change(lambda leading: metrics.leader.set(1 if leading else 0))
     elector.on_change(lambda _leading: allocator.kick())
-    peer_status = PeerStatusSync(api, args.namespace, elector.is_leader, metrics)
+    peer_status = PeerStatusSync(
+        api,
+        args.namespace,
+        args.bgp_secrets_namespace or default_bgp_secrets_namespace(args.namespace),
+        elector.is_leader,
+        metrics,
+    )
     elector.on_change(lambda _leading: peer_status.kick())
     http.readiness["caches"] = lambda: None if allocator.synced() else "informers not synced"
     http.liveness["reconcile"] = lambda: allocator.last_reconcile_error

@@ -3,24 +3,24 @@
 The allocator is the one writer of a BGPPeer's ``status.conditions``; each announcer
 reports its own sessions in its node's BGPSessionStatus. What is decided here needs
 no node's view: the spec (the same :func:`exalb.bgppeer.parse_spec` the announcer
-refuses a peer with), whether the named Secret exists, and which Nodes the selectors
-match. Data in, conditions out; the time of a transition is given, not read.
+refuses a peer with) and which Nodes the selectors match. Whether the password Secret
+exists is not decided here: the allocator may not list the BGP password Secrets (least
+privilege, proven by tests/integration/security), so each announcer reports it.
+Data in, conditions out; the time of a transition is given, not read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from exalb.assignments.selectors import any_matches
-from exalb.bgppeer import PASSWORD_KEY, PeerSpec, SpecError, parse_spec
+from exalb.bgppeer import PeerSpec, SpecError, parse_spec
 
 VALID = "Valid"
-SECRET_FOUND = "SecretFound"
 NODES_SELECTED = "NodesSelected"
-TYPES = (VALID, SECRET_FOUND, NODES_SELECTED)
+TYPES = (VALID, NODES_SELECTED)
 
 Labels = Mapping[str, str]
 
@@ -34,49 +34,24 @@ class Condition:
 
 
 def peer_conditions(
-    spec: Mapping[str, Any],
-    namespace: str,
-    nodes: Iterable[Labels],
-    secrets: AbstractSet[str],
+    spec: Mapping[str, Any], secrets_namespace: str, nodes: Iterable[Labels]
 ) -> tuple[Condition, ...]:
-    """The peer's conditions from its spec, the labels of every Node and the Secret names.
-
-    ``secrets`` holds the names of the Secrets in the peer's namespace: existence only.
-    Whether the Secret has a ``password`` key is each announcer's to see (its warning log
-    and ``exalb_announcer_peer_problem``), because the allocator does not read Secrets.
-    """
+    """The peer's conditions from its spec and the labels of every Node."""
     try:
-        parsed = parse_spec(spec, namespace)
+        parsed = parse_spec(spec, secrets_namespace)
     except SpecError as exc:
-        blocked = "the spec is not valid (see condition Valid)"
         return (
             Condition(VALID, "False", "InvalidSpec", str(exc)),
-            Condition(SECRET_FOUND, "Unknown", "InvalidSpec", blocked),
-            Condition(NODES_SELECTED, "Unknown", "InvalidSpec", blocked),
+            Condition(
+                NODES_SELECTED,
+                "Unknown",
+                "InvalidSpec",
+                "the spec is not valid (see condition Valid)",
+            ),
         )
     return (
         Condition(VALID, "True", "Valid", "the announcers accept this spec"),
-        secret_condition(parsed, namespace, secrets),
         nodes_condition(parsed, nodes),
-    )
-
-
-def secret_condition(spec: PeerSpec, namespace: str, secrets: AbstractSet[str]) -> Condition:
-    name = spec.password_secret
-    if name is None:
-        return Condition(SECRET_FOUND, "True", "NoSecretReferenced", "no passwordSecret is named")
-    if name not in secrets:
-        return Condition(
-            SECRET_FOUND,
-            "False",
-            "SecretNotFound",
-            f"Secret {name!r} does not exist in namespace {namespace!r}: no session runs",
-        )
-    return Condition(
-        SECRET_FOUND,
-        "True",
-        "SecretExists",
-        f"Secret {name!r} exists (each announcer checks its {PASSWORD_KEY!r} key)",
     )
 
 

@@ -1,11 +1,7 @@
 """BGPPeer ``status.conditions``: watched inputs in, a status patch out, only while leader.
 
-Three informers feed the pure decision (``allocator.core.peerstatus``): the BGPPeers of
-exalb's namespace, the labels of every Node, and the *names* of the Secrets in exalb's
-namespace. The Secrets are listed and watched as ``PartialObjectMetadata``, so no Secret's
-data ever reaches this process. (RBAC cannot grant metadata-only access: the ``list`` and
-``watch`` this needs would also let the allocator's ServiceAccount read the data; see
-docs/bgppeer.md.)
+Two informers feed the pure decision (``allocator.core.peerstatus``): the BGPPeers of
+exalb's namespace and the labels of every Node.
 
 A pass recomputes every peer's conditions and patches only those that differ from what
 the peer shows. Each patch names the resourceVersion it was computed from, so a
@@ -53,10 +49,6 @@ def slim_node(obj: Obj) -> Obj:
     return {"metadata": _meta(obj, "labels")}
 
 
-def slim_secret(obj: Obj) -> Obj:
-    return {"metadata": _meta(obj)}
-
-
 class PeerStatusSync:
     """The one writer of BGPPeer conditions; passes run on a thread of their own."""
 
@@ -64,11 +56,13 @@ class PeerStatusSync:
         self,
         api: Client,
         namespace: str,
+        secrets_namespace: str,
         may_write: Callable[[], bool],
         metrics: AllocatorMetrics,
     ) -> None:
         self._api = api
         self._ns = namespace
+        self._secrets_ns = secrets_namespace
         self._may_write = may_write
         self._metrics = metrics
         self._dirty = threading.Event()
@@ -86,13 +80,7 @@ class PeerStatusSync:
             self._node_changed,
             transform=slim_node,
         )
-        self.secrets = Informer(
-            "secret-names",
-            api.lister(resource_path("v1", "secrets", namespace), metadata_only=True),
-            lambda _k, _o: self._dirty.set(),
-            transform=slim_secret,
-        )
-        self._informers = (self.peers, self.nodes, self.secrets)
+        self._informers = (self.peers, self.nodes)
         self._thread = threading.Thread(target=self._run, name="peer-status", daemon=True)
 
     def start(self) -> PeerStatusSync:
@@ -138,7 +126,6 @@ class PeerStatusSync:
     def sync_once(self) -> bool:
         """One pass over every peer; False when a write failed."""
         nodes = [n["metadata"].get("labels") or {} for n in self.nodes.snapshot().values()]
-        secrets = {s["metadata"]["name"] for s in self.secrets.snapshot().values()}
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ok = True
         for peer in self.peers.snapshot().values():
@@ -146,7 +133,7 @@ class PeerStatusSync:
             current = peer["status"]["conditions"]
             wanted = with_transitions(
                 current,
-                peer_conditions(peer["spec"], self._ns, nodes, secrets),
+                peer_conditions(peer["spec"], self._secrets_ns, nodes),
                 int(md.get("generation", 0)),
                 now,
             )

@@ -195,7 +195,7 @@ class Informer:
             # Project each page as it arrives: holding every full object until the end
             # made the peak (and, through allocator fragmentation, the steady RSS) that
             # of the unprojected list.
-            for it in body.get("items") or []:  # a PartialObjectMetadataList sends null
+            for it in body.get("items", []):
                 it.setdefault("kind", kind)
                 it.setdefault("apiVersion", api_version)
                 items.append(self._transform(it))

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from allocator.core.peerstatus import (
     NODES_SELECTED,
-    SECRET_FOUND,
     TYPES,
     VALID,
     Condition,
@@ -35,45 +34,37 @@ def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("spec", "nodes", "secrets", "expected"),
+    ("spec", "nodes", "expected"),
     [
         (
             SPEC,
             RACK_A + RACK_B,
-            {"tor-md5"},
             {
                 VALID: ("True", "Valid"),
-                SECRET_FOUND: ("True", "SecretExists"),
                 NODES_SELECTED: ("True", "NodesSelected"),
             },
         ),
         (
             SPEC,
             RACK_B,
-            {"other"},
             {
                 VALID: ("True", "Valid"),
-                SECRET_FOUND: ("False", "SecretNotFound"),
                 NODES_SELECTED: ("False", "NoNodesSelected"),
             },
         ),
         (
             {k: v for k, v in SPEC.items() if k not in ("passwordSecret", "nodeSelectors")},
             RACK_B,
-            set(),
             {
                 VALID: ("True", "Valid"),
-                SECRET_FOUND: ("True", "NoSecretReferenced"),
                 NODES_SELECTED: ("True", "NodesSelected"),
             },
         ),
         (
             {k: v for k, v in SPEC.items() if k != "nodeSelectors"},
             [],
-            {"tor-md5"},
             {
                 VALID: ("True", "Valid"),
-                SECRET_FOUND: ("True", "SecretExists"),
                 NODES_SELECTED: ("False", "NoNodesSelected"),
             },
         ),
@@ -82,19 +73,17 @@ def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
 def test_conditions(
     spec: dict[str, Any],
     nodes: list[dict[str, str]],
-    secrets: set[str],
     expected: dict[str, tuple[str, str]],
 ) -> None:
-    conds = peer_conditions(spec, NS, nodes, secrets)
+    conds = peer_conditions(spec, NS, nodes)
     assert tuple(c.type for c in conds) == TYPES
     assert _by_type(conds) == expected
 
 
-def test_messages_name_the_secret_and_count_the_nodes() -> None:
-    conds = {c.type: c for c in peer_conditions(SPEC, NS, RACK_A + RACK_B, set())}
-    assert "'tor-md5'" in conds[SECRET_FOUND].message and NS in conds[SECRET_FOUND].message
+def test_messages_count_the_nodes() -> None:
+    conds = {c.type: c for c in peer_conditions(SPEC, NS, RACK_A + RACK_B)}
     assert conds[NODES_SELECTED].message == "nodeSelectors match 2 of 3 Nodes"
-    none = {c.type: c for c in peer_conditions(SPEC, NS, RACK_B, set())}
+    none = {c.type: c for c in peer_conditions(SPEC, NS, RACK_B)}
     assert "none of the 1 Nodes" in none[NODES_SELECTED].message
 
 
@@ -106,7 +95,7 @@ def test_messages_name_the_secret_and_count_the_nodes() -> None:
         ({"peerASN": 2**32}, "myASN and peerASN"),
         ({"peerAddress": "tor-a"}, "peerAddress 'tor-a' is not an IP address"),
         ({"holdTime": "2s"}, "holdTime must be 0 or at least 3s"),
-        ({"passwordSecret": {"name": "s", "namespace": "other"}}, "BGPPeer's namespace"),
+        ({"passwordSecret": {"name": "s", "namespace": NS}}, "namespace is not supported"),
         (
             {"nodeSelectors": [{"matchExpressions": [{"key": "rack", "operator": "In"}]}]},
             "needs at least one value",
@@ -116,19 +105,17 @@ def test_messages_name_the_secret_and_count_the_nodes() -> None:
 def test_invalid_spec_is_reported_with_the_announcers_reason(
     change: dict[str, Any], fragment: str
 ) -> None:
-    conds = _by_type(peer_conditions({**SPEC, **change}, NS, RACK_A, {"s", "tor-md5"}))
+    conds = _by_type(peer_conditions({**SPEC, **change}, NS, RACK_A))
     assert conds == {
         VALID: ("False", "InvalidSpec"),
-        SECRET_FOUND: ("Unknown", "InvalidSpec"),
         NODES_SELECTED: ("Unknown", "InvalidSpec"),
     }
-    (valid,) = (c for c in peer_conditions({**SPEC, **change}, NS, [], set()) if c.type == VALID)
+    (valid,) = (c for c in peer_conditions({**SPEC, **change}, NS, []) if c.type == VALID)
     assert fragment in valid.message
 
 
-def test_same_namespace_secret_reference_is_valid() -> None:
-    spec = {**SPEC, "passwordSecret": {"name": "tor-md5", "namespace": NS}}
-    assert _by_type(peer_conditions(spec, NS, RACK_A, {"tor-md5"}))[VALID] == ("True", "Valid")
+def test_a_secret_named_without_namespace_is_valid() -> None:
+    assert _by_type(peer_conditions(SPEC, NS, RACK_A))[VALID] == ("True", "Valid")
 
 
 STATUSES = st.sampled_from(["True", "False", "Unknown"])
