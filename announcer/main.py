@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     metrics = Metrics()
-    # exalb.kube.rest, not the kubernetes package: ~43 MiB less per node (see exalb/kube/rest.py).
+    # exalb.kube.rest, the one client layer: see exalb/kube/rest.py for why.
     api = rest.connect(args.kubeconfig, user_agent="exalb-announcer")
     holder: list[Reconciler] = []
 

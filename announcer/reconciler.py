@@ -205,8 +205,8 @@ class Reconciler:
     def _prefetch(self) -> None:
         """Cold start: decode the assignments while the EndpointSlices are still listing.
 
-        The process mostly waits on the API server during that list, so the ~0.1 s of
-        decoding 10,000 entries is free here; the first full pass then finds every
+        The process mostly waits on the API server during that list, so decoding the
+        entries costs no wall time here; the first full pass then finds every
         entry unchanged (one string comparison each) and goes straight to deciding.
         """
         if self._prefetched or not self._inputs.has_synced("assignments"):

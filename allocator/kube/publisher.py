@@ -8,7 +8,7 @@ ones. Updates carry the resourceVersion it last saw, so a concurrent edit
 makes it re-read and converge instead of overwriting blindly. New shards are
 written before old ones shed entries, so readers never miss an entry.
 
-Both sides work on changes, not on the whole 2 MB: ``publish`` hands over only
+Both sides work on changes, not on every shard: ``publish`` hands over only
 the entries whose JSON changed (a record object seen before is not even
 re-encoded), and the writer keeps its shard layout between passes, applies
 those changes to it, and compares with the mirror only the shards that changed

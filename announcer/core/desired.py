@@ -1,7 +1,7 @@
 """The desired routes per peer, kept up to date one Service at a time.
 
-Recomputing every Service on every change cost ~50 ms of Python at 10,000
-Services, which put a readiness flip 180 ms (p99) away from the router. Here a
+Recomputing every Service on every change made a readiness flip wait for the
+whole cluster's decisions at 10,000 Services (bench/ANNOUNCER.md). Here a
 change to one Service's assignment or endpoints re-decides that Service only,
 and the result says which prefixes of which peer changed, so the writer sends
 just those. A change to the :class:`Context` (node, peers, flags) still

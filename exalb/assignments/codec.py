@@ -98,8 +98,8 @@ def decode(raw: str) -> Assignment:
 def _adv(x: Any) -> Advertisement:
     if not isinstance(x, dict):
         raise ContractError("advertisement is not an object")
-    # Services of one pool share their advertisements: decoding each once (and sharing
-    # the object) made reading 10,000 entries 2x faster and their copies disappear.
+    # Services of one pool share their advertisements: each is decoded once and the
+    # object shared, so a pool's thousands of entries hold one copy.
     return _adv_cached(repr(x), x)
 
 

@@ -1,8 +1,8 @@
 """The one Kubernetes client of both processes: urllib3, JSON in, JSON out, list/watch streams.
 
-Why not the ``kubernetes`` package: it costs about 40 MiB of RSS once imported and used
-(generated models, auth plugins; figures in bench/README.md), in an announcer whose
-budget, ExaBGP included, is 150 MB, and both processes read every object as a plain dict
+Why not the ``kubernetes`` package: its generated models and auth plugins cost tens of
+MiB of RSS once imported and used (bench/client_rss.py, bench/README.md) on every node,
+inside the announcer's memory budget, and both processes read every object as a plain dict
 anyway (the informer parses the bytes itself). See docs/architecture.md.
 
 Configuration comes from a kubeconfig (static credentials: bearer token, token file,
