@@ -116,20 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = Metrics()
     # exalb.kube.rest, the one client layer: see exalb/kube/rest.py for why.
     api = rest.connect(args.kubeconfig, user_agent="exalb-announcer")
-    holder: list[Reconciler] = []
-
-    def changed(kind: str, key: str) -> None:
-        if holder:
-            holder[0].changed(kind, key)
-
-    sources = Sources(api, args.namespace, args.bgp_secrets_namespace, args.node_name, changed)
+    sources = Sources(api, args.namespace, args.bgp_secrets_namespace, args.node_name)
     events = EventRecorder(api, "exalb-announcer", host=args.node_name).start()
-
-    def bfd_changed(peer: str, up: bool) -> None:
-        metrics.bfd_session_up.labels(peer).set(int(up))
-        changed("bfd", peer)
-
-    bfd = BfdSpeaker(on_change=bfd_changed)
+    bfd = BfdSpeaker(on_change=lambda _peer, _up: None)
     reconciler = Reconciler(
         sources,
         opts,
@@ -140,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         events=events,
         bfd=bfd,
     )
-    holder.append(reconciler)
+
+    def bfd_changed(peer: str, up: bool) -> None:
+        metrics.bfd_session_up.labels(peer).set(int(up))
+        reconciler.changed("bfd", peer)
+
+    sources.on_change = reconciler.changed
+    bfd.on_change = bfd_changed
     health = HealthServer(metrics.registry, args.metrics_host, args.metrics_port)
     health.readiness["informers"] = lambda: (
         None if sources.synced() else f"not synced: {', '.join(sources.unsynced())}"

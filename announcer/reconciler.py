@@ -413,13 +413,11 @@ class Reconciler:
         name = key.peer.name
         m = self.metrics
         labels = (name, self.opts.node_name)
-        holder: list[Speaker] = []
 
         def observe(kind: str, details: dict[str, Any]) -> None:
-            sp = holder[0]
             if kind == "ack":
                 m.ack_latency.labels(name).observe(details["latency"])
-                m.announced.labels(*labels).set(len(sp.acked()))
+                m.announced.labels(*labels).set(details["acked"])
             elif kind == "update_sent":
                 m.updates_sent.labels(*labels).inc()
             elif kind == "state":
@@ -444,6 +442,5 @@ class Reconciler:
             observer=observe,
             predecessor=self._retiring.pop(name, None),
         )
-        holder.append(sp)
         m.session_up.labels(*labels).set(0)
         return sp

@@ -431,11 +431,13 @@ class Speaker:
     def _answer(self, ok: bool) -> None:
         with self._lock:
             item = self._ledger.answer(ok)
+            acked = len(self._ledger.acked)
         if item is None:
             return
         if ok:
             latency = time.monotonic() - item.decided_at
-            self._event("ack", {"latency": latency, "changes": len(item.command.changes)})
+            details = {"latency": latency, "changes": len(item.command.changes), "acked": acked}
+            self._event("ack", details)
             return
         self._retry_at = time.monotonic() + RETRY_AFTER_ERROR
         self._log.error("exabgp rejected a command", command=item.command.line[:200])

@@ -94,16 +94,17 @@ def slim_pool(obj: Obj) -> Obj:
 
 
 class Sources:
-    def __init__(
-        self,
-        api: Client,
-        namespace: str,
-        secrets_namespace: str,
-        node_name: str,
-        on_change: OnChange,
-    ) -> None:
+    """The announcer's informers; ``on_change`` hears of every change once started.
+
+    ``on_change`` is set after construction (``main`` wires the reconciler, which reads
+    these sources, before it starts them), so construction needs no cycle.
+    """
+
+    def __init__(self, api: Client, namespace: str, secrets_namespace: str, node_name: str) -> None:
+        self.on_change: OnChange = lambda _kind, _key: None
+
         def changed(kind: str) -> Callable[[str, Obj | None], None]:
-            return lambda key, _obj: on_change(kind, key)
+            return lambda key, _obj: self.on_change(kind, key)
 
         self.node = Informer(
             "node",
