@@ -133,13 +133,18 @@ def _rss_kib(pid: int) -> int:
 
 
 def rss_mib(pid: int) -> dict[str, float]:
-    """RSS of the announcer, its ExaBGP processes and their bridges, and the total."""
-    exabgp = children(pid)
-    bridges = [b for e in exabgp for b in children(e)]
+    """RSS of the announcer, its ExaBGP processes, their bridges, the spare launchers, total.
+
+    A running ExaBGP has its bridge as a child; a spare launcher (waiting to replace it)
+    has none.
+    """
+    launched = children(pid)
+    bridges = {e: children(e) for e in launched}
     out = {
         "announcer": _rss_kib(pid) / 1024,
-        "exabgp": sum(_rss_kib(e) for e in exabgp) / 1024,
-        "bridge": sum(_rss_kib(b) for b in bridges) / 1024,
+        "exabgp": sum(_rss_kib(e) for e in launched if bridges[e]) / 1024,
+        "bridge": sum(_rss_kib(b) for e in launched for b in bridges[e]) / 1024,
+        "spare": sum(_rss_kib(e) for e in launched if not bridges[e]) / 1024,
     }
     out["total"] = sum(out.values())
     return {k: round(v, 1) for k, v in out.items()}
@@ -450,7 +455,8 @@ def render(r: dict[str, Any]) -> str:
         (
             f"announcer + ExaBGP (+ bridge) RSS at {n:,} routes",
             f"{rss['total']} MiB: announcer {rss['announcer']}, ExaBGP {rss['exabgp']}, "
-            f"bridge {rss['bridge']} ({r['rss_mib_after_churn']['total']} MiB after "
+            f"bridge {rss['bridge']}, spare launcher {rss['spare']} "
+            f"({r['rss_mib_after_churn']['total']} MiB after "
             "withdraw/re-announce)",
             "<= 150 MB",
         ),

@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from testbed.procs import free_port, wait_for
 from testbed.routers import KINDS, Neighbor, Router
 
 ROUTER, SOURCE, HOP = "127.1.250.1", "127.1.250.10", "192.0.2.10"
-SETTLE = 5.0  # the session runs this long before each kill, as a real one would
+SETTLE = 5.0  # the session runs this long before each kill, and the router rests after
 
 
 class Marks:
@@ -93,7 +94,14 @@ def one_run(r: Router, speaker: Speaker, marks: Marks, prefixes: set[str]) -> di
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def bench_router(kind: str, routes: int, runs: int, work: Path) -> dict[str, Any]:
+def _spare_ready(speaker: Speaker) -> bool:
+    return speaker._spare is not None
+
+
+def bench_router(
+    kind: str, routes: int, runs: int, work: Path, connect_time: int | None
+) -> dict[str, Any]:
+    """``runs`` kills, each of a fresh speaker's ExaBGP: its first restart, as in production."""
     r = KINDS[kind](
         address=ROUTER,
         port=free_port(ROUTER),
@@ -102,26 +110,31 @@ def bench_router(kind: str, routes: int, runs: int, work: Path) -> dict[str, Any
         workdir=work / kind,
     )
     r.start()
-    marks = Marks()
-    peer = Peer("tor", 64513, 64512, ROUTER, port=r.port, hold_time=9)
-    speaker = Speaker(
-        peer, SOURCE, SOURCE, work / f"{kind}-speaker", "bench", observer=marks.observe
-    )
+    peer = Peer("tor", 64513, 64512, ROUTER, port=r.port, hold_time=9, connect_time=connect_time)
     table = {f"198.18.{i // 250}.{i % 250 + 1}/32": Attrs(HOP) for i in range(routes)}
     samples = []
     try:
-        speaker.start()
-        speaker.set_desired(table)
         for i in range(runs):
-            wait_for(f"{kind}: all routes", lambda: set(table) <= set(r.rib()), 120, interval=0.2)
-            time.sleep(SETTLE)
-            load = os.getloadavg()[0]
-            sample = one_run(r, speaker, marks, set(table))
+            marks = Marks()
+            speaker = Speaker(
+                peer, SOURCE, SOURCE, work / f"{kind}-{i}", "bench", observer=marks.observe
+            )
+            try:
+                speaker.start()
+                speaker.set_desired(table)
+                wait_for(f"{kind}: all routes", lambda: set(table) <= set(r.rib()), 120, 0.2)
+                wait_for(f"{kind}: the spare launcher", partial(_spare_ready, speaker), 60)
+                time.sleep(SETTLE)
+                load = os.getloadavg()[0]
+                sample = one_run(r, speaker, marks, set(table))
+            finally:
+                speaker.stop()
             sample["load_1m"] = round(load, 2)
             print(kind, i, json.dumps(sample), flush=True)
             samples.append(sample)
+            # The router's session is down again after stop(): let it settle to Idle/Active.
+            time.sleep(SETTLE)
     finally:
-        speaker.stop()
         r.stop()
     keys = ["spawned", "api", "up", "router_up", "routes", "poll_s", "load_1m"]
     medians = {k: round(statistics.median(s[k] for s in samples), 3) for k in keys}
@@ -133,9 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--routes", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--routers", default="gobgp,frr,bird")
+    ap.add_argument(
+        "--connect-time",
+        type=int,
+        default=None,
+        help="the BGPPeer's connectTime: ExaBGP retries at this fixed interval "
+        "(default: ExaBGP's own back-off, 1 s, 2 s, 3 s ...)",
+    )
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="exalb-recovery-bench-"))
-    results = {k: bench_router(k, args.routes, args.runs, work) for k in args.routers.split(",")}
+    results = {
+        k: bench_router(k, args.routes, args.runs, work, args.connect_time)
+        for k in args.routers.split(",")
+    }
     print(json.dumps({k: v["median"] for k, v in results.items()}, indent=2))
     return 0
 
