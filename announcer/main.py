@@ -86,6 +86,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", default=None, help="private dir for ExaBGP configs and sockets")
     p.add_argument("--exabgp", default=None, help="ExaBGP executable (default: next to python)")
     p.add_argument("--exabgp-log-level", default="warning")
+    p.add_argument(
+        "--exabgp-spare",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="keep a started launcher per peer, so a crashed ExaBGP is replaced without "
+        "interpreter start-up (faster recovery; one more process's memory per peer)",
+    )
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["json", "console"], default="json")
     args = p.parse_args(argv)
@@ -126,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir=run_dir,
         exabgp=args.exabgp,
         exabgp_log_level=args.exabgp_log_level,
+        exabgp_spare=args.exabgp_spare,
         events=events,
         bfd=bfd,
     )

@@ -78,6 +78,7 @@ class Reconciler:
         run_dir: Path | None = None,
         exabgp: str | None = None,
         exabgp_log_level: str = "warning",
+        exabgp_spare: bool = False,
         events: EventSink | None = None,
         bfd: BfdSpeaker | None = None,
     ) -> None:
@@ -88,6 +89,7 @@ class Reconciler:
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="exalb-"))
         self._exabgp = exabgp
         self._exabgp_log_level = exabgp_log_level
+        self._exabgp_spare = exabgp_spare
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._speakers: dict[str, tuple[SessionKey, Speaker]] = {}
@@ -439,6 +441,7 @@ class Reconciler:
             node=self.opts.node_name,
             exabgp=self._exabgp,
             log_level=self._exabgp_log_level,
+            spare=self._exabgp_spare,
             observer=observe,
             predecessor=self._retiring.pop(name, None),
         )

@@ -1,7 +1,7 @@
-"""ExaBGP's own entry point, with three small fixes applied first; argv as for ``exabgp``.
+"""ExaBGP's own entry point, with four small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
-``exabgp`` script so that three changes, each a few lines and each written so it could
+``exabgp`` script so that four changes, each a few lines and each written so it could
 go upstream unchanged, are in place before ExaBGP starts. They are written against
 one ExaBGP release. At start the launcher applies them, then runs each on ExaBGP's own
 classes; if the release differs or a fix did not take hold, it exits with the reason
@@ -28,6 +28,13 @@ executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCE
    per route, and the routes share one attribute set. The launcher writes the names of
    the fixes that hold to the file named by ``exalb_fixes_report``; the announcer
    writes that form only when this fix is among them, and a route per line otherwise.
+4. ExaBGP runs API commands as generators, ``ASYNC.LIMIT`` (50) steps per reactor turn,
+   and one step is one prefix of an ``announce/withdraw attributes ... nlri ...`` command.
+   A reactor turn with nothing else to do still waits up to 10 ms on its poller, so bulk
+   changes crawl at a few thousand prefixes a second: withdrawing every route on
+   SIGTERM, before the Cease, took seconds. The fix raises the limit to
+   ``API_STEPS_PER_TURN``; one step is an in-memory RIB change of microseconds, so even
+   a full turn holds the reactor (keepalives, other peers) for a fraction of a second.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
@@ -50,6 +57,9 @@ REPORT_ENV = "exalb_fixes_report"  # a file: the fixes that hold, as a JSON list
 REMOVE_SELF = "remove-self"
 STATIC_ATTRIBUTES = "static-attributes"
 CONNECT_RETRY = "connect-retry"
+API_STEPS = "api-steps"
+
+API_STEPS_PER_TURN = 2000
 
 
 class FixError(Exception):
@@ -98,6 +108,13 @@ def patch_static_attributes() -> None:
     ParseStatic.known["attributes"] = attributes
 
 
+def patch_api_steps() -> None:
+    """Run up to ``API_STEPS_PER_TURN`` steps of API commands per reactor turn."""
+    from exabgp.reactor.asynchronous import ASYNC
+
+    ASYNC.LIMIT = API_STEPS_PER_TURN
+
+
 def release_matches() -> bool:
     """Whether the installed ExaBGP is the release the fixes were written against."""
     try:
@@ -112,7 +129,8 @@ def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
         raise FixError(f"ExaBGP is not {WRITTEN_FOR}, the release the fixes were written for")
     patch_remove_self()
     patch_static_attributes()
-    applied = [REMOVE_SELF, STATIC_ATTRIBUTES]
+    patch_api_steps()
+    applied = [REMOVE_SELF, STATIC_ATTRIBUTES, API_STEPS]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))
@@ -125,6 +143,7 @@ def verify(applied: list[str], environ: Mapping[str, str] = os.environ) -> None:
     checks: dict[str, Callable[[], bool]] = {
         REMOVE_SELF: _remove_self_holds,
         STATIC_ATTRIBUTES: _static_attributes_hold,
+        API_STEPS: _api_steps_hold,
         CONNECT_RETRY: lambda: _connect_retry_holds(float(environ[CONNECT_RETRY_ENV])),
     }
     for name in applied:
@@ -155,15 +174,21 @@ _STATIC_CHECK = """neighbor 192.0.2.3 {
 }"""
 
 
-def _static_attributes_hold() -> bool:
-    from exabgp.configuration.configuration import Configuration
+def _silence_log() -> None:
+    """ExaBGP's logger, initialised and silent for a check (its main initialises it again)."""
     from exabgp.environment import getenv
     from exabgp.logger import log
 
-    env = getenv()  # ExaBGP's main initialises its logger again from the same settings
+    env = getenv()
     enabled, env.log.enable = env.log.enable, False
-    log.init(env)  # silent: this check's config is none of the operator's business
+    log.init(env)
     env.log.enable = enabled
+
+
+def _static_attributes_hold() -> bool:
+    from exabgp.configuration.configuration import Configuration
+
+    _silence_log()  # this check's config is none of the operator's business
     config = Configuration([_STATIC_CHECK], text=True)
     if not config.reload():
         return False
@@ -171,6 +196,24 @@ def _static_attributes_hold() -> bool:
     announced = {str(c.nlri.cidr) for c in neighbor.rib.outgoing.cached_changes()}
     neighbor.rib.uncache()  # ExaBGP keeps RIBs by neighbor across reloads: leave none behind
     return announced == {"192.0.2.5/32", "192.0.2.6/32"}
+
+
+def _api_steps_hold() -> bool:
+    """One reactor turn of ExaBGP's scheduler runs a whole command of that many steps."""
+    from exabgp.reactor.asynchronous import ASYNC
+
+    done: list[int] = []
+
+    def command() -> Any:
+        for step in range(API_STEPS_PER_TURN):
+            done.append(step)
+            yield False
+
+    _silence_log()  # scheduling logs the command at debug level
+    scheduler = ASYNC()
+    scheduler.schedule("exalb-check", "check", command())
+    scheduler.run()
+    return len(done) == API_STEPS_PER_TURN
 
 
 def _connect_retry_holds(seconds: float) -> bool:
@@ -193,16 +236,20 @@ def report(applied: list[str], path: str | None) -> None:
     os.replace(partial, path)  # the announcer never reads half a report
 
 
-def await_go() -> None:
+def await_go() -> bool:
     """Block until the announcer says the config is written, then detach stdin.
 
     Started this way, ExaBGP's interpreter start-up and imports overlap the
-    announcer's first decision instead of following it: part of a cold start.
+    announcer's first decision (a cold start) or the previous ExaBGP's run (the
+    spare for a restart) instead of following them. False when stdin closed
+    without "go": the announcer is gone, and no ExaBGP may start.
     """
-    sys.stdin.readline()
+    if sys.stdin.readline().strip() != "go":
+        return False
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    return True
 
 
 def main() -> int:
@@ -220,8 +267,9 @@ def main() -> int:
     report(applied, os.environ.get(REPORT_ENV))
     from exabgp.application.main import main as exabgp_main
 
-    if os.environ.get(AWAIT_GO_ENV):
-        await_go()
+    if os.environ.get(AWAIT_GO_ENV) and not await_go():
+        print("exalb launcher: the announcer went away; not starting ExaBGP", file=sys.stderr)
+        return 0
     sys.argv[0] = "exabgp"
     result: int = exabgp_main()
     return result

@@ -6,7 +6,8 @@ business; this module runs the process and moves bytes. Three threads:
 * the supervisor starts ExaBGP (after any predecessor for the same peer has
   exited: a peer never has two processes, so the router never sees two
   sessions), writes its config seeded with the desired routes, and restarts it
-  with capped backoff when it exits;
+  when it exits: at once, backing off only when it keeps exiting
+  (:class:`announcer.core.restart.RestartBackoff`);
 * the writer wakes on any change and writes every command the ledger has for it
   in one go, so changes arriving together are coalesced without a timer;
 * the reader (the supervisor, while a process runs) drains ExaBGP's output, which
@@ -32,14 +33,13 @@ import structlog
 from announcer.core.config import render
 from announcer.core.ledger import RouteLedger
 from announcer.core.model import Attrs, Peer, Routes
+from announcer.core.restart import RestartBackoff
 
 from . import launcher, process, protocol
 
 log = structlog.get_logger("speaker")
 
 RETRY_AFTER_ERROR = 1.0
-MAX_BACKOFF = 30.0
-STABLE_RUN = 60.0  # a process that lived this long resets the backoff
 REPORT_WAIT = 20.0  # the launcher imports ExaBGP and checks its fixes before reporting
 API_CONNECT_WAIT = 60.0  # a live ExaBGP on a busy node can be slow to start its API process
 PREDECESSOR_WAIT = 20.0  # a retiring speaker withdraws (10 s at most), then Ceases
@@ -77,6 +77,7 @@ class Speaker:
         log_level: str = "warning",
         observer: Observer | None = None,
         predecessor: Speaker | None = None,
+        spare: bool = False,
     ) -> None:
         self.peer = peer
         self.local_address = local_address
@@ -98,6 +99,11 @@ class Speaker:
         self._stopped = threading.Event()  # our process is reaped and will not be restarted
         self._conn: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        # The next launcher, started and waiting for "go" while this ExaBGP runs (``spare``:
+        # a restart without interpreter start-up, for the memory of one more launcher).
+        self._spare_wanted = spare and self._launched
+        self._spare: tuple[subprocess.Popen[bytes], Path] | None = None
+        self._launches = 0
         self._retry_at = 0.0
         self._wire_pending: set[str] = set()
         # Set once the desired routes are known: only then is a config (and its seed) written.
@@ -204,13 +210,13 @@ class Speaker:
         finally:
             if self._proc is not None:
                 _terminate(self._proc)
+            self._stop_spare()
             self._stopped.set()
 
     def _keep_running(self) -> None:
-        backoff = 0.5
+        backoff = RestartBackoff()
         first = True
         while not self._stop.is_set():
-            started = time.monotonic()
             try:
                 self._run_once(first)
             except Exception as exc:
@@ -219,13 +225,11 @@ class Speaker:
             first = False
             if self._stop.is_set():
                 return
-            if time.monotonic() - started > STABLE_RUN:
-                backoff = 0.5
+            wait = backoff.after_exit(time.monotonic())
             self.session.exabgp_restarts += 1
-            self._event("exabgp_restart", {"backoff": backoff})
-            self._log.warning("exabgp exited; restarting", retry_in=backoff)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            self._event("exabgp_restart", {"backoff": wait})
+            self._log.warning("exabgp exited; restarting", retry_in=wait)
+            self._stop.wait(wait)
 
     def _await_predecessor(self) -> None:
         """The same peer's previous speaker may still be withdrawing: let it finish first."""
@@ -254,20 +258,16 @@ class Speaker:
         self, sock_path: str, first: bool, listener: socket.socket
     ) -> socket.socket | None:
         """Start ExaBGP with its seed; its API connection, or None if it did not get that far."""
-        env = {}
-        if self.peer.connect_time:
-            env[launcher.CONNECT_RETRY_ENV] = str(self.peer.connect_time)
         conf = self.workdir / "exabgp.conf"
-        report = self.workdir / "fixes.json"
-        report.unlink(missing_ok=True)
-        # Our launcher starts at once and waits for "go": its start-up overlaps the
-        # announcer's first decision, and the seed below is that decision.
+        report = None
+        # Our launcher is started ahead and waits for "go": on a cold start its start-up
+        # overlaps the announcer's first decision; on a restart the spare started while
+        # the previous ExaBGP ran is ready, and only the seed below is left to write.
         if self._launched:
-            env[launcher.REPORT_ENV] = str(report)
-            self._spawn(conf, env, await_go=True)
+            self._proc, report = self._take_spare() or self._spawn_launcher()
         while not self._seeded.wait(0.1) and not self._stop.is_set():
             pass
-        grouped = self._launched and self._grouped_seed_holds(report)
+        grouped = report is not None and self._grouped_seed_holds(report)
         if self._proc is not None and self._proc.poll() is not None:
             # The launcher refuses to start ExaBGP when a fix did not hold; its log says why.
             self._log.error("exabgp exited at start", code=self._proc.returncode)
@@ -286,7 +286,8 @@ class Speaker:
         if self._launched:
             self._go()
         else:
-            self._spawn(conf, env, await_go=False)
+            self._proc = process.spawn(self.exabgp, conf, self.log_level, self._env())
+        self._event("exabgp_started", {"pid": self._proc.pid if self._proc else None})
         conn = self._accept(listener)
         if conn is None:
             self._reap()
@@ -298,6 +299,49 @@ class Speaker:
             self._event("seeded", {"routes": len(seed), "decided_at": decided_at})
         self._wake.set()
         return conn
+
+    def _env(self) -> dict[str, str]:
+        if self.peer.connect_time:
+            return {launcher.CONNECT_RETRY_ENV: str(self.peer.connect_time)}
+        return {}
+
+    def _spawn_launcher(self) -> tuple[subprocess.Popen[bytes], Path]:
+        """Our launcher, waiting for "go" (nothing read yet); where it reports its fixes.
+
+        Reports alternate between two files, so a spare never overwrites the report of
+        the launcher it will replace.
+        """
+        self._launches += 1
+        report = self.workdir / f"fixes-{self._launches % 2}.json"
+        report.unlink(missing_ok=True)
+        env = {**self._env(), launcher.REPORT_ENV: str(report)}
+        proc = process.spawn(
+            self.exabgp, self.workdir / "exabgp.conf", self.log_level, env, await_go=True
+        )
+        return proc, report
+
+    def _start_spare(self) -> None:
+        """Start the launcher that will replace this ExaBGP if it dies (supervisor thread).
+
+        Started once the session is up, so its interpreter start-up and imports (seconds
+        on a loaded node) neither delay nor compete with this ExaBGP's own start.
+        """
+        if self._spare_wanted and self._spare is None and not self._stop.is_set():
+            self._spare = self._spawn_launcher()
+
+    def _take_spare(self) -> tuple[subprocess.Popen[bytes], Path] | None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        if spare[0].poll() is not None:
+            self._log.warning("the spare launcher exited", code=spare[0].returncode)
+            return None
+        return spare
+
+    def _stop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            _terminate(spare[0])
 
     def _accept(self, listener: socket.socket) -> socket.socket | None:
         """ExaBGP's API process connecting, for as long as ExaBGP runs (bounded)."""
@@ -330,10 +374,6 @@ class Speaker:
             time.sleep(0.01)
         self._log.warning("the launcher reported no fixes; seeding one route per line")
         return False
-
-    def _spawn(self, conf: Path, env: dict[str, str], await_go: bool) -> None:
-        self._proc = process.spawn(self.exabgp, conf, self.log_level, env, await_go=await_go)
-        self._event("exabgp_started", {"pid": self._proc.pid})
 
     def _go(self) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -416,6 +456,8 @@ class Speaker:
             self._answer(event.ok)
         elif isinstance(event, protocol.StateChange):
             self._set_state(event.state, event.reason)
+            if event.state == "up":
+                self._start_spare()
         elif isinstance(event, protocol.UpdateSent):
             self.session.updates_sent += 1
             self._event("update_sent", {})

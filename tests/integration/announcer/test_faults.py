@@ -25,30 +25,46 @@ PREFIX = f"{IP}/32"
 def _two_nodes(lab: Lab, router: RouterFactory, kind: str, *extra: str) -> Router:
     r = router(kind, lab.router_ip, 64512, lab.neighbors(2))
     lab.add_peer("tor", r)
-    lab.add_node(1, extra_args=extra)
-    lab.add_node(2, extra_args=extra)
+    lab.add_node(1, extra_args=("--exabgp-spare", *extra))
+    lab.add_node(2, extra_args=("--exabgp-spare", *extra))
     lab.set_endpoints("web", {1: True, 2: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=30)
     return r
 
 
-def _exabgp_of(lab: Lab, i: int) -> int:
+def _launchers_of(lab: Lab, i: int) -> tuple[int, int]:
+    """(running ExaBGP, spare launcher) of node ``i``: ExaBGP is the one with an API process."""
     proc = lab.node(i).proc
     assert proc is not None
-    (pid,) = children(proc.pid)
-    return pid
+    found: list[tuple[int, int]] = []
+
+    def both() -> bool:
+        pids = children(proc.pid)
+        running = [p for p in pids if children(p)]
+        found[:] = [(running[0], next(p for p in pids if p != running[0]))]
+        return len(pids) == 2 and len(running) == 1
+
+    wait_for(f"node {i}: an ExaBGP and a spare launcher", both, 20)
+    return found[0]
 
 
-def test_killed_exabgp_is_restarted_and_routes_replayed(
+def _exabgp_of(lab: Lab, i: int) -> int:
+    return _launchers_of(lab, i)[0]
+
+
+def test_killed_exabgp_is_restarted_from_the_spare_and_routes_replayed(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
     r = _two_nodes(lab, router, kind)
-    old = _exabgp_of(lab, 1)
+    old, spare = _launchers_of(lab, 1)
     os.kill(old, signal.SIGKILL)
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=15)  # the crash dropped node 1's session
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=20)
-    assert _exabgp_of(lab, 1) != old
+    # The launcher started while the old ExaBGP ran is the new ExaBGP: no cold start.
+    new, next_spare = _launchers_of(lab, 1)
+    assert new == spare
+    assert next_spare not in (old, spare)
     assert "exalb_announcer_exabgp_restarts_total" in lab.metrics(1)
 
 
@@ -56,7 +72,7 @@ def test_sigkilled_announcer_takes_its_routes_with_it(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
     r = _two_nodes(lab, router, kind)
-    exabgp = _exabgp_of(lab, 1)
+    exabgp, spare = _launchers_of(lab, 1)
     proc = lab.node(1).proc
     assert proc is not None
     start = time.monotonic()
@@ -64,6 +80,7 @@ def test_sigkilled_announcer_takes_its_routes_with_it(
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=9)  # hold time is 9 s
     assert time.monotonic() - start < 9
     wait_for("ExaBGP exits with the announcer", lambda: not alive(exabgp), 5)
+    wait_for("the spare launcher exits with the announcer", lambda: not alive(spare), 5)
     if kind == "gobgp":  # the one router here whose reason the testbed reads
         # ExaBGP's SIGTERM path closes the connection without a NOTIFICATION: no Cease.
         peer = lab.source(1)

@@ -21,6 +21,7 @@ from exabgp.environment import getenv
 from exabgp.logger import log
 from exabgp.protocol.family import AFI, SAFI
 from exabgp.protocol.ip import IP, IPSelf
+from exabgp.reactor.asynchronous import ASYNC
 from exabgp.reactor.delay import Delay
 from exabgp.rib.change import Change
 
@@ -33,6 +34,7 @@ from announcer.exabgp import launcher
 def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Neighbor, "remove_self", Neighbor.remove_self)
     monkeypatch.setattr(Delay, "increase", Delay.increase)
+    monkeypatch.setattr(ASYNC, "LIMIT", ASYNC.LIMIT)
     monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
 
 
@@ -53,13 +55,22 @@ def _neighbor() -> Neighbor:
 def test_release_is_the_one_the_fixes_were_written_for() -> None:
     # pyproject pins ExaBGP; if the pin moves, the fixes must be re-checked against it.
     assert launcher.release_matches()
-    assert launcher.apply({}) == [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES]
+    assert launcher.apply({}) == [
+        launcher.REMOVE_SELF,
+        launcher.STATIC_ATTRIBUTES,
+        launcher.API_STEPS,
+    ]
 
 
 def test_every_applied_fix_is_verified_to_hold() -> None:
     env = {launcher.CONNECT_RETRY_ENV: "3"}
     applied = launcher.apply(env)
-    assert applied == [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES, launcher.CONNECT_RETRY]
+    assert applied == [
+        launcher.REMOVE_SELF,
+        launcher.STATIC_ATTRIBUTES,
+        launcher.API_STEPS,
+        launcher.CONNECT_RETRY,
+    ]
     launcher.verify(applied, env)  # raises if one did not hold
 
 
@@ -68,6 +79,7 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     original = {
         launcher.REMOVE_SELF: (Neighbor, "remove_self", Neighbor.remove_self),
         launcher.CONNECT_RETRY: (Delay, "increase", Delay.increase),
+        launcher.API_STEPS: (ASYNC, "LIMIT", ASYNC.LIMIT),
     }
     if name == launcher.STATIC_ATTRIBUTES:
         before = ParseStatic.known["attributes"]
@@ -79,14 +91,19 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cls, attr, value)
 
 
-@pytest.mark.parametrize(
-    "name", [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES, launcher.CONNECT_RETRY]
-)
+ALL_FIXES = [
+    launcher.REMOVE_SELF,
+    launcher.STATIC_ATTRIBUTES,
+    launcher.API_STEPS,
+    launcher.CONNECT_RETRY,
+]
+
+
+@pytest.mark.parametrize("name", ALL_FIXES)
 def test_a_fix_that_did_not_take_hold_is_named(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _undo(name, monkeypatch)
-    all_three = [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES, launcher.CONNECT_RETRY]
     with pytest.raises(launcher.FixError, match=f"the {name} fix did not take hold"):
-        launcher.verify(all_three, {launcher.CONNECT_RETRY_ENV: "3"})
+        launcher.verify(ALL_FIXES, {launcher.CONNECT_RETRY_ENV: "3"})
 
 
 def test_another_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,6 +145,41 @@ def test_next_hop_self_is_still_resolved_on_a_copy() -> None:
     assert out is not change
     assert str(out.nlri.nexthop) == "192.0.2.9"
     assert change.nlri.nexthop.SELF  # the configured route keeps its placeholder
+
+
+def _turns_to_withdraw(prefixes: int) -> int:
+    """Reactor turns ExaBGP's scheduler takes for one grouped withdraw of ``prefixes`` routes.
+
+    The command is ExaBGP's own ``withdraw attributes ... nlri ...`` handler, run on a
+    real ``ASYNC`` and API parser against a neighbour that holds the routes.
+    """
+    from exabgp.reactor.api import API
+    from exabgp.reactor.api.command.announce import withdraw_attribute
+
+    nlri = " ".join(f"198.51.100.{i % 250}/32" for i in range(prefixes))
+    line = f"neighbor 192.0.2.3 withdraw attributes next-hop 192.0.2.4 nlri {nlri}"
+
+    class Reactor:  # the three things the handler asks of ExaBGP's reactor
+        asynchronous = ASYNC()
+        configuration = type("C", (), {"inject_change": staticmethod(lambda p, c: True)})()
+        processes = type("P", (), {"answer_done": lambda s, svc: None})()
+
+        def peers(self, service: str) -> list[str]:
+            return ["neighbor 192.0.2.3"]
+
+    reactor = Reactor()
+    launcher._silence_log()
+    withdraw_attribute(API(reactor), reactor, "exalb", line, False)
+    turns = 0
+    while reactor.asynchronous.run():
+        turns += 1
+    return turns + 1
+
+
+def test_a_bulk_withdraw_runs_in_a_few_reactor_turns_with_the_fix() -> None:
+    assert _turns_to_withdraw(5000) > 50  # ExaBGP's own limit: 50 prefixes a turn
+    launcher.apply({})
+    assert _turns_to_withdraw(5000) <= 3
 
 
 def _waits(d: Delay, attempts: int) -> list[int]:
