@@ -91,7 +91,9 @@ def test_sigkilled_announcer_takes_its_routes_with_it(
 def test_sigterm_withdraws_before_closing_with_admin_shutdown(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
-    r = _two_nodes(lab, router, kind, "--shutdown-withdraw-hold", "1")
+    # The hold gives the probe, two router CLI calls per sample (seconds each for FRR's
+    # vtysh on a loaded machine), time to see the withdrawn-but-established window.
+    r = _two_nodes(lab, router, kind, "--shutdown-withdraw-hold", "3")
     peer = lab.source(1)
     samples: list[tuple[bool, bool]] = []  # (node 1's path present, node 1's session up)
     stop = threading.Event()
@@ -105,7 +107,8 @@ def test_sigterm_withdraws_before_closing_with_admin_shutdown(
     t = threading.Thread(target=probe)
     t.start()
     try:
-        time.sleep(0.3)
+        # A sample read before the stop: a slow CLI call started earlier may answer later.
+        wait_for("a first sample", lambda: len(samples) >= 1, 30, interval=0.05)
         assert lab.stop_announcer(1) == 0
         wait_for("router sees node 1 down", lambda: bool(samples) and not samples[-1][1], 15)
     finally:
