@@ -33,7 +33,7 @@ import exalb.assignments as contract
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
 from announcer.core.decide import Context, context, ready_at
 from announcer.core.desired import DesiredState, Touched
-from announcer.core.model import Endpoint, Node, Options, Peer
+from announcer.core.model import Endpoint, Node, Options
 from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
 from announcer.exabgp.speaker import Speaker
@@ -41,6 +41,7 @@ from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
 from announcer.metrics import Metrics
 from announcer.reports import ContractReports, EventSink
+from exalb.bgppeer import Peer
 
 Obj = dict[str, Any]
 FULL_RESYNC = 300.0  # seconds between full passes, the safety net under the per-key ones

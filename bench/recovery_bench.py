@@ -31,8 +31,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from announcer.core.model import Attrs, Peer
+from announcer.core.model import Attrs
 from announcer.exabgp.speaker import Speaker
+from exalb.bgppeer import Peer
 from testbed.procs import free_port, wait_for
 from testbed.routers import KINDS, Neighbor, Router
 

@@ -1,9 +1,9 @@
-"""A BGPPeer's ``spec`` as plain data, and the one check of whether it can be used.
+"""A BGPPeer as plain data, and the one check of whether its spec can be used.
 
 The announcer refuses a peer whose spec fails here (no session), and the allocator
 reports the same failure as the peer's ``Valid`` condition, so both read the spec
 through this one function and can never disagree. Pure: the standard library and
-the shared selectors only, so the allocator's core may import it.
+the shared selectors only, so both cores may import it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exalb.assignments.selectors import LabelSelector, SelectorError
@@ -20,6 +20,8 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 MAX_ASN = 2**32 - 1
 DEFAULT_HOLD_TIME = 30
+BFD_MIN_INTERVAL_MS = 10
+BFD_MAX_INTERVAL_MS = 60_000
 PASSWORD_KEY = "password"  # the key of a passwordSecret that holds the TCP MD5 password
 
 # What a spec that cannot be used raises; callers catch exactly these.
@@ -27,9 +29,24 @@ SpecError = (ValueError, TypeError, KeyError, SelectorError)
 
 
 @dataclass(frozen=True)
-class PeerSpec:
-    """A parsed, checked BGPPeer spec; the password itself is resolved by the announcer."""
+class Timers:
+    """A BGPPeer's ``spec.bfd``: what we ask of the peer and how many misses mean down."""
 
+    min_rx_ms: int = 300
+    min_tx_ms: int = 300
+    detect_multiplier: int = 3
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A BGPPeer: its checked spec, and (in the announcer) its password resolved.
+
+    ``password`` is the inline ``spec.password`` until the announcer resolves
+    ``password_secret``; it is never logged. ``problem`` says why the announcer cannot run
+    a session with this peer (an invalid spec, a missing Secret).
+    """
+
+    name: str
     my_asn: int
     peer_asn: int
     address: str
@@ -38,13 +55,28 @@ class PeerSpec:
     router_id: str | None = None
     hold_time: int = DEFAULT_HOLD_TIME
     connect_time: int | None = None
-    password: str | None = field(default=None, repr=False)  # inline ``spec.password``
+    password: str | None = field(default=None, repr=False)
     password_secret: str | None = None  # name of the Secret in the BGP secrets namespace
     ebgp_multihop: bool = False
     ttl_security: bool = False
     node_selectors: tuple[LabelSelector, ...] = ()
     graceful_restart: bool = False
     description: str = ""
+    bfd: Timers | None = None  # spec.bfd; None: no BFD session
+    problem: str | None = None
+
+    @property
+    def ibgp(self) -> bool:
+        return self.my_asn == self.peer_asn
+
+    def session(self) -> Peer:
+        """This peer without what only chooses its nodes or runs beside it: the BGP session.
+
+        Two peers with equal sessions need no restart between them, so editing
+        ``nodeSelectors`` does not flap the session on nodes that stay selected, and
+        retuning BFD retunes the BFD session alone.
+        """
+        return replace(self, node_selectors=(), bfd=None)
 
 
 def duration(text: Any) -> float | None:
@@ -91,8 +123,30 @@ def _password_secret(spec: Mapping[str, Any], secrets_namespace: str) -> str | N
     return str(ref.get("name", ""))
 
 
-def parse_spec(spec: Mapping[str, Any], secrets_namespace: str) -> PeerSpec:
-    """A BGPPeer's spec; raises one of :data:`SpecError` with the reason.
+def bfd_timers(spec: Any) -> Timers | None:
+    """``spec.bfd``: None when absent or disabled, ValueError when unusable."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ValueError("bfd must be an object")
+    if not spec.get("enabled", True):
+        return None
+    defaults = Timers()
+    rx = int(spec.get("minReceiveInterval", defaults.min_rx_ms))
+    tx = int(spec.get("minTransmitInterval", defaults.min_tx_ms))
+    mult = int(spec.get("detectMultiplier", defaults.detect_multiplier))
+    for name, value in (("minReceiveInterval", rx), ("minTransmitInterval", tx)):
+        if not BFD_MIN_INTERVAL_MS <= value <= BFD_MAX_INTERVAL_MS:
+            raise ValueError(
+                f"bfd.{name} {value} is outside {BFD_MIN_INTERVAL_MS}..{BFD_MAX_INTERVAL_MS} ms"
+            )
+    if not 2 <= mult <= 255:
+        raise ValueError(f"bfd.detectMultiplier {mult} is outside 2..255")
+    return Timers(min_rx_ms=rx, min_tx_ms=tx, detect_multiplier=mult)
+
+
+def parse_spec(spec: Mapping[str, Any], secrets_namespace: str, name: str = "") -> Peer:
+    """BGPPeer ``name``'s spec; raises one of :data:`SpecError` with the reason.
 
     ``secrets_namespace`` is where its ``passwordSecret`` must be (the BGP secrets namespace).
     """
@@ -104,7 +158,8 @@ def parse_spec(spec: Mapping[str, Any], secrets_namespace: str) -> PeerSpec:
     if hold_s != 0 and hold_s < 3:
         raise ValueError("holdTime must be 0 or at least 3s")
     source, router_id = spec.get("sourceAddress"), spec.get("routerID")
-    return PeerSpec(
+    return Peer(
+        name=name,
         my_asn=my_asn,
         peer_asn=peer_asn,
         address=_ip(spec["peerAddress"], "peerAddress"),
@@ -120,4 +175,5 @@ def parse_spec(spec: Mapping[str, Any], secrets_namespace: str) -> PeerSpec:
         node_selectors=tuple(LabelSelector.parse(s) for s in spec.get("nodeSelectors") or []),
         graceful_restart=bool(spec.get("enableGracefulRestart", False)),
         description=str(spec.get("description", "")),
+        bfd=bfd_timers(spec.get("bfd")),
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exalb.assignments.selectors import any_matches
-from exalb.bgppeer import PeerSpec, SpecError, parse_spec
+from exalb.bgppeer import Peer, SpecError, parse_spec
 
 VALID = "Valid"
 NODES_SELECTED = "NodesSelected"
@@ -55,7 +55,7 @@ def peer_conditions(
     )
 
 
-def nodes_condition(spec: PeerSpec, nodes: Iterable[Labels]) -> Condition:
+def nodes_condition(spec: Peer, nodes: Iterable[Labels]) -> Condition:
     total = matched = 0
     for labels in nodes:
         total += 1

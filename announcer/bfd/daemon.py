@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from announcer.core.bfd import Malformed, Session, State, Timers, decode, encode
+from announcer.core.bfd import Malformed, Session, State, decode, encode
+from exalb.bgppeer import Timers
 from exalb.observability import logging as obslog
 
 CONTROL_PORT = 3784  # RFC 5881 §4

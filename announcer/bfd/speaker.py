@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from announcer.core.bfd import Timers
+from exalb.bgppeer import Timers
 
 RESTART_DELAY = 1.0  # seconds between a daemon's death and its replacement
 

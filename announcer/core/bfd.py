@@ -16,13 +16,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+
+from exalb.bgppeer import Timers
 
 VERSION = 1
 HEADER = struct.Struct("!BBBBIIIII")  # the 24-byte mandatory section
 SLOW_TX_US = 1_000_000  # §6.8.3: while not Up, DesiredMinTxInterval is at least one second
-MIN_INTERVAL_MS = 10
-MAX_INTERVAL_MS = 60_000
 
 
 class State(IntEnum):
@@ -124,37 +123,6 @@ def decode(data: bytes) -> Packet:
         cpi=bool(flags & 0x08),
         demand=bool(flags & 0x02),
     )
-
-
-@dataclass(frozen=True)
-class Timers:
-    """A BGPPeer's ``spec.bfd``: what we ask of the peer and how many misses mean down."""
-
-    min_rx_ms: int = 300
-    min_tx_ms: int = 300
-    detect_multiplier: int = 3
-
-
-def timers_from_spec(spec: Any) -> Timers | None:
-    """``spec.bfd`` of a BGPPeer: None when absent or disabled, ValueError when unusable."""
-    if spec is None:
-        return None
-    if not isinstance(spec, dict):
-        raise ValueError("bfd must be an object")
-    if not spec.get("enabled", True):
-        return None
-    defaults = Timers()
-    rx = int(spec.get("minReceiveInterval", defaults.min_rx_ms))
-    tx = int(spec.get("minTransmitInterval", defaults.min_tx_ms))
-    mult = int(spec.get("detectMultiplier", defaults.detect_multiplier))
-    for name, value in (("minReceiveInterval", rx), ("minTransmitInterval", tx)):
-        if not MIN_INTERVAL_MS <= value <= MAX_INTERVAL_MS:
-            raise ValueError(
-                f"bfd.{name} {value} is outside {MIN_INTERVAL_MS}..{MAX_INTERVAL_MS} ms"
-            )
-    if not 2 <= mult <= 255:
-        raise ValueError(f"bfd.detectMultiplier {mult} is outside 2..255")
-    return Timers(min_rx_ms=rx, min_tx_ms=tx, detect_multiplier=mult)
 
 
 # The state changes §6.2's diagram allows; everything else is a bug.

@@ -25,8 +25,10 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 
+from exalb.bgppeer import Peer
+
 from .diff import attributes, batches, group
-from .model import Attrs, Peer
+from .model import Attrs
 
 API_PROCESS = "exalb"
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 from exalb.assignments import LOCAL, Advertisement, Assignment, any_matches
 from exalb.assignments.addresses import parse_ip, to_str
+from exalb.bgppeer import Peer
 
-from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Peer, Routes
+from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Routes
 from .pools import PoolSpace, Refusal, justify
 
 

@@ -8,10 +8,7 @@ literals in microseconds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-
-from announcer.core.bfd import Timers
-from exalb.assignments import LabelSelector
+from dataclasses import dataclass, field
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 GRACEFUL_SHUTDOWN = "65535:0"  # RFC 8326 well-known community
@@ -51,42 +48,6 @@ class Endpoint:
     def usable(self) -> bool:
         """Ready, or still serving while terminating (so drains finish on this node)."""
         return self.ready or (self.serving and self.terminating)
-
-
-@dataclass(frozen=True)
-class Peer:
-    """A BGPPeer, with its password already resolved from its Secret (never logged)."""
-
-    name: str
-    my_asn: int
-    peer_asn: int
-    address: str
-    port: int = 179
-    source_address: str | None = None
-    router_id: str | None = None
-    hold_time: int = 30
-    connect_time: int | None = None
-    password: str | None = field(default=None, repr=False)
-    ebgp_multihop: bool = False
-    ttl_security: bool = False
-    node_selectors: tuple[LabelSelector, ...] = ()
-    graceful_restart: bool = False
-    description: str = ""
-    bfd: Timers | None = None  # spec.bfd; None: no BFD session
-    problem: str | None = None  # e.g. its password Secret is missing: no session is run
-
-    @property
-    def ibgp(self) -> bool:
-        return self.my_asn == self.peer_asn
-
-    def session(self) -> Peer:
-        """This peer without what only chooses its nodes or runs beside it: the BGP session.
-
-        Two peers with equal sessions need no restart between them, so editing
-        ``nodeSelectors`` does not flap the session on nodes that stay selected, and
-        retuning BFD retunes the BFD session alone.
-        """
-        return replace(self, node_selectors=(), bfd=None)
 
 
 @dataclass(frozen=True)

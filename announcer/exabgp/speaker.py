@@ -32,8 +32,9 @@ import structlog
 
 from announcer.core.config import render
 from announcer.core.ledger import RouteLedger
-from announcer.core.model import Attrs, Peer, Routes
+from announcer.core.model import Attrs, Routes
 from announcer.core.restart import RestartBackoff
+from exalb.bgppeer import Peer
 
 from . import launcher, process, protocol
 

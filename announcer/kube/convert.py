@@ -11,12 +11,12 @@ import base64
 import binascii
 import functools
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from announcer.core.bfd import timers_from_spec
-from announcer.core.model import Endpoint, Node, Peer
-from exalb.bgppeer import PASSWORD_KEY, SpecError, parse_spec
+from announcer.core.model import Endpoint, Node
+from exalb.bgppeer import PASSWORD_KEY, Peer, SpecError, parse_spec
 
 Obj = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -112,38 +112,17 @@ def peer_from(obj: Obj, secrets: Mapping[str, Obj], secrets_namespace: str) -> P
     That namespace is the only place the announcer may read Secrets from (docs/bgppeer.md);
     the spec is checked by ``exalb.bgppeer.parse_spec``, as the allocator checks it.
     """
-    md = obj.get("metadata", {})
-    name = str(md.get("name", ""))
-    raw = obj.get("spec", {}) or {}
+    name = str(obj.get("metadata", {}).get("name", ""))
     try:
-        spec = parse_spec(raw, secrets_namespace)
-        bfd = timers_from_spec(raw.get("bfd"))
+        peer = parse_spec(obj.get("spec", {}) or {}, secrets_namespace, name)
     except SpecError as exc:
         return Peer(name=name, my_asn=0, peer_asn=0, address="0.0.0.0", problem=str(exc))
-    password, problem = spec.password, None
-    if spec.password_secret is not None:
-        password = secret_password(secrets.get(spec.password_secret))
-        if password is None:
-            problem = missing_password(spec.password_secret, secrets_namespace)
-    return Peer(
-        name=name,
-        my_asn=spec.my_asn,
-        peer_asn=spec.peer_asn,
-        address=spec.address,
-        port=spec.port,
-        source_address=spec.source_address,
-        router_id=spec.router_id,
-        hold_time=spec.hold_time,
-        connect_time=spec.connect_time,
-        password=password,
-        ebgp_multihop=spec.ebgp_multihop,
-        ttl_security=spec.ttl_security,
-        node_selectors=spec.node_selectors,
-        graceful_restart=spec.graceful_restart,
-        description=spec.description,
-        bfd=bfd,
-        problem=problem,
-    )
+    if peer.password_secret is None:
+        return peer
+    password = secret_password(secrets.get(peer.password_secret))
+    if password is None:
+        return replace(peer, problem=missing_password(peer.password_secret, secrets_namespace))
+    return replace(peer, password=password)
 
 
 def missing_password(secret: str, namespace: str) -> str:

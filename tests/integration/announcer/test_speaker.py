@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from announcer.core.model import Attrs, Peer
+from announcer.core.model import Attrs
 from announcer.exabgp import launcher
 from announcer.exabgp.speaker import Speaker
+from exalb.bgppeer import Peer
 from testbed.procs import wait_for
 from testbed.routers import Neighbor, Router
 from tests.conftest import RouterFactory

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
-from announcer.core.bfd import Timers
+from exalb.bgppeer import Timers
 from testbed.bfd import NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, FrrBfdd, Link
 
 

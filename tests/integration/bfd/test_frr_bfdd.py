@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from announcer.core.bfd import Timers
+from exalb.bgppeer import Timers
 from testbed.bfd import NODE_V4, NODE_V6, ROUTER_V4, Link
 from testbed.procs import wait_for
 

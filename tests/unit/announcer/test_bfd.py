@@ -16,12 +16,11 @@ from announcer.core.bfd import (
     Packet,
     Session,
     State,
-    Timers,
     decode,
     encode,
-    timers_from_spec,
 )
 from announcer.kube.convert import peer_from
+from exalb.bgppeer import Timers, bfd_timers
 
 u32 = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -212,7 +211,7 @@ def test_no_periodic_packets_while_the_peer_wants_none() -> None:
     ],
 )
 def test_spec(spec: object, expected: Timers | None) -> None:
-    assert timers_from_spec(spec) == expected
+    assert bfd_timers(spec) == expected
 
 
 @pytest.mark.parametrize(
@@ -226,7 +225,7 @@ def test_spec(spec: object, expected: Timers | None) -> None:
 )
 def test_bad_spec_says_why(spec: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        timers_from_spec(spec)
+        bfd_timers(spec)
 
 
 def _bgppeer(bfd: object) -> dict[str, object]:

@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from announcer.core.config import render
-from announcer.core.model import Attrs, Peer
+from announcer.core.model import Attrs
 from announcer.kube.convert import endpoints_from, node_from, peer_from
-from exalb.bgppeer import duration
+from exalb.bgppeer import Peer, duration
 
 
 def test_render_session_without_routes_and_secret_in_base64() -> None:

@@ -10,10 +10,10 @@ from announcer.core.model import (
     Endpoint,
     Node,
     Options,
-    Peer,
 )
 from announcer.core.pools import pool_space
 from exalb.assignments import Advertisement, Assignment, LabelSelector
+from exalb.bgppeer import Peer
 
 OPTS = Options(node_name="n1")
 POOLS = {"pool": pool_space({"addresses": ["198.51.100.0/24", "2001:db8::/64"]})}

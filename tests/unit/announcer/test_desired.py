@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from announcer.core.decide import context, decide
 from announcer.core.desired import DesiredState
-from announcer.core.model import Attrs, Endpoint, Node, Options, Peer
+from announcer.core.model import Attrs, Endpoint, Node, Options
 from announcer.core.pools import pool_space
 from exalb.assignments import Advertisement, Assignment
+from exalb.bgppeer import Peer
 
 OPTS = Options(node_name="n1")
 POOLS = {"pool": pool_space({"addresses": ["198.51.100.0/24"]})}

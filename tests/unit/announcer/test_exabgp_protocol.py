@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from announcer.core.model import Peer
 from announcer.exabgp import process
 from announcer.exabgp.protocol import (
     Answer,
@@ -18,6 +17,7 @@ from announcer.exabgp.protocol import (
     parse,
 )
 from exalb.assignments import LabelSelector
+from exalb.bgppeer import Peer
 
 
 def _json(kind: str, neighbor: object) -> bytes:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from announcer.core.decide import context
 from announcer.core.desired import DesiredState
-from announcer.core.model import Endpoint, Node, Options, Peer, Routes
+from announcer.core.model import Endpoint, Node, Options, Routes
 from announcer.core.pools import (
     DEFAULT_ROUTE,
     IP_OUTSIDE_POOL,
@@ -34,6 +34,7 @@ from announcer.core.pools import (
 from announcer.core.published import Published
 from exalb.assignments import SCHEMA_KEY, Advertisement, Assignment, encode
 from exalb.assignments.addresses import AddressError, parse_addresses
+from exalb.bgppeer import Peer
 
 OPTS = Options(node_name="n1")
 NODE = Node("n1", addresses=(("InternalIP", "192.0.2.11"), ("InternalIP", "2001:db8:ff::11")))

@@ -26,8 +26,9 @@ from exabgp.reactor.delay import Delay
 from exabgp.rib.change import Change
 
 from announcer.core.config import render
-from announcer.core.model import Attrs, Peer
+from announcer.core.model import Attrs
 from announcer.exabgp import launcher
+from exalb.bgppeer import Peer
 
 
 @pytest.fixture(autouse=True)

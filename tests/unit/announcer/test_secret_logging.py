@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import structlog
 
-from announcer.core.model import Peer
+from exalb.bgppeer import Peer
 from exalb.observability import logging as obslog
 
 PASSWORD = "md5-Zq7-wrX!kp4"
