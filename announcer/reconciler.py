@@ -31,7 +31,7 @@ import structlog
 
 import exalb.assignments as contract
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
-from announcer.core.decide import Context, context, ready_at
+from announcer.core.decide import Context, context, ready_at, unusable_peers
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options
 from announcer.core.pools import PoolSpaces
@@ -107,6 +107,7 @@ class Reconciler:
         self._dirty_shards: set[str] = set()
         self._dirty_slices: set[str] = set()
         self._prefetched = False
+        self._unusable: dict[str, str] = {}  # peer selecting this node -> why no session
         self._full_wanted = False  # BFD changed: which sessions may run is re-decided
         self._last_full = 0.0
         self._lock = threading.Lock()
@@ -183,6 +184,9 @@ class Reconciler:
             "sessionsUp": sum(1 for p in peers if p["state"] == "up"),
             "servicesAnnounced": len(self._state.announced),
             "peers": peers,
+            "unusablePeers": [
+                {"name": name, "reason": why} for name, why in self._unusable.items()
+            ],
         }
 
     def _all_converged(self) -> bool:
@@ -231,6 +235,7 @@ class Reconciler:
         self._reports.peers(
             {p.name: p.problem for p in peers if p.problem}, [p.name for p in peers]
         )
+        self._unusable = unusable_peers(peers, node)
         pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
         self._reports.invalid_pools(invalid)
         ctx = context(node, peers, self.opts, time.time(), pools)

@@ -5,8 +5,10 @@ reports its own sessions in its node's BGPSessionStatus. What is decided here ne
 no node's view: the spec (the same :func:`exalb.bgppeer.parse_spec` the announcer
 refuses a peer with) and which Nodes the selectors match. Whether the password Secret
 exists is not decided here: the allocator may not list the BGP password Secrets (least
-privilege, proven by tests/integration/security), so each announcer reports it.
-Data in, conditions out; the time of a transition is given, not read.
+privilege, proven by tests/integration/security), so each announcer reports, in its
+node's BGPSessionStatus, the peers selecting it that it cannot use and why; condition
+Usable gathers those reports. Data in, conditions out; the time of a transition is
+given, not read.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from exalb.assignments.selectors import any_matches
-from exalb.bgppeer import Peer, SpecError, parse_spec
+from exalb.bgppeer import SpecError, parse_spec
 
 VALID = "Valid"
 NODES_SELECTED = "NodesSelected"
-TYPES = (VALID, NODES_SELECTED)
+USABLE = "Usable"
+TYPES = (VALID, NODES_SELECTED, USABLE)
 
 Labels = Mapping[str, str]
+Reports = Mapping[str, Mapping[str, str]]  # node -> unusable peer -> the announcer's reason
 
 
 @dataclass(frozen=True)
@@ -34,32 +38,34 @@ class Condition:
 
 
 def peer_conditions(
-    spec: Mapping[str, Any], secrets_namespace: str, nodes: Iterable[Labels]
+    name: str,
+    spec: Mapping[str, Any],
+    secrets_namespace: str,
+    nodes: Mapping[str, Labels],
+    reports: Reports,
 ) -> tuple[Condition, ...]:
-    """The peer's conditions from its spec and the labels of every Node."""
+    """The peer's conditions from its spec, the labels of every Node (by name) and
+    what the announcers report of the peers they cannot use (by node)."""
     try:
         parsed = parse_spec(spec, secrets_namespace)
     except SpecError as exc:
+        why = "the spec is not valid (see condition Valid)"
         return (
             Condition(VALID, "False", "InvalidSpec", str(exc)),
-            Condition(
-                NODES_SELECTED,
-                "Unknown",
-                "InvalidSpec",
-                "the spec is not valid (see condition Valid)",
-            ),
+            Condition(NODES_SELECTED, "Unknown", "InvalidSpec", why),
+            Condition(USABLE, "Unknown", "InvalidSpec", why),
         )
+    selected = sorted(
+        n for n, labels in nodes.items() if any_matches(parsed.node_selectors, labels)
+    )
     return (
         Condition(VALID, "True", "Valid", "the announcers accept this spec"),
-        nodes_condition(parsed, nodes),
+        nodes_condition(len(selected), len(nodes)),
+        usable_condition(name, selected, reports),
     )
 
 
-def nodes_condition(spec: Peer, nodes: Iterable[Labels]) -> Condition:
-    total = matched = 0
-    for labels in nodes:
-        total += 1
-        matched += any_matches(spec.node_selectors, labels)
+def nodes_condition(matched: int, total: int) -> Condition:
     if matched == 0:
         why = f"nodeSelectors match none of the {total} Nodes" if total else "there are no Nodes"
         return Condition(
@@ -68,6 +74,30 @@ def nodes_condition(spec: Peer, nodes: Iterable[Labels]) -> Condition:
     return Condition(
         NODES_SELECTED, "True", "NodesSelected", f"nodeSelectors match {matched} of {total} Nodes"
     )
+
+
+def usable_condition(name: str, selected: Sequence[str], reports: Reports) -> Condition:
+    """Can every selected node that reported run a session with peer ``name``?
+
+    Only the announcer knows (it alone reads the password Secret), so a selected node
+    whose announcer has not written its BGPSessionStatus yet is not counted; nodes
+    refusing the peer for the same reason are named together.
+    """
+    reported = [n for n in selected if n in reports]
+    if not reported:
+        why = "no Nodes selected" if not selected else "no selected node has reported yet"
+        return Condition(USABLE, "Unknown", "NotReported", why)
+    by_reason: dict[str, list[str]] = {}
+    for node in reported:
+        reason = reports[node].get(name)
+        if reason is not None:
+            by_reason.setdefault(reason, []).append(node)
+    if not by_reason:
+        return Condition(
+            USABLE, "True", "Usable", f"usable on the {len(reported)} selected nodes that reported"
+        )
+    message = "; ".join(f"{', '.join(ns)}: {why}" for why, ns in sorted(by_reason.items()))
+    return Condition(USABLE, "False", "UnusableOnNodes", message)
 
 
 def with_transitions(

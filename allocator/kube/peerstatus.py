@@ -1,7 +1,9 @@
 """BGPPeer ``status.conditions``: watched inputs in, a status patch out, only while leader.
 
-Two informers feed the pure decision (``allocator.core.peerstatus``): the BGPPeers of
-exalb's namespace and the labels of every Node.
+Three informers feed the pure decision (``allocator.core.peerstatus``): the BGPPeers of
+exalb's namespace, the labels of every Node, and the BGPSessionStatus each announcer
+writes for its node, of which only ``status.unusablePeers`` is kept (the allocator may
+not read the password Secrets, so the announcers say which peers they cannot use).
 
 A pass recomputes every peer's conditions and patches only those that differ from what
 the peer shows. Each patch names the resourceVersion it was computed from, so a
@@ -24,6 +26,7 @@ from exalb.kube.informer import Informer
 from exalb.kube.rest import ApiError, Client, resource_path
 
 GROUP, VERSION, PEERS = "exalb.io", "v1alpha1", "bgppeers"
+SESSION_STATUSES = "bgpsessionstatuses"
 MIN_INTERVAL = 0.5  # seconds between passes: a burst of Node changes costs one pass
 RESYNC = 60.0  # a pass even without events, so a failed write is retried
 
@@ -47,6 +50,14 @@ def slim_peer(obj: Obj) -> Obj:
 
 def slim_node(obj: Obj) -> Obj:
     return {"metadata": _meta(obj, "labels")}
+
+
+def slim_session_status(obj: Obj) -> Obj:
+    unusable = (obj.get("status") or {}).get("unusablePeers") or []
+    return {
+        "metadata": _meta(obj),
+        "unusable": {str(p.get("name")): str(p.get("reason")) for p in unusable},
+    }
 
 
 class PeerStatusSync:
@@ -80,7 +91,14 @@ class PeerStatusSync:
             self._node_changed,
             transform=slim_node,
         )
-        self._informers = (self.peers, self.nodes)
+        self.session_statuses = Informer(
+            SESSION_STATUSES,
+            api.lister(resource_path(f"{GROUP}/{VERSION}", SESSION_STATUSES, namespace)),
+            self._reports_changed,
+            transform=slim_session_status,
+        )
+        self._reports: dict[str, dict[str, str]] = {}
+        self._informers = (self.peers, self.nodes, self.session_statuses)
         self._thread = threading.Thread(target=self._run, name="peer-status", daemon=True)
 
     def start(self) -> PeerStatusSync:
@@ -113,6 +131,17 @@ class PeerStatusSync:
                 self._node_labels[key] = labels
             self._dirty.set()
 
+    def _reports_changed(self, key: str, obj: Obj | None) -> None:
+        # Each announcer rewrites its status as its sessions change; only its
+        # unusable peers matter here.
+        unusable = None if obj is None else obj["unusable"]
+        if self._reports.get(key) != unusable:
+            if unusable is None:
+                self._reports.pop(key, None)
+            else:
+                self._reports[key] = unusable
+            self._dirty.set()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._dirty.wait(RESYNC)
@@ -125,7 +154,13 @@ class PeerStatusSync:
 
     def sync_once(self) -> bool:
         """One pass over every peer; False when a write failed."""
-        nodes = [n["metadata"].get("labels") or {} for n in self.nodes.snapshot().values()]
+        nodes = {
+            n["metadata"]["name"]: n["metadata"].get("labels") or {}
+            for n in self.nodes.snapshot().values()
+        }
+        reports = {
+            s["metadata"]["name"]: s["unusable"] for s in self.session_statuses.snapshot().values()
+        }
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ok = True
         for peer in self.peers.snapshot().values():
@@ -133,7 +168,7 @@ class PeerStatusSync:
             current = peer["status"]["conditions"]
             wanted = with_transitions(
                 current,
-                peer_conditions(peer["spec"], self._secrets_ns, nodes),
+                peer_conditions(md["name"], peer["spec"], self._secrets_ns, nodes, reports),
                 int(md.get("generation", 0)),
                 now,
             )

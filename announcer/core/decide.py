@@ -90,6 +90,20 @@ def peers_of_node(peers: Iterable[Peer], node: Node | None) -> list[Peer]:
     )
 
 
+def unusable_peers(peers: Iterable[Peer], node: Node | None) -> dict[str, str]:
+    """Peers selecting this node that it cannot run a session with, and why.
+
+    Reported in the node's BGPSessionStatus: the allocator turns these reports into
+    the BGPPeer's condition Usable (only the announcer reads the password Secrets).
+    """
+    labels: Mapping[str, str] = node.labels if node else {}
+    return {
+        p.name: p.problem
+        for p in sorted(peers, key=lambda p: p.name)
+        if p.problem is not None and any_matches(p.node_selectors, labels)
+    }
+
+
 def next_hop(node: Node, version: int, opts: Options) -> str | None:
     override = opts.next_hop_v4 if version == 4 else opts.next_hop_v6
     if override:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from allocator.core.peerstatus import (
     NODES_SELECTED,
     TYPES,
+    USABLE,
     VALID,
     Condition,
     peer_conditions,
@@ -25,8 +26,10 @@ SPEC: dict[str, Any] = {
     "passwordSecret": {"name": "tor-md5"},
     "nodeSelectors": [{"matchLabels": {"rack": "a"}}],
 }
-RACK_A = [{"rack": "a"}, {"rack": "a", "gpu": "yes"}]
-RACK_B = [{"rack": "b"}]
+RACK_A = {"a-1": {"rack": "a"}, "a-2": {"rack": "a", "gpu": "yes"}}
+RACK_B = {"b-1": {"rack": "b"}}
+MISSING = "passwordSecret 'tor-md5' is missing from namespace 'exalb-system'"
+ALL_FINE: dict[str, dict[str, str]] = {"a-1": {}, "a-2": {}, "b-1": {}}
 
 
 def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
@@ -38,10 +41,11 @@ def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
     [
         (
             SPEC,
-            RACK_A + RACK_B,
+            RACK_A | RACK_B,
             {
                 VALID: ("True", "Valid"),
                 NODES_SELECTED: ("True", "NodesSelected"),
+                USABLE: ("True", "Usable"),
             },
         ),
         (
@@ -50,6 +54,7 @@ def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
             {
                 VALID: ("True", "Valid"),
                 NODES_SELECTED: ("False", "NoNodesSelected"),
+                USABLE: ("Unknown", "NotReported"),
             },
         ),
         (
@@ -58,32 +63,34 @@ def _by_type(conds: tuple[Condition, ...]) -> dict[str, tuple[str, str]]:
             {
                 VALID: ("True", "Valid"),
                 NODES_SELECTED: ("True", "NodesSelected"),
+                USABLE: ("True", "Usable"),
             },
         ),
         (
             {k: v for k, v in SPEC.items() if k != "nodeSelectors"},
-            [],
+            {},
             {
                 VALID: ("True", "Valid"),
                 NODES_SELECTED: ("False", "NoNodesSelected"),
+                USABLE: ("Unknown", "NotReported"),
             },
         ),
     ],
 )
 def test_conditions(
     spec: dict[str, Any],
-    nodes: list[dict[str, str]],
+    nodes: dict[str, dict[str, str]],
     expected: dict[str, tuple[str, str]],
 ) -> None:
-    conds = peer_conditions(spec, NS, nodes)
+    conds = peer_conditions("tor", spec, NS, nodes, ALL_FINE)
     assert tuple(c.type for c in conds) == TYPES
     assert _by_type(conds) == expected
 
 
 def test_messages_count_the_nodes() -> None:
-    conds = {c.type: c for c in peer_conditions(SPEC, NS, RACK_A + RACK_B)}
+    conds = {c.type: c for c in peer_conditions("tor", SPEC, NS, RACK_A | RACK_B, ALL_FINE)}
     assert conds[NODES_SELECTED].message == "nodeSelectors match 2 of 3 Nodes"
-    none = {c.type: c for c in peer_conditions(SPEC, NS, RACK_B)}
+    none = {c.type: c for c in peer_conditions("tor", SPEC, NS, RACK_B, ALL_FINE)}
     assert "none of the 1 Nodes" in none[NODES_SELECTED].message
 
 
@@ -105,17 +112,50 @@ def test_messages_count_the_nodes() -> None:
 def test_invalid_spec_is_reported_with_the_announcers_reason(
     change: dict[str, Any], fragment: str
 ) -> None:
-    conds = _by_type(peer_conditions({**SPEC, **change}, NS, RACK_A))
+    conds = _by_type(peer_conditions("tor", {**SPEC, **change}, NS, RACK_A, ALL_FINE))
     assert conds == {
         VALID: ("False", "InvalidSpec"),
         NODES_SELECTED: ("Unknown", "InvalidSpec"),
+        USABLE: ("Unknown", "InvalidSpec"),
     }
-    (valid,) = (c for c in peer_conditions({**SPEC, **change}, NS, []) if c.type == VALID)
+    (valid,) = (
+        c for c in peer_conditions("tor", {**SPEC, **change}, NS, {}, {}) if c.type == VALID
+    )
     assert fragment in valid.message
 
 
 def test_a_secret_named_without_namespace_is_valid() -> None:
-    assert _by_type(peer_conditions(SPEC, NS, RACK_A))[VALID] == ("True", "Valid")
+    assert _by_type(peer_conditions("tor", SPEC, NS, RACK_A, {}))[VALID] == ("True", "Valid")
+
+
+def _usable(reports: dict[str, dict[str, str]]) -> Condition:
+    (usable,) = (
+        c for c in peer_conditions("tor", SPEC, NS, RACK_A | RACK_B, reports) if c.type == USABLE
+    )
+    return usable
+
+
+def test_usable_names_the_nodes_and_the_announcers_reason() -> None:
+    other = "passwordSecret 'x' has no 'password' key"
+    reports = {"a-1": {"tor": MISSING}, "a-2": {"tor": MISSING, "spine": other}, "b-1": {}}
+    usable = _usable(reports)
+    assert (usable.status, usable.reason) == ("False", "UnusableOnNodes")
+    assert usable.message == f"a-1, a-2: {MISSING}"
+    # A node that is not selected is not counted, whatever it reports.
+    assert _usable({"a-1": {}, "a-2": {}, "b-1": {"tor": MISSING}}).status == "True"
+    # Two reasons are both named.
+    split = _usable({"a-1": {"tor": MISSING}, "a-2": {"tor": other}})
+    assert split.message == f"a-1: {MISSING}; a-2: {other}"
+
+
+def test_usable_counts_only_the_nodes_that_reported() -> None:
+    assert (_usable({}).status, _usable({}).reason) == ("Unknown", "NotReported")
+    partial = _usable({"a-2": {}})
+    assert (partial.status, partial.message) == (
+        "True",
+        "usable on the 1 selected nodes that reported",
+    )
+    assert _usable({"a-2": {"tor": MISSING}}).message == f"a-2: {MISSING}"
 
 
 STATUSES = st.sampled_from(["True", "False", "Unknown"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from announcer.core.decide import decide, node_problem, ready_at
+from announcer.core.decide import decide, node_problem, ready_at, unusable_peers
 from announcer.core.model import (
     EXCLUDE_LABEL,
     GRACEFUL_SHUTDOWN,
@@ -166,3 +166,20 @@ def test_no_peers_and_unusable_peers() -> None:
     d = decide(NODE, [bad], [svc()], eps("n1"), OPTS, 0, POOLS)
     assert d.routes == {}
     assert d.reasons == {"ns.web": "noPeers"}
+
+
+def test_unusable_peers_are_those_selecting_this_node_with_a_problem() -> None:
+    missing = "passwordSecret 'tor-md5' is missing"
+
+    def zone(z: str) -> tuple[LabelSelector, ...]:
+        return (LabelSelector((("zone", z),)),)
+
+    peers = [
+        Peer("tor", 64513, 64512, "127.1.0.1", node_selectors=zone("a"), problem=missing),
+        Peer("other-zone", 64513, 64512, "127.1.0.3", node_selectors=zone("b"), problem=missing),
+        PEER,
+        Peer("everywhere", 64513, 64512, "127.1.0.4", problem="invalid spec"),
+    ]
+    assert unusable_peers(peers, NODE) == {"everywhere": "invalid spec", "tor": missing}
+    assert list(unusable_peers(peers, NODE)) == ["everywhere", "tor"]  # written in name order
+    assert unusable_peers([PEER], NODE) == {}
