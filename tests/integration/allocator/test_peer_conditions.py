@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from testbed.procs import wait_for
+from testbed.controlplane import ControlPlane
+from testbed.lab import Lab
+from testbed.procs import free_port, wait_for
 from tests.integration.allocator.conftest import GROUP, VERSION, Cluster, StartAllocator
 
 pytestmark = pytest.mark.integration
@@ -41,14 +44,16 @@ def _conditions(cluster: Cluster) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in (_peer(cluster).get("status") or {}).get("conditions") or []}
 
 
-def _wait(cluster: Cluster, type_: str, status: str, reason: str) -> dict[str, Any]:
+def _wait(
+    cluster: Cluster, type_: str, status: str, reason: str, timeout: float = 15
+) -> dict[str, Any]:
     wait_for(
         f"{type_}={status}/{reason}",
         lambda: (
             (_conditions(cluster).get(type_) or {}).get("reason") == reason
             and _conditions(cluster)[type_]["status"] == status
         ),
-        15,
+        timeout,
         on_timeout=lambda: f"conditions: {_conditions(cluster)}",
     )
     return _conditions(cluster)[type_]
@@ -115,3 +120,56 @@ def test_each_condition_turns_false_then_true(
 
     assert (alloc.metric("exalb_allocator_api_writes_total", kind="BGPPeer") or 0) >= 4
     assert not alloc.metric("exalb_allocator_api_write_errors_total", kind="BGPPeer")
+
+
+@pytest.fixture
+def lab(
+    control_plane: ControlPlane, kube: client.ApiClient, exalb_ns: str, tmp_path: Path
+) -> Iterator[Lab]:
+    """Real announcers in the allocator's namespace, under the chart's announcer RBAC."""
+    the_lab = Lab(control_plane, kube, exalb_ns, tmp_path)
+    the_lab.install_rbac()  # also creates the BGP secrets namespace
+    yield the_lab
+    print(the_lab.logs())  # pytest shows it only when the test failed
+    the_lab.close()
+
+
+def test_a_missing_password_secret_shows_as_unusable_on_the_nodes_named(
+    cluster: Cluster, start_allocator: StartAllocator, lab: Lab, namespace: str
+) -> None:
+    """The end-to-end signal: the announcer's refusal, through its BGPSessionStatus, on the peer.
+
+    Nothing listens at the peer's address: once the Secret exists the announcer's ExaBGP
+    just retries its connection; usability does not wait for the session.
+    """
+    lab.add_peer(
+        "tor",
+        None,
+        peerASN=64512,
+        peerAddress=lab.router_ip,
+        peerPort=free_port(lab.router_ip),
+        passwordSecret={"name": "tor-md5"},
+        nodeSelectors=[{"matchLabels": {RACK: namespace}}],
+    )
+    start_allocator()
+    _wait(cluster, "Usable", "Unknown", "NotReported")
+
+    started = time.monotonic()
+    status_interval = ["--status-interval", "0.5"]
+    lab.add_node(1, labels={RACK: namespace}, extra_args=status_interval)
+    lab.add_node(2, labels={RACK: "elsewhere"}, extra_args=status_interval)  # not selected
+    unusable = _wait(cluster, "Usable", "False", "UnusableOnNodes", timeout=30)
+    reported_after = time.monotonic() - started
+    assert unusable["message"] == (
+        f"{lab.node(1).name}: passwordSecret 'tor-md5' is missing from namespace "
+        f"'{lab.bgp_secrets_namespace}' or has no 'password' key"
+    )
+    print(f"Usable=False {reported_after:.1f} s after the announcers started")
+
+    lab.add_secret("tor-md5", "md5-pw")
+    fixed_at = time.monotonic()
+    usable = _wait(cluster, "Usable", "True", "Usable")
+    print(f"Usable=True {time.monotonic() - fixed_at:.1f} s after the Secret was created")
+    assert usable["message"] == "usable on the 1 selected nodes that reported"
+    assert usable["lastTransitionTime"] >= unusable["lastTransitionTime"]
+    assert not lab.session_status(2)["unusablePeers"]  # type: ignore[index]
