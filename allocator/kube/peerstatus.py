@@ -123,24 +123,24 @@ class PeerStatusSync:
 
     def _node_changed(self, key: str, obj: Obj | None) -> None:
         # Nodes change often (status); only their labels matter here.
-        labels = None if obj is None else obj["metadata"].get("labels") or {}
-        if self._node_labels.get(key) != labels:
-            if labels is None:
-                self._node_labels.pop(key, None)
-            else:
-                self._node_labels[key] = labels
-            self._dirty.set()
+        self._record(
+            self._node_labels, key, None if obj is None else obj["metadata"].get("labels") or {}
+        )
 
     def _reports_changed(self, key: str, obj: Obj | None) -> None:
         # Each announcer rewrites its status as its sessions change; only its
         # unusable peers matter here.
-        unusable = None if obj is None else obj["unusable"]
-        if self._reports.get(key) != unusable:
-            if unusable is None:
-                self._reports.pop(key, None)
-            else:
-                self._reports[key] = unusable
-            self._dirty.set()
+        self._record(self._reports, key, None if obj is None else obj["unusable"])
+
+    def _record(self, seen: dict[str, Any], key: str, value: Any) -> None:
+        """Remember ``value`` (None: deleted) for ``key``; a pass is due only if it changed."""
+        if seen.get(key) == value:
+            return
+        if value is None:
+            seen.pop(key, None)
+        else:
+            seen[key] = value
+        self._dirty.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
