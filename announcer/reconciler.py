@@ -232,10 +232,9 @@ class Reconciler:
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
-        self._reports.peers(
-            {p.name: p.problem for p in peers if p.problem}, [p.name for p in peers]
-        )
+        # Only peers selecting this node: a peer no node of ours runs is no problem here.
         self._unusable = unusable_peers(peers, node)
+        self._reports.peers(self._unusable, [p.name for p in peers])
         pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
         self._reports.invalid_pools(invalid)
         ctx = context(node, peers, self.opts, time.time(), pools)
