@@ -107,11 +107,12 @@ class Frr(Router):
 
     def rib(self) -> dict[str, list[RibPath]]:
         table = (self._vtysh("show bgp ipv4 unicast json") or {}).get("routes", {})
-        out: dict[str, list[RibPath]] = {}
-        for prefix in table:
-            detail = self._vtysh(f"show bgp ipv4 unicast {prefix} json") or {}
-            out[prefix] = [_path(prefix, p) for p in detail.get("paths", [])]
-        return out
+        return {prefix: self.paths(prefix) for prefix in table}
+
+    def paths(self, prefix: str) -> list[RibPath]:
+        """One prefix's paths: a single vtysh call, cheap enough to poll every 100 ms."""
+        detail = self._vtysh(f"show bgp ipv4 unicast {prefix} json") or {}
+        return [_path(prefix, p) for p in detail.get("paths", [])]
 
 
 def _path(prefix: str, p: dict[str, Any]) -> RibPath:
