@@ -5,69 +5,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
-import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from testbed import netns
-from testbed.nodes import EXALB_IMAGE, ROUTER_ADDRESS, Bed, image_name, pod_cidr, ready_nodes
+from testbed.nodes import ROUTER_ADDRESS, Bed, pod_cidr, ready_nodes
 from testbed.procs import wait_for
 
+from .workloads import container, ready_pods
+
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
-
-
-@pytest.fixture
-def namespace(bed: Bed) -> Iterator[str]:
-    """A namespace whose ``default`` ServiceAccount exists (admission requires it for pods)."""
-    name = f"realnode-{uuid.uuid4().hex[:6]}"
-    with bed.api_client() as api:
-        core = client.CoreV1Api(api)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        wait_for(
-            f"ServiceAccount {name}/default",
-            lambda: bool(core.list_namespaced_service_account(name).items),
-            timeout=30,
-            interval=0.2,
-        )
-        yield name
-        core.delete_namespace(name)
-
-
-def _container(command: list[str], **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "main",
-        "image": image_name(EXALB_IMAGE),
-        "imagePullPolicy": "Never",
-        "command": command,
-        **extra,
-    }
-
-
-def _ready_pods(bed: Bed, namespace: str, selector: str, count: int) -> list[Any]:
-    pods: list[Any] = []
-    with bed.api_client() as api:
-        core = client.CoreV1Api(api)
-
-        def ready() -> bool:
-            nonlocal pods
-            pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-            return len(pods) == count and all(
-                any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-                for p in pods
-                if p.status
-            )
-
-        wait_for(
-            f"{count} ready pods {selector}",
-            ready,
-            timeout=90,
-            interval=0.5,
-            on_timeout=lambda: f"pods: {[p.status for p in pods]}\n{bed.logs()}",
-        )
-    return pods
 
 
 def test_every_node_is_ready_at_its_address(bed: Bed) -> None:
@@ -88,7 +36,7 @@ def test_a_deployment_of_the_image_serves_from_its_nodes_pod_range(
 ) -> None:
     """kubelet's readiness probe reaches the pod over the CNI bridge, so the pod network works."""
     labels = {"app": "web"}
-    server = _container(
+    server = container(
         ["python3", "-m", "http.server", "8080"],
         readinessProbe={"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
     )
@@ -104,7 +52,7 @@ def test_a_deployment_of_the_image_serves_from_its_nodes_pod_range(
     }
     with bed.api_client() as api:
         client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
-    pods = _ready_pods(bed, namespace, "app=web", 2)
+    pods = ready_pods(bed, namespace, "app=web", 2)
     ranges = {n.name: ipaddress.ip_network(pod_cidr(i + 1)) for i, n in enumerate(bed.nodes)}
     for pod in pods:
         assert ipaddress.ip_address(pod.status.pod_ip) in ranges[pod.spec.node_name], pod.status
@@ -119,7 +67,7 @@ def test_a_host_network_daemonset_runs_the_announcer_non_root_read_only_reaching
         "import os, socket; socket.create_connection((os.environ['KUBERNETES_SERVICE_HOST'],"
         " int(os.environ['KUBERNETES_SERVICE_PORT'])), 5); print('apiserver reachable')"
     )
-    announcer = _container(
+    announcer = container(
         ["sh", "-c", f'exalb-announcer --help && python3 -c "{api}" && id -u && exec sleep 3600'],
         securityContext={
             "runAsNonRoot": True,
@@ -142,7 +90,7 @@ def test_a_host_network_daemonset_runs_the_announcer_non_root_read_only_reaching
     }
     with bed.api_client() as api:
         client.AppsV1Api(api).create_namespaced_daemon_set(namespace, daemonset)
-    pods = _ready_pods(bed, namespace, "app=announcer", len(bed.nodes))
+    pods = ready_pods(bed, namespace, "app=announcer", len(bed.nodes))
     assert {p.status.pod_ip for p in pods} == {n.address for n in bed.nodes}
     for pod in pods:
         log = ""
