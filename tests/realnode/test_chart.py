@@ -183,6 +183,15 @@ def _pods_by_node(bed: Bed, namespace: str, count: int) -> dict[str, str]:
     return {p.spec.node_name: p.metadata.name for p in ready_pods(bed, namespace, "app=web", count)}
 
 
+def _cluster_service(bed: Bed, namespace: str) -> str:
+    """A Cluster Service in front of one web pod, once every node announces it: its prefix."""
+    _web(bed, namespace, replicas=1)
+    _pods_by_node(bed, namespace, 1)
+    prefix = _service(bed, namespace, "web-cluster", "Cluster")
+    _wait_next_hops(bed, prefix, set(_address(bed).values()))
+    return prefix
+
+
 def test_install_every_pod_ready_and_every_node_established_at_frr(exalb: Bed) -> None:
     pods = ready_pods(exalb, SYSTEM, ANNOUNCERS, len(exalb.nodes))
     assert {p.spec.node_name for p in pods} == set(_address(exalb))
@@ -210,10 +219,8 @@ def test_local_service_is_announced_by_the_nodes_with_a_ready_pod(
 
 
 def test_cluster_service_is_announced_by_every_node(exalb: Bed, namespace: str) -> None:
-    _web(exalb, namespace, replicas=1)
-    _pods_by_node(exalb, namespace, 1)
-    prefix = _service(exalb, namespace, "web-cluster", "Cluster")
-    _wait_next_hops(exalb, prefix, set(_address(exalb).values()))
+    prefix = _cluster_service(exalb, namespace)
+    assert _next_hops(exalb, prefix) == set(_address(exalb).values())
 
 
 def test_local_next_hops_follow_scaling_and_readiness(exalb: Bed, namespace: str) -> None:
@@ -234,10 +241,7 @@ def test_local_next_hops_follow_scaling_and_readiness(exalb: Bed, namespace: str
 def test_upgrade_rolls_one_node_at_a_time_and_the_prefix_never_leaves_frr(
     exalb: Bed, namespace: str
 ) -> None:
-    _web(exalb, namespace, replicas=1)
-    _pods_by_node(exalb, namespace, 1)
-    prefix = _service(exalb, namespace, "web-cluster", "Cluster")
-    _wait_next_hops(exalb, prefix, set(_address(exalb).values()))
+    prefix = _cluster_service(exalb, namespace)
     before = {p.metadata.name for p in ready_pods(exalb, SYSTEM, ANNOUNCERS, len(exalb.nodes))}
 
     upgrade_error: list[BaseException] = []
@@ -277,10 +281,7 @@ def test_upgrade_rolls_one_node_at_a_time_and_the_prefix_never_leaves_frr(
 def test_uninstall_withdraws_every_route_and_leaves_only_the_kept_objects(
     exalb: Bed, namespace: str
 ) -> None:
-    _web(exalb, namespace, replicas=1)
-    _pods_by_node(exalb, namespace, 1)
-    prefix = _service(exalb, namespace, "web-cluster", "Cluster")
-    _wait_next_hops(exalb, prefix, set(_address(exalb).values()))
+    prefix = _cluster_service(exalb, namespace)
 
     exalb.helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", "--timeout=120s")
     _wait_next_hops(exalb, prefix, set(), timeout=10)
