@@ -50,7 +50,17 @@ def _launchers_of(lab: Lab, i: int) -> tuple[int, int]:
 
 
 def _exabgp_of(lab: Lab, i: int) -> int:
-    return _launchers_of(lab, i)[0]
+    """Node ``i``'s running ExaBGP (a spare launcher or not): the child with an API process."""
+    proc = lab.node(i).proc
+    assert proc is not None
+    running: list[int] = []
+
+    def one() -> bool:
+        running[:] = [p for p in children(proc.pid) if children(p)]
+        return len(running) == 1
+
+    wait_for(f"node {i}: a running ExaBGP", one, 20)
+    return running[0]
 
 
 def test_killed_exabgp_is_restarted_from_the_spare_and_routes_replayed(
