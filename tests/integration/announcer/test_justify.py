@@ -19,6 +19,7 @@ from testbed.controlplane import ControlPlane
 from testbed.lab import Lab
 from testbed.procs import wait_for
 from testbed.routers import Router
+from testbed.routers.base import settle
 from tests.conftest import RouterFactory
 
 pytestmark = pytest.mark.integration
@@ -50,6 +51,23 @@ def sample(text: str, name: str, **labels: str) -> float | None:
         if head == want:
             return float(value)
     return None
+
+
+def settled_updates(r: Router, peer: str, quiet: float = 1.5) -> int:
+    """The router's UPDATE count from ``peer`` once it has not moved for ``quiet`` seconds.
+
+    The baseline of "nothing was sent": routers count End-of-RIB markers as UPDATEs, and
+    ExaBGP sends them (one per family) just after the routes a test waits for.
+    """
+    counts = [r.updates_received(peer)]
+
+    def unchanged() -> bool:
+        settle(quiet)
+        counts.append(r.updates_received(peer))
+        return counts[-1] == counts[-2]
+
+    wait_for("the UPDATE count settles", unchanged, 30)
+    return counts[-1]
 
 
 def hold(r: Router, prefixes: dict[str, set[str]], absent: set[str], seconds: float) -> None:
@@ -95,7 +113,7 @@ def test_unjustified_prefixes_never_reach_the_router(
     web = lab.assignment("web", WEB)
     lab.set_assignments([web])
     r.wait_next_hops(f"{WEB}/32", {lab.hop(1)}, timeout=30)
-    updates = r.updates_received(lab.source(1))
+    updates = settled_updates(r, lab.source(1))
 
     # A careless hand edit of the ConfigMap: a default route, an IP in no pool, a /16.
     data = contract.layout({web.key: contract.encode(web)}, 1)[0]
@@ -141,7 +159,7 @@ def test_deleting_every_assignments_configmap_withdraws_nothing(
     lab.set_assignments(entries)
     routes = {f"{WEB}/32": {lab.hop(1)}, "198.51.100.63/32": {lab.hop(1)}}
     r.wait_rib("both", lambda rib: set(routes) <= set(rib), timeout=30)
-    updates = r.updates_received(lab.source(1))
+    updates = settled_updates(r, lab.source(1))
 
     delete_assignments(lab)  # no allocator runs: nothing will write them again
     wait_for("stale contract", lambda: sample(lab.metrics(1), STALE) == 1.0, 20)
@@ -201,7 +219,7 @@ def test_the_allocator_rebuilds_deleted_configmaps_without_a_withdraw(
             lab.set_endpoints(name, {1: True})
         routes = {f"{ip}/32": {lab.hop(1)} for ip in ips}
         r.wait_rib("both", lambda rib: set(routes) <= set(rib), timeout=30)
-        updates = r.updates_received(lab.source(1))
+        updates = settled_updates(r, lab.source(1))
 
         # The allocator stopped: the ConfigMaps deleted, nothing moves at the router.
         alloc.proc.stop()
