@@ -109,6 +109,16 @@ class Frr(Router):
         table = (self._vtysh("show bgp ipv4 unicast json") or {}).get("routes", {})
         return {prefix: self.paths(prefix) for prefix in table}
 
+    def last_updates(self, prefix: str) -> tuple[int, ...]:
+        """When each path to ``prefix`` last changed (epoch seconds).
+
+        A withdraw and re-announce of that prefix moves it; End-of-RIB markers and other
+        prefixes, which FRR's UPDATE counter also counts, do not.
+        """
+        detail = self._vtysh(f"show bgp ipv4 unicast {prefix} json") or {}
+        stamps = (int((p.get("lastUpdate") or {}).get("epoch", 0)) for p in detail.get("paths", []))
+        return tuple(sorted(stamps))
+
     def paths(self, prefix: str) -> list[RibPath]:
         """One prefix's paths: a single vtysh call, cheap enough to poll every 100 ms."""
         detail = self._vtysh(f"show bgp ipv4 unicast {prefix} json") or {}
