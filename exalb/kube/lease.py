@@ -227,14 +227,8 @@ class LeaderElector:
         spec["leaseDurationSeconds"] = int(self.cfg.lease_duration)
         spec["renewTime"] = stamp
         lease["spec"] = spec
-        try:  # the body carries resourceVersion: a concurrent writer makes this a 409
-            self._api.replace(self._path, lease, timeout=self._timeout())
-        except ApiError as exc:
-            if exc.status == 409:
-                return False
-            raise
-        self.holder = self.cfg.identity
-        return True
+        # The body carries resourceVersion: a concurrent writer makes this a 409.
+        return self._claim(lambda: self._api.replace(self._path, lease, timeout=self._timeout()))
 
     def _create(self) -> bool:
         stamp = _stamp(self._wall())
@@ -250,8 +244,13 @@ class LeaderElector:
                 "leaseTransitions": 0,
             },
         }
+        collection = self._collection
+        return self._claim(lambda: self._api.create(collection, body, timeout=self._timeout()))
+
+    def _claim(self, write: Callable[[], object]) -> bool:
+        """Send a write that makes us the holder; False when another writer got there first."""
         try:
-            self._api.create(self._collection, body, timeout=self._timeout())
+            write()
         except ApiError as exc:
             if exc.status == 409:
                 return False
