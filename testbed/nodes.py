@@ -29,6 +29,7 @@ tears it down on Ctrl-C; the tests use the same :func:`start_bed`.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -69,6 +70,7 @@ ROUTER_ADDRESS = "198.18.255.1"
 ROUTER_ASN = 64512
 LINKS = "198.18.200.0/24"
 MAX_NODES = 14
+BED_LOCK = Path("/tmp/exalb-realnode-bed.lock")
 
 
 def router_end(k: int) -> str:
@@ -332,7 +334,35 @@ class Bed:
 
 @contextmanager
 def start_bed(node_count: int = 2, images: Sequence[Path] = (EXALB_IMAGE,)) -> Iterator[Bed]:
-    """A running bed, torn down on exit whatever happened; logs printed when bring-up fails."""
+    """A running bed, torn down on exit whatever happened; logs printed when bring-up fails.
+
+    Its addresses and namespace names are fixed, so two beds cannot coexist on
+    one host: a second one waits here for the first to be torn down.
+    """
+    with _the_only_bed():
+        yield from _run_bed(node_count, images)
+
+
+@contextmanager
+def _the_only_bed(timeout: float = 3600) -> Iterator[None]:
+    with BED_LOCK.open("a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    held = f"another test bed held {BED_LOCK} for {timeout:.0f}s"
+                    raise TimeoutError(held) from None
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run_bed(node_count: int, images: Sequence[Path]) -> Iterator[Bed]:
     workdir = Path(tempfile.mkdtemp(prefix="exalb-bed-"))
     workdir.chmod(0o755)  # FRR's daemons run as the frr user
     bed = Bed(workdir, node_count, images)
