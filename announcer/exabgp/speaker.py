@@ -366,14 +366,13 @@ class Speaker:
         proc = self._proc
         while time.monotonic() < deadline and not self._stop.is_set():
             if report.exists():
-                try:
-                    return launcher.STATIC_ATTRIBUTES in json.loads(report.read_text())
-                except ValueError:
-                    break
+                if grouped_seed_reported(report.read_text()):
+                    return True
+                break
             if proc is None or proc.poll() is not None:
                 break
             time.sleep(0.01)
-        self._log.warning("the launcher reported no fixes; seeding one route per line")
+        self._log.warning("the launcher did not report the grouped-seed fix; one route per line")
         return False
 
     def _go(self) -> None:
@@ -531,3 +530,12 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def grouped_seed_reported(report: str) -> bool:
+    """Whether the launcher's report names the grouped-seed fix; a malformed report names none."""
+    try:
+        applied = json.loads(report)
+    except ValueError:
+        return False
+    return isinstance(applied, list) and launcher.STATIC_ATTRIBUTES in applied

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from announcer.core.model import Attrs
-from announcer.exabgp import launcher
 from announcer.exabgp.speaker import Speaker
 from exalb.bgppeer import Peer
 from testbed.procs import wait_for
@@ -99,14 +98,12 @@ def test_a_replacing_speaker_starts_exabgp_only_after_the_old_one_exited(
             sp.stop()
 
 
-@pytest.mark.parametrize("how", ["launcher", "report-without-the-fix", "unpatched-exabgp"])
+@pytest.mark.parametrize("how", ["launcher", "unpatched-exabgp"])
 def test_a_seed_reaches_the_router_however_it_is_written(
-    router: RouterFactory, tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+    router: RouterFactory, tmp_path: Path, how: str
 ) -> None:
-    if how == "report-without-the-fix":
-        # The launcher's report does not name the fix the speaker looks for, as if the
-        # grouped-seed fix had not taken hold: the speaker must seed route by route.
-        monkeypatch.setattr(launcher, "STATIC_ATTRIBUTES", "static-attributes-missing")
+    # A launcher whose report lacks the grouped-seed fix makes the speaker seed route
+    # by route, as for an unpatched ExaBGP (the decision: tests/unit/announcer/test_launcher.py).
     launched = how != "unpatched-exabgp"
     grouped = how == "launcher"
     r = router("gobgp", ROUTER, 64512, [Neighbor(SOURCE, 64513)])

@@ -28,6 +28,7 @@ from exabgp.rib.change import Change
 from announcer.core.config import render
 from announcer.core.model import Attrs
 from announcer.exabgp import launcher
+from announcer.exabgp.speaker import grouped_seed_reported
 from exalb.bgppeer import Peer
 
 
@@ -131,6 +132,27 @@ def test_the_report_names_the_fixes_that_hold(tmp_path: Path) -> None:
     launcher.report([launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES], str(report))
     assert json.loads(report.read_text()) == [launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES]
     assert report.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("applied", "grouped"),
+    [
+        ([launcher.REMOVE_SELF, launcher.STATIC_ATTRIBUTES], True),
+        ([launcher.REMOVE_SELF], False),  # the grouped-seed fix did not take hold
+        ([], False),
+    ],
+)
+def test_the_speaker_groups_its_seed_only_when_the_report_names_the_fix(
+    tmp_path: Path, applied: list[str], grouped: bool
+) -> None:
+    report = tmp_path / "fixes.json"
+    launcher.report(applied, str(report))
+    assert grouped_seed_reported(report.read_text()) is grouped
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"static-attributes": 1}', '"static-attributes"'])
+def test_a_malformed_report_names_no_fix(text: str) -> None:
+    assert grouped_seed_reported(text) is False
 
 
 def test_a_concrete_next_hop_is_not_copied() -> None:
