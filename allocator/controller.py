@@ -45,6 +45,8 @@ class Config:
     configmap_prefix: str = "exalb-assignments"
     resync_seconds: float = 300.0
     write_workers: int = 8
+    # ownerReferences of what the allocator creates (exalb.kube.owner): none by default
+    owners: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +127,7 @@ class Allocator:
             self.watches.configmaps,
             validity,
             on_written=self._shards_written,
+            owners=cfg.owners,
         )
         self._pool_status = PoolStatusSync(
             PoolStatusWriter(api, cfg.namespace, self.watches.pools, validity),

@@ -28,6 +28,7 @@ from announcer.core.model import default_bgp_secrets_namespace
 from exalb.kube import rest
 from exalb.kube.events import EventRecorder
 from exalb.kube.lease import LeaderElector, LeaseConfig
+from exalb.kube.owner import service_account_owner
 from exalb.observability.http import HealthServer
 from exalb.observability.logging import configure
 
@@ -75,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--configmap-prefix", default="exalb-assignments")
     p.add_argument(
+        "--owner-service-account",
+        default=None,
+        help="own the Lease and the assignments ConfigMaps by this ServiceAccount (in "
+        "--namespace), so they are deleted with it (default: unowned)",
+    )
+    p.add_argument(
         "--metrics-bind",
         default=env("EXALB_METRICS_BIND", "0.0.0.0:7472"),
         help="host:port for /metrics, /healthz and /readyz",
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = AllocatorMetrics()
     host, _, port = args.metrics_bind.rpartition(":")
     http = HealthServer(metrics.registry, host or "0.0.0.0", int(port)).start()
+    owners = service_account_owner(api, args.namespace, args.owner_service_account)
     lease = LeaseConfig(
         args.namespace,
         args.lease_name,
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         args.lease_duration,
         args.renew_deadline,
         args.retry_period,
+        tuple(owners),
     )
     elector = LeaderElector(api, lease)
     events = EventRecorder(
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             args.load_balancer_class,
             args.configmap_prefix,
             write_workers=args.write_workers,
+            owners=owners,
         ),
         elector.remaining,
         metrics,

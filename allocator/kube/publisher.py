@@ -51,8 +51,10 @@ class Publisher:
         mirror: Informer,
         validity: Callable[[], float],
         on_written: Callable[[int, list[int], int], None] | None = None,
+        owners: list[dict[str, Any]] | None = None,
     ) -> None:
         self._api = api
+        self._owners = owners or []  # ownerReferences of every shard (exalb.kube.owner)
         self._ns = namespace
         self._prefix = prefix
         self._mirror = mirror
@@ -217,6 +219,7 @@ class Publisher:
                 "namespace": self._ns,
                 "labels": {LABEL: "true", "app.kubernetes.io/managed-by": "exalb-allocator"},
                 "annotations": {"exalb.io/shard": str(i)},
+                **({"ownerReferences": self._owners} if self._owners else {}),
             },
             "data": data,
         }

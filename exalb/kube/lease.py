@@ -57,6 +57,8 @@ class LeaseConfig:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    # ownerReferences of the Lease when this process creates it (exalb.kube.owner)
+    owners: tuple[Obj, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
@@ -235,7 +237,11 @@ class LeaderElector:
         body: Obj = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.cfg.name, "namespace": self.cfg.namespace},
+            "metadata": {
+                "name": self.cfg.name,
+                "namespace": self.cfg.namespace,
+                **({"ownerReferences": list(self.cfg.owners)} if self.cfg.owners else {}),
+            },
             "spec": {
                 "holderIdentity": self.cfg.identity,
                 "leaseDurationSeconds": int(self.cfg.lease_duration),

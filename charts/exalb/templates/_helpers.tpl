@@ -78,6 +78,7 @@ its own Deployment.
     - --renew-deadline={{ .Values.allocator.lease.renewDeadline }}
     - --retry-period={{ .Values.allocator.lease.retryPeriod }}
     - --write-workers={{ .Values.allocator.writeWorkers }}
+    - --owner-service-account={{ include "exalb.serviceAccount.allocator" . }}
     - --log-level={{ .Values.allocator.logLevel }}
     - --log-format={{ .Values.logFormat }}
     {{- with .Values.loadBalancerClass }}

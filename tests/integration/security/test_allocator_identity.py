@@ -73,6 +73,11 @@ REFUSED = {
         'secrets is forbidden: User "{user}" cannot list resource "secrets" in API group "" '
         'in the namespace "{ns}-bgp-secrets"',
     ),
+    "get a ServiceAccount other than its own": Refused(
+        lambda me, lab: me.core.read_namespaced_service_account("default", lab.namespace),
+        'serviceaccounts "default" is forbidden: User "{user}" cannot get resource '
+        '"serviceaccounts" in API group "" in the namespace "{ns}"',
+    ),
     "create a BGPSessionStatus": Refused(
         lambda me, lab: me.create_status(lab.namespace, "forged"),
         f'{STATUSES}.{GROUP} is forbidden: User "{{user}}" cannot create resource "{STATUSES}" '
@@ -93,3 +98,10 @@ def test_the_allocator_is_refused(lab: Lab, allocator: Identity, case: Refused) 
     assert message == case.message.format(
         user=allocator.username, ns=lab.namespace, node=lab.node(1).name
     )
+
+
+def test_the_allocator_reads_its_own_account_for_the_uid_its_objects_are_owned_by(
+    lab: Lab, allocator: Identity
+) -> None:
+    account = allocator.core.read_namespaced_service_account("exalb-allocator", lab.namespace)
+    assert account.metadata.uid
