@@ -2,8 +2,8 @@
 
 What the bed's FRR router reports is the judge: its sessions and, per Service
 address, the next hops of the paths it holds. The tests run in file order on
-one release: install, Services, scaling and readiness, a rolling upgrade, and
-last the uninstall.
+one release: install, Services, scaling and readiness, a rolling upgrade, a
+switch to ``allocator.mode: deployment``, and last the uninstall.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 
 RELEASE, SYSTEM = "exalb", "exalb-system"
 ANNOUNCERS = "app.kubernetes.io/instance=exalb,app.kubernetes.io/component=announcer"
+ALLOCATORS = "app.kubernetes.io/instance=exalb,app.kubernetes.io/component=allocator"
 POOL = "203.0.113.0/28"
 EXALB_ASN = 64513
 # Where the test Deployment's readiness probe looks: `rm` it and the pod turns unready.
@@ -272,6 +273,34 @@ def test_upgrade_rolls_one_node_at_a_time_and_the_prefix_never_leaves_frr(
     assert min(samples) >= 1, f"{prefix} left FRR during the rollout: {samples}"
     assert 1 in samples, f"no sample caught a node restarting: {sorted(set(samples))}"
     _wait_next_hops(exalb, prefix, set(_address(exalb).values()))
+
+
+def test_switching_to_deployment_mode_keeps_every_address_and_a_deployment_pod_leads(
+    exalb: Bed, namespace: str
+) -> None:
+    prefix = _cluster_service(exalb, namespace)
+
+    exalb.install_chart(RELEASE, SYSTEM, {"allocator": {"mode": "deployment"}})
+    allocators = ready_pods(exalb, SYSTEM, ALLOCATORS, 2)
+    announcers = ready_pods(exalb, SYSTEM, ANNOUNCERS, len(exalb.nodes))
+    assert [c.name for p in announcers for c in p.spec.containers if c.name == "allocator"] == []
+    assert not any(p.spec.host_network for p in allocators), "off the host network"
+    assert {p.spec.service_account_name for p in allocators} == {"exalb-allocator"}
+    exalb.kubectl("get", "poddisruptionbudget", "-n", SYSTEM, f"{RELEASE}-allocator")
+
+    names = {p.metadata.name for p in allocators}
+
+    def holder() -> str:
+        return exalb.kubectl(
+            "get", "lease", "-n", SYSTEM, "exalb-allocator", "-o", "jsonpath={.spec.holderIdentity}"
+        )  # fmt: skip
+
+    wait_for("a Deployment pod holds the Lease", lambda: holder() in names, 60, interval=0.5)
+    _wait_next_hops(exalb, prefix, set(_address(exalb).values()))
+    # The address is kept, and the new leader allocates.
+    later = _service(exalb, namespace, "web-later", "Cluster")
+    assert later != prefix
+    _wait_next_hops(exalb, later, set(_address(exalb).values()))
 
 
 def test_uninstall_withdraws_every_route_and_leaves_only_the_kept_objects(
