@@ -83,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10.0,
         help="seconds between BGPSessionStatus writes (only when changed); 0 turns them off",
     )
+    p.add_argument(
+        "--service-event-interval",
+        type=float,
+        default=30.0,
+        help="at most one Announced/Withdrawn Event per Service per this many seconds "
+        "(the last state is always told); at least 1",
+    )
     p.add_argument("--run-dir", default=None, help="private dir for ExaBGP configs and sockets")
     p.add_argument("--exabgp", default=None, help="ExaBGP executable (default: next to python)")
     p.add_argument("--exabgp-log-level", default="warning")
@@ -98,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.node_name:
         p.error("--node-name or $NODE_NAME is required")
+    if args.service_event_interval < 1:
+        p.error("--service-event-interval must be at least 1 (Event times have 1 s resolution)")
     if not args.bgp_secrets_namespace:
         args.bgp_secrets_namespace = default_bgp_secrets_namespace(args.namespace)
     return args
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         exabgp_spare=args.exabgp_spare,
         events=events,
         bfd=bfd,
+        service_event_interval=args.service_event_interval,
     )
 
     def bfd_changed(peer: str, up: bool) -> None:

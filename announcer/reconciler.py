@@ -30,12 +30,14 @@ from typing import Any, Protocol
 import structlog
 
 import exalb.assignments as contract
+from announcer.announcements import Announcements
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
 from announcer.core.decide import Context, context, ready_at, unusable_peers
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.model import Endpoint, Node, Options
 from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
+from announcer.core.report import decision_report
 from announcer.exabgp.speaker import Speaker
 from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
@@ -82,6 +84,7 @@ class Reconciler:
         exabgp_spare: bool = False,
         events: EventSink | None = None,
         bfd: BfdSpeaker | None = None,
+        service_event_interval: float = 30.0,
     ) -> None:
         self._inputs = inputs
         self._bfd = bfd
@@ -113,6 +116,9 @@ class Reconciler:
         self._lock = threading.Lock()
         self._log = log.bind(node=opts.node_name)
         self._reports = ContractReports(metrics, events, self._log)
+        self._announcements = Announcements(opts.node_name, events, service_event_interval)
+        self._bfd_down: set[str] = set()  # peers whose BGP session BFD holds down
+        self._started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
 
     # --- lifecycle -------------------------------------------------------
@@ -187,7 +193,15 @@ class Reconciler:
             "unusablePeers": [
                 {"name": name, "reason": why} for name, why in self._unusable.items()
             ],
+            **self._decision_report(),
         }
+
+    def _decision_report(self) -> dict[str, Any]:
+        """What ``exalbctl explain`` compares its own decision with (``core.report``)."""
+        ctx = self._state.ctx
+        if ctx is None:
+            return {}
+        return {"decision": decision_report(ctx, self.opts, self._bfd_down, self._started)}
 
     def _all_converged(self) -> bool:
         return all(s.converged() for s in self.speakers().values())
@@ -223,7 +237,11 @@ class Reconciler:
         self._read_shards(shards.keys(), shards)
 
     def reconcile(self) -> float | None:
-        """One pass; returns when it must run again even without events (announce delay)."""
+        """One pass; returns when it must run again even without events.
+
+        That is when the announce delay ends, or when an announce/withdraw Event held back
+        by its rate limit is due.
+        """
         decided_at = time.monotonic()
         with self._dirty_lock:
             shards, self._dirty_shards = self._dirty_shards, set()
@@ -242,6 +260,7 @@ class Reconciler:
         full = full_wanted or ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
         kind = "full" if full else "changed"
         self.metrics.reconciles.labels(kind).inc()
+        changed: set[str] | None = None  # the Services re-decided; None: all of them
         if full:
             self._ensure_speakers(node, ctx)
             self._rebuild(ctx)
@@ -250,16 +269,18 @@ class Reconciler:
             entries = self._read_shards(shards)
             if entries:
                 self._report_errors()
-            keys = entries | self._read_slices(slices)
+            changed = entries | self._read_slices(slices)
             touched: Touched = {}
-            for key in keys:
+            for key in changed:
                 for peer, prefixes in self._update(key).items():
                     touched.setdefault(peer, set()).update(prefixes)
             self._hand_routes(touched, decided_at)
         self._reports.refused(self._state.refused, self._published.get)
         self.metrics.services_announced.set(len(self._state.announced))
         self.metrics.reconcile_seconds.labels(kind).observe(time.monotonic() - decided_at)
-        return ready_at(node, self.opts)
+        tell_at = self._announcements.passed(self._state, changed, self._published.get, time.time())
+        wake = [t for t in (ready_at(node, self.opts), tell_at) if t is not None]
+        return min(wake, default=None)
 
     def _rebuild(self, ctx: Context) -> None:
         """Everything from the mirrors: first pass, context change, periodic safety net."""
@@ -395,6 +416,7 @@ class Reconciler:
             if p.bfd is not None and p.name in wanted
         )
         held = {n for n in wanted if self._bfd.holds_down(n)}
+        self._bfd_down = held
         for name in held:
             self._log.warning("BFD is down; holding the BGP session down", peer=name)
         return {n: k for n, k in wanted.items() if n not in held}

@@ -73,12 +73,15 @@ class Cluster:
         plural: str,
         namespace: str | None = None,
         field_selector: str | None = None,
+        label_selector: str | None = None,
     ) -> list[Obj]:
         """Every object of a kind (across all namespaces if ``namespace`` is None), paged."""
         path = rest.resource_path(api_version, plural, namespace)
         query: dict[str, str | int | bool] = {"limit": PAGE_SIZE}
         if field_selector:
             query["fieldSelector"] = field_selector
+        if label_selector:
+            query["labelSelector"] = label_selector
         items: list[Obj] = []
         while True:
             page = self._get(path, query, f"{plural}.{api_version}")

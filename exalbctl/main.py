@@ -13,10 +13,10 @@ from typing import TextIO
 
 from exalbctl import exits
 from exalbctl.cluster import ClusterError
-from exalbctl.commands import migrate, status
+from exalbctl.commands import explain, migrate, status
 from exalbctl.output import FORMATS
 
-COMMANDS = (status, migrate)
+COMMANDS = (status, explain, migrate)
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -35,6 +35,20 @@ from exalb.bgppeer import Peer
 from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Routes
 from .pools import PoolSpace, Refusal, justify
 
+# Why a Service is not (fully) announced on this node, in the order they are checked. A
+# prefix its pool does not justify is reported by its pools.REASONS code instead.
+NODE_UNKNOWN = "nodeUnknown"
+NODE_NOT_READY = "nodeNotReady"
+NODE_READY_DELAY = "nodeReadyDelay"
+NODE_NETWORK_UNAVAILABLE = "nodeNetworkUnavailable"
+NODE_EXCLUDED = "nodeLabeledExcludeBalancers"
+NOT_OWNER = "notOwner"
+NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
+NO_ENDPOINTS = "noEndpoints"
+NO_PEERS = "noPeers"
+NO_MATCHING_PEER = "noMatchingPeer"
+NO_NEXT_HOP = "noIPv{version}NextHop"  # formatted with the IP version
+
 
 @dataclass
 class Decision:
@@ -49,19 +63,19 @@ class Decision:
 def node_problem(node: Node | None, opts: Options, now: float) -> str | None:
     """Why this node must not announce anything, or None when it may."""
     if node is None:
-        return "nodeUnknown"
+        return NODE_UNKNOWN
     if not node.ready:
-        return "nodeNotReady"
+        return NODE_NOT_READY
     if (
         opts.announce_delay > 0
         and node.ready_since is not None
         and now - node.ready_since < opts.announce_delay
     ):
-        return "nodeReadyDelay"
+        return NODE_READY_DELAY
     if node.network_unavailable:
-        return "nodeNetworkUnavailable"
+        return NODE_NETWORK_UNAVAILABLE
     if not opts.ignore_exclude_lb and EXCLUDE_LABEL in node.labels:
-        return "nodeLabeledExcludeBalancers"
+        return NODE_EXCLUDED
     return None
 
 
@@ -77,8 +91,8 @@ def endpoints_problem(
 ) -> str | None:
     usable = [e for e in endpoints or () if e.usable]
     if a.traffic_policy == LOCAL:
-        return None if any(e.node == node_name for e in usable) else "noLocalEndpoints"
-    return None if usable else "noEndpoints"
+        return None if any(e.node == node_name for e in usable) else NO_LOCAL_ENDPOINTS
+    return None if usable else NO_ENDPOINTS
 
 
 def peers_of_node(peers: Iterable[Peer], node: Node | None) -> list[Peer]:
@@ -249,12 +263,12 @@ def decide_service(
     )
     advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, ctx.labels)]
     reason = (
-        ("notOwner" if not advs else None)
+        (NOT_OWNER if not advs else None)
         or ctx.node_reason
         or endpoints_problem(a, endpoints, ctx.node_name)
     )
     if reason is None and not ctx.peers:
-        reason = "noPeers"
+        reason = NO_PEERS
     if reason is not None:
         return ServiceDecision(reason, refused=refused)
     routes: dict[str, dict[str, Attrs]] = {}
@@ -267,7 +281,7 @@ def decide_service(
             prefix, version = _prefix(ip, v4_len, v6_len)
             nh = ctx.hops.get(version)
             if nh is None:
-                problem = f"noIPv{version}NextHop"
+                problem = NO_NEXT_HOP.format(version=version)
                 continue
             for p in ctx.peers:
                 if (adv.peers and p.name not in adv.peers) or _family(p.address) != version:
@@ -280,7 +294,7 @@ def decide_service(
                 old = mine.get(prefix)
                 mine[prefix] = attrs if old is None else _merge(old, attrs)
     if not routes:
-        return ServiceDecision(problem or "noMatchingPeer", refused=refused)
+        return ServiceDecision(problem or NO_MATCHING_PEER, refused=refused)
     # Announced, but one of its prefixes could not be (refused, no IPv6 next hop): say so.
     return ServiceDecision(problem, routes, refused)
 

@@ -112,17 +112,26 @@ def peer_from(obj: Obj, secrets: Mapping[str, Obj], secrets_namespace: str) -> P
     That namespace is the only place the announcer may read Secrets from (docs/bgppeer.md);
     the spec is checked by ``exalb.bgppeer.parse_spec``, as the allocator checks it.
     """
-    name = str(obj.get("metadata", {}).get("name", ""))
-    try:
-        peer = parse_spec(obj.get("spec", {}) or {}, secrets_namespace, name)
-    except SpecError as exc:
-        return Peer(name=name, my_asn=0, peer_asn=0, address="0.0.0.0", problem=str(exc))
-    if peer.password_secret is None:
+    peer = spec_peer(obj, secrets_namespace)
+    if peer.password_secret is None or peer.problem is not None:
         return peer
     password = secret_password(secrets.get(peer.password_secret))
     if password is None:
         return replace(peer, problem=missing_password(peer.password_secret, secrets_namespace))
     return replace(peer, password=password)
+
+
+def spec_peer(obj: Obj, secrets_namespace: str) -> Peer:
+    """A BGPPeer object without its password resolved; ``problem`` set when its spec is bad.
+
+    ``exalbctl explain`` reads peers this way: only the announcers read the Secrets, and
+    they report the peers they cannot use.
+    """
+    name = str(obj.get("metadata", {}).get("name", ""))
+    try:
+        return parse_spec(obj.get("spec", {}) or {}, secrets_namespace, name)
+    except SpecError as exc:
+        return Peer(name=name, my_asn=0, peer_asn=0, address="0.0.0.0", problem=str(exc))
 
 
 def missing_password(secret: str, namespace: str) -> str:

@@ -1,0 +1,144 @@
+"""Why one node does or does not announce one Service, with the evidence, for people.
+
+The verdict is :func:`decide.decide_service`'s, the very function the announcer runs on
+each pass, given a :class:`decide.Context` built by the same :func:`decide.context`; this
+module only adds the evidence for the reason that function returned. So ``exalbctl
+explain``, which calls it on the objects it reads, cannot disagree with an announcer that
+reads the same objects with the same flags.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from exalb.assignments import LOCAL, Assignment, any_matches
+from exalb.assignments.selectors import LabelSelector
+from exalb.bgppeer import Peer
+
+from . import decide
+from .model import EXCLUDE_LABEL, Endpoint, Node, Options
+from .pools import REASONS as REFUSALS
+from .pools import PoolSpace
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One node and one Service: announced or not, the first failing check and its evidence.
+
+    ``reason`` may be set while ``announced`` is true: some of the Service's prefixes
+    are announced, another is not (refused by its pool, no next hop of its family).
+    """
+
+    announced: bool
+    reason: str | None
+    evidence: str
+    routes: Mapping[str, tuple[str, ...]]  # peer name -> prefixes announced to it
+    node_reason: str | None  # why the node announces nothing at all (decide.node_problem)
+    node_peers: tuple[str, ...]  # the usable peers selecting the node
+
+
+def explain(
+    node: Node | None,
+    peers: Iterable[Peer],
+    opts: Options,
+    now: float,
+    pools: Mapping[str, PoolSpace],
+    a: Assignment,
+    endpoints: Sequence[Endpoint],
+) -> Verdict:
+    peers = tuple(peers)
+    ctx = decide.context(node, peers, opts, now, pools)
+    d = decide.decide_service(ctx, a, endpoints)
+    routes = {peer: tuple(sorted(r)) for peer, r in sorted(d.routes.items())}
+    if d.reason is None:
+        text = f"announced to {', '.join(routes)}"
+    elif d.reason in REFUSALS:
+        text = "; ".join(r.message for r in d.refused)
+    else:
+        text = _evidence(d.reason, node, peers, opts, now, a, endpoints, ctx)
+    return Verdict(bool(routes), d.reason, text, routes, ctx.node_reason, ctx.peer_names)
+
+
+def _evidence(
+    reason: str,
+    node: Node | None,
+    peers: tuple[Peer, ...],
+    opts: Options,
+    now: float,
+    a: Assignment,
+    endpoints: Sequence[Endpoint],
+    ctx: decide.Context,
+) -> str:
+    if reason == decide.NODE_UNKNOWN or node is None:
+        return f"no Node named {opts.node_name!r}"
+    if reason == decide.NODE_NOT_READY:
+        return f"the Node's Ready condition is not True{_since(node.ready_since)}"
+    if reason == decide.NODE_READY_DELAY:
+        since = node.ready_since or now
+        return (
+            f"Ready for {now - since:.0f}s, less than --announce-delay "
+            f"{opts.announce_delay:g}s (announces at {_stamp(since + opts.announce_delay)})"
+        )
+    if reason == decide.NODE_NETWORK_UNAVAILABLE:
+        return "the Node's NetworkUnavailable condition is True"
+    if reason == decide.NODE_EXCLUDED:
+        return f"the Node has the label {EXCLUDE_LABEL} (and --ignore-exclude-lb is off)"
+    if reason == decide.NOT_OWNER:
+        wanted = " or ".join(_selectors(adv.node_selectors) for adv in a.advertisements)
+        return f"no advertisement selects the Node's labels {_labels(node.labels)}: {wanted}"
+    if reason in (decide.NO_LOCAL_ENDPOINTS, decide.NO_ENDPOINTS):
+        return _endpoints_evidence(a, endpoints, node.name)
+    if reason == decide.NO_PEERS:
+        return _no_peers(peers, node)
+    if reason == decide.NO_MATCHING_PEER:
+        names = sorted({p for adv in a.advertisements for p in adv.peers})
+        return (
+            f"the advertisements name peers {names or 'any'} with the Service's address "
+            f"families; the Node's peers are {list(ctx.peer_names)}"
+        )
+    if reason.startswith("noIPv"):
+        return (
+            f"the Node has no address of types {list(opts.address_types)} in that family "
+            "and no --next-hop override is set"
+        )
+    return reason
+
+
+def _endpoints_evidence(a: Assignment, endpoints: Sequence[Endpoint], node: str) -> str:
+    usable = [e for e in endpoints if e.usable]
+    where = sorted({e.node or "?" for e in usable})
+    here = [e for e in endpoints if e.node == node]
+    if a.traffic_policy == LOCAL:
+        return (
+            f"externalTrafficPolicy Local: {len(here)} endpoint(s) on this node, none ready "
+            f"or serving while terminating; usable endpoints are on {where or 'no node'}"
+        )
+    return f"{len(endpoints)} endpoint(s), none ready or serving while terminating"
+
+
+def _no_peers(peers: tuple[Peer, ...], node: Node) -> str:
+    selecting = [p for p in peers if any_matches(p.node_selectors, node.labels)]
+    unusable = [f"{p.name}: {p.problem}" for p in selecting if p.problem is not None]
+    if unusable:
+        return "the BGPPeers selecting this node cannot be used: " + "; ".join(unusable)
+    if not peers:
+        return "there is no BGPPeer"
+    return "no BGPPeer's nodeSelectors select the Node's labels " + _labels(node.labels)
+
+
+def _selectors(selectors: tuple[LabelSelector, ...]) -> str:
+    return "[" + ", ".join(str(s.to_json()) for s in selectors) + "]" if selectors else "[all]"
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
+
+
+def _since(at: float | None) -> str:
+    return f" (since {_stamp(at)})" if at is not None else ""
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))

@@ -1,0 +1,70 @@
+"""What an announcer tells about its decision inputs: ``BGPSessionStatus.status.decision``.
+
+Written by the announcer and read by ``exalbctl explain``, through these two functions
+only, so the format has one definition. It carries the flags that change decisions
+(the CLI decides with the node's own flags, not defaults), what the announcer concluded
+about its node and peers (a CLI that concludes otherwise from the API's objects has
+found a stale or broken announcer), the peers BFD holds down, and when it started (its
+announce/withdraw Events older than that are a previous process's word).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .decide import Context
+from .model import Options
+
+
+@dataclass(frozen=True)
+class DecisionReport:
+    options: Options
+    node_reason: str | None  # decide.node_problem's, None when the node may announce
+    peers: tuple[str, ...]  # usable peers selecting the node, by name
+    bfd_down: tuple[str, ...]  # of those, the ones BFD holds down (no session runs)
+    started: str  # RFC 3339, seconds
+
+
+def decision_report(
+    ctx: Context, opts: Options, bfd_down: Iterable[str], started: str
+) -> dict[str, Any]:
+    return {
+        "nodeReason": ctx.node_reason or "",
+        "peers": list(ctx.peer_names),
+        "bfdDown": sorted(bfd_down),
+        "started": started,
+        "options": {
+            "ignoreExcludeLB": opts.ignore_exclude_lb,
+            "announceDelay": opts.announce_delay,
+            "nextHopV4": opts.next_hop_v4 or "",
+            "nextHopV6": opts.next_hop_v6 or "",
+            "addressTypes": list(opts.address_types),
+            "gracefulShutdown": opts.graceful_shutdown,
+        },
+    }
+
+
+def report_from(node: str, raw: Any) -> DecisionReport | None:
+    """The report in a ``status.decision``; None when there is none (an older announcer)."""
+    if not isinstance(raw, Mapping):
+        return None
+    o = raw.get("options") or {}
+    types = o.get("addressTypes")
+    opts = Options(
+        node_name=node,
+        ignore_exclude_lb=bool(o.get("ignoreExcludeLB", False)),
+        announce_delay=float(o.get("announceDelay") or 0.0),
+        next_hop_v4=str(o.get("nextHopV4") or "") or None,
+        next_hop_v6=str(o.get("nextHopV6") or "") or None,
+        address_types=tuple(str(t) for t in types) if types else Options(node).address_types,
+        graceful_shutdown=bool(o.get("gracefulShutdown", False)),
+    )
+    return DecisionReport(
+        options=opts,
+        node_reason=str(raw.get("nodeReason") or "") or None,
+        peers=tuple(str(p) for p in raw.get("peers") or ()),
+        bfd_down=tuple(str(p) for p in raw.get("bfdDown") or ()),
+        started=str(raw.get("started") or ""),
+    )

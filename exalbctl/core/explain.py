@@ -1,0 +1,245 @@
+"""``exalbctl explain``: per node, whether it announces a Service, and if not, why.
+
+The decision is the announcer's own (``announcer.core.explain`` runs
+``decide.decide_service``), made with each node's own flags as its announcer reports
+them. Past the decision come the checks only the node knows: BFD holding a peer down,
+the BGP session's state. Last, what the node's announcer says is compared with what the
+code decides: a node whose announcer reports other conclusions about its node or peers,
+or whose last Announced/Withdrawn Event says otherwise, has a stale announcer; a node
+that the code says announces but that has no BGPSessionStatus has none running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from announcer.core.explain import Verdict, explain
+from announcer.core.model import Endpoint, Node, Options
+from announcer.core.pools import PoolSpace
+from announcer.core.report import DecisionReport, report_from
+from announcer.core.transitions import ANNOUNCED, WITHDRAWN
+from exalb.assignments import Assignment
+from exalb.bgppeer import Peer
+
+Obj = Mapping[str, Any]
+BFD_DOWN = "bfdDown"
+SESSION_DOWN = "sessionDown"
+# How a node's announcer compares with the decision.
+AGREES = "agrees"
+STALE = "stale"
+NOT_RUNNING = "notRunning"
+NO_REPORT = "noReport"  # it reports sessions but not its decision (an older announcer)
+
+
+@dataclass(frozen=True)
+class NodeExplanation:
+    node: str
+    announces: bool
+    check: str  # the first failing check ("" when every check passes)
+    evidence: str
+    peers: tuple[str, ...]  # the peers the Service's routes are sent to from this node
+    announcer: str  # AGREES | STALE | NOT_RUNNING | NO_REPORT
+    announcer_detail: str
+
+    @property
+    def disagrees(self) -> bool:
+        return self.announcer in (STALE, NOT_RUNNING)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+    pool: str
+    traffic_policy: str
+    nodes: tuple[NodeExplanation, ...]
+    problems: tuple[str, ...]
+
+
+def explain_service(
+    namespace: str,
+    name: str,
+    assignment: Assignment | None,
+    endpoints: Sequence[Endpoint],
+    nodes: Mapping[str, Node],
+    peers: Sequence[Peer],
+    pools: Mapping[str, PoolSpace],
+    statuses: Mapping[str, Obj],
+    events: Iterable[Obj],
+    now: float | None = None,
+) -> Explanation:
+    """``statuses``: node name -> its BGPSessionStatus ``status``; ``events``: the Service's."""
+    if assignment is None:
+        problem = (
+            f"no assignment published for {namespace}/{name}: the Service does not exist, "
+            "is not a LoadBalancer of exalb's class, or is pending (see exalbctl status)"
+        )
+        return Explanation(namespace, name, (), "", "", (), (problem,))
+    at = time.time() if now is None else now
+    last_told = _last_events(events, assignment.uid)
+    rows = tuple(
+        explain_node(
+            name_,
+            nodes.get(name_),
+            assignment,
+            endpoints,
+            peers,
+            pools,
+            statuses.get(name_),
+            last_told.get(name_),
+            at,
+        )
+        for name_ in sorted(nodes.keys() | statuses.keys())
+    )
+    problems = [
+        f"node {r.node}: its announcer is {r.announcer}: {r.announcer_detail}"
+        for r in rows
+        if r.disagrees
+    ]
+    if not any(r.announces for r in rows):
+        problems.append(f"Service {namespace}/{name} is announced by no node")
+    return Explanation(
+        namespace,
+        name,
+        assignment.ips,
+        assignment.pool,
+        assignment.traffic_policy,
+        rows,
+        tuple(problems),
+    )
+
+
+def explain_node(
+    name: str,
+    node: Node | None,
+    a: Assignment,
+    endpoints: Sequence[Endpoint],
+    peers: Sequence[Peer],
+    pools: Mapping[str, PoolSpace],
+    status: Obj | None,
+    last_told: tuple[str, str] | None,
+    now: float,
+) -> NodeExplanation:
+    """One node; ``last_told`` is its latest (Event reason, time) on this Service."""
+    report = report_from(name, (status or {}).get("decision"))
+    opts = report.options if report else Options(node_name=name)
+    node_peers = _as_node_sees(peers, status)
+    v = explain(node, node_peers, opts, now, pools, a, endpoints)
+    announces, check, evidence = _past_the_decision(v, report, status)
+    announcer, detail = _compare(v, report, status)
+    if announcer == AGREES and last_told is not None and report is not None:
+        announcer, detail = _compare_told(v.announced, last_told, report)
+    return NodeExplanation(
+        name,
+        announces,
+        check,
+        evidence,
+        tuple(p for p in v.routes if p not in _failing(report, status)),
+        announcer,
+        detail,
+    )
+
+
+def _as_node_sees(peers: Sequence[Peer], status: Obj | None) -> list[Peer]:
+    """The peers with the problems this node's announcer reports (it alone reads Secrets)."""
+    unusable = {
+        str(u.get("name")): str(u.get("reason", ""))
+        for u in (status or {}).get("unusablePeers") or ()
+        if isinstance(u, Mapping)
+    }
+    return [
+        replace(p, problem=unusable[p.name]) if p.problem is None and p.name in unusable else p
+        for p in peers
+    ]
+
+
+def _sessions(status: Obj | None) -> dict[str, tuple[str, str]]:
+    """Peer name -> (session state, last error), as the node reports them."""
+    return {
+        str(p.get("name")): (str(p.get("state", "unknown")), str(p.get("lastError") or ""))
+        for p in (status or {}).get("peers") or ()
+        if isinstance(p, Mapping)
+    }
+
+
+def _failing(report: DecisionReport | None, status: Obj | None) -> dict[str, tuple[str, str]]:
+    """Peers whose routes do not leave the node: check and evidence, per peer name."""
+    if status is None:
+        return {}
+    sessions = _sessions(status)
+    out: dict[str, tuple[str, str]] = {}
+    for peer in report.bfd_down if report else ():
+        out[peer] = (BFD_DOWN, f"BFD with peer {peer} is down; its BGP session is held down")
+    for peer, (state, error) in sessions.items():
+        if state != "up" and peer not in out:
+            why = f": {error}" if error else ""
+            out[peer] = (SESSION_DOWN, f"the BGP session with peer {peer} is {state}{why}")
+    return out
+
+
+def _past_the_decision(
+    v: Verdict, report: DecisionReport | None, status: Obj | None
+) -> tuple[bool, str, str]:
+    """Announced by the decision: are the routes sent? BFD and sessions, per peer."""
+    if not v.announced:
+        return False, v.reason or "", v.evidence
+    failing = _failing(report, status)
+    blocked = [failing[p] for p in v.routes if p in failing]
+    if len(blocked) == len(v.routes):
+        return False, blocked[0][0], "; ".join(e for _, e in blocked)
+    notes = [v.evidence] + [e for _, e in blocked]
+    return True, v.reason or "", "; ".join(notes)
+
+
+def _compare(v: Verdict, report: DecisionReport | None, status: Obj | None) -> tuple[str, str]:
+    """The node's announcer against the code: its report on its node and peers."""
+    if status is None:
+        why = "no BGPSessionStatus for this node (no announcer runs there, or --status-interval 0)"
+        return (NOT_RUNNING if v.announced else NO_REPORT), why
+    if report is None:
+        return NO_REPORT, "its BGPSessionStatus carries no decision report"
+    if (report.node_reason or "") != (v.node_reason or ""):
+        return STALE, (
+            f"it reports the node as {report.node_reason or 'eligible'}; "
+            f"the API's objects say {v.node_reason or 'eligible'}"
+        )
+    if tuple(report.peers) != v.node_peers:
+        return STALE, (
+            f"it runs sessions for peers {list(report.peers)}; "
+            f"the API's objects select {list(v.node_peers)}"
+        )
+    return AGREES, f"reported at {status.get('updated', '?')}"
+
+
+def _compare_told(
+    announced: bool, last_told: tuple[str, str], report: DecisionReport
+) -> tuple[str, str]:
+    """Its last Announced/Withdrawn Event on the Service, if this process wrote it."""
+    reason, at = last_told
+    if at < report.started:
+        return AGREES, "its Events on this Service predate the running announcer"
+    if (reason == ANNOUNCED) == announced:
+        return AGREES, f"its last Event, {reason} at {at}, says the same"
+    return STALE, (
+        f"its last Event, {reason} at {at}, says otherwise (Events are rate-limited: "
+        "one per --service-event-interval)"
+    )
+
+
+def _last_events(events: Iterable[Obj], uid: str) -> dict[str, tuple[str, str]]:
+    """Node -> the latest (reason, time) of its Announced/Withdrawn Events on the Service."""
+    out: dict[str, tuple[str, str]] = {}
+    for ev in events:
+        if ev.get("reason") not in (ANNOUNCED, WITHDRAWN):
+            continue
+        if str((ev.get("involvedObject") or {}).get("uid", "")) != uid:
+            continue
+        node = str((ev.get("source") or {}).get("host") or ev.get("reportingInstance") or "")
+        at = str(ev.get("lastTimestamp") or ev.get("eventTime") or "")
+        if node and (node not in out or at > out[node][1]):
+            out[node] = (str(ev["reason"]), at)
+    return out
