@@ -116,9 +116,10 @@ class Reconciler:
         self._lock = threading.Lock()
         self._log = log.bind(node=opts.node_name)
         self._reports = ContractReports(metrics, events, self._log)
-        self._announcements = Announcements(opts.node_name, events, service_event_interval)
+        self._announcements = Announcements(
+            opts.node_name, events, service_event_interval, time.time(), self._log
+        )
         self._bfd_down: set[str] = set()  # peers whose BGP session BFD holds down
-        self._started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
 
     # --- lifecycle -------------------------------------------------------
@@ -201,7 +202,8 @@ class Reconciler:
         ctx = self._state.ctx
         if ctx is None:
             return {}
-        return {"decision": decision_report(ctx, self.opts, self._bfd_down, self._started)}
+        since = self._announcements.events_since()
+        return {"decision": decision_report(ctx, self.opts, self._bfd_down, since)}
 
     def _all_converged(self) -> bool:
         return all(s.converged() for s in self.speakers().values())

@@ -12,7 +12,9 @@ with the first of them: announcers announce nothing a pool does not justify.
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -29,11 +31,12 @@ from kubernetes import client
 import exalb.assignments as contract
 from announcer.core.model import default_bgp_secrets_namespace
 from exalb.assignments import Advertisement, Assignment
+from exalbctl.main import run as exalbctl
 from testbed import confine
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
 from testbed.manifests import CLUSTER_SCOPED, apply, delete, rbac
-from testbed.procs import Proc, free_port
+from testbed.procs import Proc, free_port, wait_for
 from testbed.routers import Neighbor, Router
 
 GROUP, VERSION, PLURAL = "exalb.io", "v1alpha1", "bgppeers"
@@ -261,6 +264,11 @@ class Lab:
             str(node.metrics_port),
             "--exabgp-log-level",
             self.exabgp_log_level,
+            # Prompt reports, so exalbctl explain sees the announcers' word within a second.
+            "--status-interval",
+            "0.5",
+            "--service-event-interval",
+            "1",
             *extra_args,
         ]
         if self.confined:
@@ -296,6 +304,47 @@ class Lab:
                 return None
             raise
         return dict(obj.get("status") or {})
+
+    def explain(self, service: str) -> tuple[int, dict[str, Any]]:
+        """``exalbctl explain`` of one of the lab's Services, as an admin: exit code and JSON."""
+        out, err = io.StringIO(), io.StringIO()
+        argv = ["explain", f"{self.namespace}/{service}", "-n", self.namespace, "-o", "json"]
+        code = exalbctl([*argv, "--kubeconfig", str(self.cp.admin_kubeconfig)], out, err)
+        if code not in (0, 1):
+            raise RuntimeError(f"exalbctl explain exited {code}: {err.getvalue()}")
+        return code, json.loads(out.getvalue())
+
+    def wait_explained(
+        self, service: str, checks: Mapping[int, str], timeout: float = 15
+    ) -> dict[str, Any]:
+        """Wait until ``exalbctl explain`` gives node ``i`` the first failing check
+        ``checks[i]`` ("" for announced) and every announcer agrees; returns its JSON.
+
+        The exit code must say the same: 0 when some node announces, else 1.
+        """
+        seen: list[Any] = []
+
+        def explained() -> bool:
+            code, data = self.explain(service)
+            seen[:] = [code, data]
+            rows = {n["node"]: n for n in data["nodes"]}
+            want = {self.node(i).name: check for i, check in checks.items()}
+            announced = any(n["announces"] for n in data["nodes"])
+            return (
+                all(rows[name]["check"] == check for name, check in want.items())
+                and all(rows[name]["announces"] == (check == "") for name, check in want.items())
+                and all(n["announcer"] == "agrees" for n in rows.values() if n["node"] in want)
+                and code == (0 if announced else 1)
+            )
+
+        wait_for(
+            f"exalbctl explain {service}: {dict(checks)}",
+            explained,
+            timeout,
+            interval=0.2,
+            on_timeout=lambda: json.dumps(seen, indent=1),
+        )
+        return dict(seen[1])
 
     def logs(self) -> str:
         return "\n".join(

@@ -4,8 +4,9 @@ Written by the announcer and read by ``exalbctl explain``, through these two fun
 only, so the format has one definition. It carries the flags that change decisions
 (the CLI decides with the node's own flags, not defaults), what the announcer concluded
 about its node and peers (a CLI that concludes otherwise from the API's objects has
-found a stale or broken announcer), the peers BFD holds down, and when it started (its
-announce/withdraw Events older than that are a previous process's word).
+found a stale or broken announcer), the peers BFD holds down, and since when its
+Announced/Withdrawn Events are its word (``core.transitions``: older ones are a previous
+process's, or predate changes it did not tell one by one).
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ class DecisionReport:
     node_reason: str | None  # decide.node_problem's, None when the node may announce
     peers: tuple[str, ...]  # usable peers selecting the node, by name
     bfd_down: tuple[str, ...]  # of those, the ones BFD holds down (no session runs)
-    started: str  # RFC 3339, seconds
+    events_since: str  # RFC 3339, seconds
 
 
 def decision_report(
-    ctx: Context, opts: Options, bfd_down: Iterable[str], started: str
+    ctx: Context, opts: Options, bfd_down: Iterable[str], events_since: str
 ) -> dict[str, Any]:
     return {
         "nodeReason": ctx.node_reason or "",
         "peers": list(ctx.peer_names),
         "bfdDown": sorted(bfd_down),
-        "started": started,
+        "eventsSince": events_since,
         "options": {
             "ignoreExcludeLB": opts.ignore_exclude_lb,
             "announceDelay": opts.announce_delay,
@@ -66,5 +67,5 @@ def report_from(node: str, raw: Any) -> DecisionReport | None:
         node_reason=str(raw.get("nodeReason") or "") or None,
         peers=tuple(str(p) for p in raw.get("peers") or ()),
         bfd_down=tuple(str(p) for p in raw.get("bfdDown") or ()),
-        started=str(raw.get("started") or ""),
+        events_since=str(raw.get("eventsSince") or ""),
     )

@@ -220,8 +220,8 @@ def _compare_told(
 ) -> tuple[str, str]:
     """Its last Announced/Withdrawn Event on the Service, if this process wrote it."""
     reason, at = last_told
-    if at < report.started:
-        return AGREES, "its Events on this Service predate the running announcer"
+    if at <= report.events_since:
+        return AGREES, f"its Events on this Service predate {report.events_since}"
     if (reason == ANNOUNCED) == announced:
         return AGREES, f"its last Event, {reason} at {at}, says the same"
     return STALE, (

@@ -10,6 +10,7 @@ import pytest
 from kubernetes.client import ApiException
 
 import exalb.assignments as contract
+from announcer.core import decide
 from testbed.lab import Lab, same_session
 from testbed.procs import wait_for
 from testbed.routers.base import settle
@@ -215,8 +216,12 @@ def test_announce_delay_holds_routes_back_after_the_node_turns_ready(
     r.wait_session(lab.source(1))
     settle(1.0)
     assert PREFIX not in r.rib()
+    lab.wait_explained("web", {1: decide.NODE_NOT_READY})
     became_ready = time.time()
     lab.set_node_status(1, ready=True, since=became_ready)
+    # explain decides with the node's own --announce-delay, as its announcer reports it.
+    assert lab.wait_explained("web", {1: decide.NODE_READY_DELAY}, timeout=3)
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=15)
     # The API keeps whole seconds of lastTransitionTime: the delay may end up to 1 s early.
     assert time.time() - int(became_ready) >= 4.0
+    lab.wait_explained("web", {1: ""})

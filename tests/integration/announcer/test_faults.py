@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from exalbctl.core.explain import SESSION_DOWN
 from testbed.controlplane import ControlPlane
 from testbed.lab import Lab, alive, children, same_session
 from testbed.procs import wait_for
@@ -152,9 +153,12 @@ def test_change_while_the_peer_is_down(lab: Lab, router: RouterFactory, kind: st
     lab.set_endpoints("web", {1: True, 2: False})
     lab.set_assignments([lab.assignment("new", "198.51.100.22")])  # web is deleted
     time.sleep(1)
+    # The decision announces "new" from both nodes; the session down is the failing check.
+    lab.wait_explained("new", {1: SESSION_DOWN, 2: SESSION_DOWN}, timeout=20)
     r.start()
     r.wait_next_hops("198.51.100.22/32", {lab.hop(1), lab.hop(2)}, timeout=30)
     r.wait_absent(PREFIX)
+    lab.wait_explained("new", {1: "", 2: ""})
 
 
 def test_fifty_services_come_and_go_without_a_session_reset(

@@ -180,6 +180,9 @@ def test_unjustified_prefixes_never_reach_the_router(
     log = lab.node(1).proc.tail(400)  # type: ignore[union-attr]
     for name in BAD:
         assert f"{lab.namespace}.{name}" in log and "prefix refused" in log
+    for name, (_, _, _, reason) in BAD.items():  # exalbctl explain names the same refusal
+        lab.wait_explained(name, {1: reason})
+    lab.wait_explained("web", {1: ""})
 
 
 @pytest.mark.parametrize("kind", KINDS)

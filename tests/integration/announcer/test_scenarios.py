@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from announcer.core import decide
 from exalb.assignments import Advertisement, LabelSelector
+from exalbctl.core.explain import SESSION_DOWN
 from testbed.lab import Lab, same_session
 from testbed.routers import Neighbor
 from testbed.routers.base import settle
@@ -16,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 IP = "198.51.100.10"
 PREFIX = f"{IP}/32"
+NO_LOCAL = decide.NO_LOCAL_ENDPOINTS
 
 
 def test_cluster_ecmp_from_every_node_then_local_follows_endpoints(
@@ -28,15 +31,20 @@ def test_cluster_ecmp_from_every_node_then_local_follows_endpoints(
     lab.set_endpoints("web", {1: True, 2: False})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2), lab.hop(3)}, timeout=30)
+    lab.wait_explained("web", {1: "", 2: "", 3: ""})
 
     lab.set_assignments([lab.assignment("web", IP, policy="Local")])
     r.wait_next_hops(PREFIX, {lab.hop(1)})
+    lab.wait_explained("web", {1: "", 2: NO_LOCAL, 3: NO_LOCAL})
     lab.set_endpoints("web", {1: True, 2: True, 3: "terminating"})
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2), lab.hop(3)})
+    lab.wait_explained("web", {1: "", 2: "", 3: ""})
     lab.set_endpoints("web", {1: False, 2: True, 3: "terminating"})
     r.wait_next_hops(PREFIX, {lab.hop(2), lab.hop(3)})
+    lab.wait_explained("web", {1: NO_LOCAL, 2: "", 3: ""})
     lab.set_endpoints("web", {})
     r.wait_absent(PREFIX)
+    lab.wait_explained("web", {1: NO_LOCAL, 2: NO_LOCAL, 3: NO_LOCAL})
     for i in (1, 2, 3):
         passes = {
             kind: float(line.rsplit(" ", 1)[1])
@@ -65,18 +73,23 @@ def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory, kind: s
     all_up = {lab.hop(1), lab.hop(2)}
     r.wait_next_hops(PREFIX, all_up, timeout=30)
     assert lab.source(3) not in {s for s, v in r.sessions().items() if v.established}
+    lab.wait_explained("web", {1: "", 2: "", 3: decide.NO_PEERS})
 
     lab.label_node(2, {"node.kubernetes.io/exclude-from-external-load-balancers": ""})
     r.wait_next_hops(PREFIX, {lab.hop(1)})
+    lab.wait_explained("web", {1: "", 2: decide.NODE_EXCLUDED})
     lab.label_node(2, {"node.kubernetes.io/exclude-from-external-load-balancers": None})
     r.wait_next_hops(PREFIX, all_up)
 
     lab.set_node_status(1, network_unavailable=True)
     r.wait_next_hops(PREFIX, {lab.hop(2)})
+    lab.wait_explained("web", {1: decide.NODE_NETWORK_UNAVAILABLE, 2: ""})
     lab.set_node_status(1, ready=False)
     r.wait_next_hops(PREFIX, {lab.hop(2)})
+    lab.wait_explained("web", {1: decide.NODE_NOT_READY, 2: ""})
     lab.set_node_status(1)
     r.wait_next_hops(PREFIX, all_up)
+    lab.wait_explained("web", {1: "", 2: ""})
 
     # The advertisement's own nodeSelectors narrow it further; the peer's session stays up.
     uptime = r.uptime_since(lab.source(1))
@@ -86,6 +99,7 @@ def test_node_eligibility_and_selectors(lab: Lab, router: RouterFactory, kind: s
     lab.set_assignments([lab.assignment("web", IP, advertisements=[adv])])
     r.wait_next_hops(PREFIX, {lab.hop(2)})
     assert same_session(uptime, r.uptime_since(lab.source(1)), changed_at)
+    lab.wait_explained("web", {1: decide.NOT_OWNER, 2: "", 3: decide.NOT_OWNER})
 
 
 def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kind: str) -> None:
@@ -101,6 +115,7 @@ def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kin
     assert path.communities == ("65000:100", "65000:200")
     assert path.large_communities == ("64512:7:9",)
     assert path.local_pref == 250
+    lab.wait_explained("web", {1: ""})
     adv2 = Advertisement(communities=("65000:300",), local_pref=90)
     lab.set_assignments([lab.assignment("web", IP, advertisements=[adv2])])
     r.wait_rib(
@@ -135,6 +150,8 @@ def test_md5_right_password_establishes_wrong_one_never(
     assert lab.session_status(1)["peers"][0]["prefixes"] == 1  # type: ignore[index]
     assert not r.sessions()[lab.source(2)].established
     assert {p.next_hop for p in r.rib()[PREFIX]} == {lab.hop(1)}
+    # The decision announces from node 2 too; its session, down, is the failing check.
+    lab.wait_explained("web", {1: "", 2: SESSION_DOWN})
     up = metric(lab.metrics(2), "exalb_bgp_session_up")
     assert up == 0.0
     assert metric(lab.metrics(1), "exalb_bgp_session_up") == 1.0
