@@ -1,0 +1,207 @@
+"""``core.explain``: the verdict is decide()'s, and every reason comes with its evidence."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from announcer.core import decide
+from announcer.core.explain import explain
+from announcer.core.model import EXCLUDE_LABEL, Endpoint, Node, Options
+from announcer.core.pools import pool_space
+from exalb.assignments import Advertisement, Assignment, LabelSelector
+from exalb.bgppeer import Peer
+
+OPTS = Options(node_name="n1")
+POOLS = {"pool": pool_space({"addresses": ["198.51.100.0/24"]})}
+NODE = Node("n1", {"zone": "a"}, addresses=(("InternalIP", "192.0.2.11"),))
+PEER = Peer("tor", 64513, 64512, "127.1.0.1")
+HERE = (Endpoint("n1"),)
+
+
+def svc(policy: str = "Cluster", ip: str = "198.51.100.1", **adv: object) -> Assignment:
+    return Assignment("ns", "web", "u", (ip,), "pool", policy, (Advertisement(**adv),))  # type: ignore[arg-type]
+
+
+def test_announced_names_its_peers_and_prefixes() -> None:
+    v = explain(NODE, [PEER], OPTS, 0, POOLS, svc(), HERE)
+    assert (v.announced, v.reason) == (True, None)
+    assert v.routes == {"tor": ("198.51.100.1/32",)}
+    assert v.evidence == "announced to tor"
+    assert (v.node_reason, v.node_peers) == (None, ("tor",))
+
+
+@pytest.mark.parametrize(
+    ("node", "peers", "a", "endpoints", "opts", "reason", "evidence"),
+    [
+        (None, [PEER], svc(), HERE, OPTS, decide.NODE_UNKNOWN, "no Node named 'n1'"),
+        (
+            replace(NODE, ready=False, ready_since=0),
+            [PEER],
+            svc(),
+            HERE,
+            OPTS,
+            decide.NODE_NOT_READY,
+            "Ready condition is not True (since 1970-01-01T00:00:00Z)",
+        ),
+        (
+            replace(NODE, ready_since=95),
+            [PEER],
+            svc(),
+            HERE,
+            replace(OPTS, announce_delay=10),
+            decide.NODE_READY_DELAY,
+            "Ready for 5s, less than --announce-delay 10s (announces at 1970-01-01T00:01:45Z)",
+        ),
+        (
+            replace(NODE, network_unavailable=True),
+            [PEER],
+            svc(),
+            HERE,
+            OPTS,
+            decide.NODE_NETWORK_UNAVAILABLE,
+            "NetworkUnavailable condition is True",
+        ),
+        (
+            replace(NODE, labels={EXCLUDE_LABEL: ""}),
+            [PEER],
+            svc(),
+            HERE,
+            OPTS,
+            decide.NODE_EXCLUDED,
+            f"label {EXCLUDE_LABEL}",
+        ),
+        (
+            NODE,
+            [PEER],
+            svc(node_selectors=(LabelSelector((("zone", "b"),)),)),
+            HERE,
+            OPTS,
+            decide.NOT_OWNER,
+            "labels {zone=a}: [{'matchLabels': {'zone': 'b'}}]",
+        ),
+        (
+            NODE,
+            [PEER],
+            svc("Local"),
+            (Endpoint("n1", ready=False, serving=False), Endpoint("n2")),
+            OPTS,
+            decide.NO_LOCAL_ENDPOINTS,
+            "1 endpoint(s) on this node, none ready or serving while terminating; "
+            "usable endpoints are on ['n2']",
+        ),
+        (
+            NODE,
+            [PEER],
+            svc(),
+            (Endpoint("n2", ready=False, serving=False),),
+            OPTS,
+            decide.NO_ENDPOINTS,
+            "1 endpoint(s), none ready",
+        ),
+        (NODE, [], svc(), HERE, OPTS, decide.NO_PEERS, "there is no BGPPeer"),
+        (
+            NODE,
+            [replace(PEER, node_selectors=(LabelSelector((("zone", "b"),)),))],
+            svc(),
+            HERE,
+            OPTS,
+            decide.NO_PEERS,
+            "no BGPPeer's nodeSelectors select the Node's labels {zone=a}",
+        ),
+        (
+            NODE,
+            [replace(PEER, problem="passwordSecret 'x' is missing")],
+            svc(),
+            HERE,
+            OPTS,
+            decide.NO_PEERS,
+            "cannot be used: tor: passwordSecret 'x' is missing",
+        ),
+        (
+            NODE,
+            [PEER],
+            svc(peers=("other",)),
+            HERE,
+            OPTS,
+            decide.NO_MATCHING_PEER,
+            "name peers ['other']",
+        ),
+        (
+            replace(NODE, addresses=()),
+            [PEER],
+            svc(),
+            HERE,
+            OPTS,
+            "noIPv4NextHop",
+            "no address of types ['InternalIP', 'ExternalIP']",
+        ),
+        (
+            NODE,
+            [PEER],
+            svc(ip="203.0.113.9"),
+            HERE,
+            OPTS,
+            "ipOutsidePool",
+            "203.0.113.9 is not in VIPPool 'pool'",
+        ),
+        (
+            NODE,
+            [PEER],
+            svc(aggregation_length=0),
+            HERE,
+            OPTS,
+            "defaultRoute",
+            "is a default route; never announced",
+        ),
+    ],
+)
+def test_each_reason_has_its_evidence(
+    node: Node | None,
+    peers: list[Peer],
+    a: Assignment,
+    endpoints: tuple[Endpoint, ...],
+    opts: Options,
+    reason: str,
+    evidence: str,
+) -> None:
+    v = explain(node, peers, opts, 100, POOLS, a, endpoints)
+    assert (v.announced, v.reason) == (False, reason)
+    assert evidence in v.evidence, v.evidence
+
+
+@given(
+    ready=st.booleans(),
+    excluded=st.booleans(),
+    local=st.booleans(),
+    endpoint_nodes=st.lists(st.sampled_from(["n1", "n2", None]), max_size=3),
+    ready_endpoints=st.booleans(),
+    peer_zone=st.sampled_from(["a", "b", None]),
+    ip=st.sampled_from(["198.51.100.1", "203.0.113.1"]),
+)
+def test_the_verdict_is_decides(
+    ready: bool,
+    excluded: bool,
+    local: bool,
+    endpoint_nodes: list[str | None],
+    ready_endpoints: bool,
+    peer_zone: str | None,
+    ip: str,
+) -> None:
+    """Whatever the inputs, explain() says what the announcer's decide() does."""
+    labels = {"zone": "a", **({EXCLUDE_LABEL: ""} if excluded else {})}
+    node = replace(NODE, ready=ready, labels=labels)
+    selectors = (LabelSelector((("zone", peer_zone),)),) if peer_zone else ()
+    peers = [replace(PEER, node_selectors=selectors)]
+    a = svc("Local" if local else "Cluster", ip)
+    endpoints = [
+        Endpoint(n, ready=ready_endpoints, serving=ready_endpoints) for n in endpoint_nodes
+    ]
+    d = decide.decide(node, peers, [a], {"ns/web": endpoints}, OPTS, 0, POOLS)
+    v = explain(node, peers, OPTS, 0, POOLS, a, endpoints)
+    assert v.announced == (a.key in d.announced)
+    assert v.reason == d.reasons.get(a.key)
+    assert v.routes == {p: tuple(sorted(r)) for p, r in d.routes.items() if r}
