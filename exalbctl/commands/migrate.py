@@ -26,6 +26,7 @@ METALLB_KINDS = (
     ("metallb.io/v1beta2", "bgppeers"),
     ("metallb.io/v1beta1", "bgpadvertisements"),
     ("metallb.io/v1beta1", "communities"),
+    ("metallb.io/v1beta1", "bfdprofiles"),
 )
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -60,6 +61,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="where MetalLB's objects are, when read from the cluster (default metallb-system)",
     )
     p.add_argument(
+        "--bgp-secrets-namespace",
+        default=None,
+        help="the announcers' BGP secrets namespace, where password Secrets must be copied "
+        "(default <exalb namespace>-bgp-secrets, as the chart's bgpSecretsNamespace)",
+    )
+    p.add_argument(
         "--output-dir",
         type=Path,
         help="write one YAML file per object here and print a summary instead of the objects",
@@ -73,7 +80,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     objects = read_files(args.filename) if args.filename else read_cluster(args)
-    m = migrate(objects, args.exalb_namespace)
+    m = migrate(objects, args.exalb_namespace, args.bgp_secrets_namespace)
     files = write_files(m, args.output_dir) if args.output_dir else {}
     out.write(render_objects(m, files, args.output or ("table" if files else "yaml")))
     text = report_text(m)
@@ -111,6 +118,7 @@ def _kind(plural: str) -> str:
         "bgppeers": "BGPPeer",
         "bgpadvertisements": "BGPAdvertisement",
         "communities": "Community",
+        "bfdprofiles": "BFDProfile",
     }[plural]
 
 

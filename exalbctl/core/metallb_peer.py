@@ -6,18 +6,12 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from announcer.core.model import default_bgp_secrets_namespace
-
 from .durations import DurationError, format_seconds, parse_duration
 from .mapping import Finding, Obj, exalb_object, is_set, name_of, spec_of, unknown_fields
+from .metallb_bfd import peer_bfd
 
 MAX_PASSWORD = 80  # BGPPeer.spec.password maxLength (TCP MD5's key limit)
-NO_BFD = (
-    "exalb has no BFD (ExaBGP does not implement it): failure detection is the hold time; "
-    "keep BFD on the router side or lower holdTime"
-)
 PEER_DROPPED = {
-    "bfdProfile": NO_BFD,
     "vrf": "exalb has no VRFs: the session runs in the node's default routing table",
     "dualStackAddressFamily": (
         "exalb sends IPv4 Service IPs to IPv4 peers and IPv6 ones to IPv6 peers only"
@@ -38,6 +32,7 @@ PEER_HANDLED = (
     *PEER_CARRIED,
     *PEER_DROPPED,
     *PEER_NOTES,
+    "bfdProfile",
     "holdTime",
     "keepaliveTime",
     "routerID",
@@ -50,8 +45,18 @@ PEER_HANDLED = (
 )
 
 
-def migrate_peer(o: Obj, namespace: str, findings: list[Finding]) -> Obj | None:
-    """exalb's BGPPeer, or None (with the reason) when a required field has no equivalent."""
+def migrate_peer(
+    o: Obj,
+    namespace: str,
+    secrets_namespace: str,
+    bfd_profiles: Mapping[str, Obj],
+    findings: list[Finding],
+) -> Obj | None:
+    """exalb's BGPPeer, or None (with the reason) when a required field has no equivalent.
+
+    ``secrets_namespace``: the announcers' BGP secrets namespace, where a password
+    Secret must be copied to; ``bfd_profiles``: MetalLB's BFDProfiles by name.
+    """
     source, spec = f"BGPPeer/{name_of(o)}", spec_of(o)
     missing = _missing_peer_fields(spec)
     if missing:
@@ -59,9 +64,9 @@ def migrate_peer(o: Obj, namespace: str, findings: list[Finding]) -> Obj | None:
         return None
     new: Obj = {k: spec[k] for k in PEER_CARRIED if is_set(spec.get(k))}
     new.update(_timers(source, spec, findings))
-    new.update(
-        _credentials(source, spec, (o.get("metadata") or {}).get("namespace"), namespace, findings)
-    )
+    peer_ns = (o.get("metadata") or {}).get("namespace")
+    new.update(_credentials(source, spec, peer_ns, secrets_namespace, findings))
+    new.update(peer_bfd(source, spec.get("bfdProfile"), bfd_profiles, findings))
     for key, reason in PEER_DROPPED.items():
         if is_set(spec.get(key)):
             findings.append(Finding(source, f"spec.{key}", reason))
@@ -178,7 +183,7 @@ def _credentials(
     source: str,
     spec: Mapping[str, Any],
     peer_ns: str | None,
-    namespace: str,
+    target: str,
     findings: list[Finding],
 ) -> Obj:
     password, secret = spec.get("password"), spec.get("passwordSecret")
@@ -194,7 +199,6 @@ def _credentials(
     if not secret or not secret.get("name"):
         return {}
     secret_ns = secret.get("namespace") or peer_ns or "metallb-system"
-    target = default_bgp_secrets_namespace(namespace)
     if secret_ns != target:
         findings.append(
             Finding(
@@ -202,7 +206,7 @@ def _credentials(
                 "spec.passwordSecret",
                 f"exalb reads BGP password Secrets only in its BGP secrets namespace: copy "
                 f"Secret {secret_ns}/{secret['name']} (type kubernetes.io/basic-auth, "
-                f"key password) to namespace {target} (bgpSecretsNamespace's default)",
+                f"key password) to namespace {target}, the announcers' BGP secrets namespace",
                 lost=False,
             )
         )

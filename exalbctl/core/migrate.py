@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from announcer.core.model import default_bgp_secrets_namespace
+
 from .mapping import Finding, Obj, name_of
-from .metallb_peer import NO_BFD, migrate_peer
+from .metallb_bfd import profile_findings
+from .metallb_peer import migrate_peer
 from .metallb_pool import (
     ads_for,
     check_ad_references,
@@ -26,7 +29,6 @@ from .metallb_pool import (
 GROUP = "metallb.io"
 OTHER_KINDS = {
     "L2Advertisement": ("exalb announces over BGP only (no ARP/NDP)", True),
-    "BFDProfile": (NO_BFD, True),
     "ServiceBGPStatus": ("status MetalLB writes; exalb writes its own", False),
     "ServiceL2Status": ("status MetalLB writes; exalb writes its own", False),
     "ConfigurationState": ("status MetalLB writes; exalb writes its own", False),
@@ -48,16 +50,30 @@ class _Inputs:
     pools: dict[str, Obj] = field(default_factory=dict)
     peers: dict[str, Obj] = field(default_factory=dict)
     ads: dict[str, Obj] = field(default_factory=dict)
+    bfd_profiles: dict[str, Obj] = field(default_factory=dict)
     communities: list[Obj] = field(default_factory=list)
 
 
 # --- the whole migration -----------------------------------------------------------------
-def migrate(objects: Iterable[Obj], namespace: str) -> Migration:
-    """``namespace``: exalb's namespace, where the new objects go."""
+def migrate(
+    objects: Iterable[Obj], namespace: str, secrets_namespace: str | None = None
+) -> Migration:
+    """``namespace``: exalb's namespace, where the new objects go; ``secrets_namespace``:
+    the announcers' BGP secrets namespace (default ``<namespace>-bgp-secrets``, the chart's)."""
     findings: list[Finding] = []
     inputs = _sort(_flatten(objects), findings)
     aliases = community_aliases(inputs.communities, findings)
-    peers = [p for p in (migrate_peer(o, namespace, findings) for o in _by_name(inputs.peers)) if p]
+    secrets = secrets_namespace or default_bgp_secrets_namespace(namespace)
+    peers = [
+        p
+        for p in (
+            migrate_peer(o, namespace, secrets, inputs.bfd_profiles, findings)
+            for o in _by_name(inputs.peers)
+        )
+        if p
+    ]
+    used = {str(p) for o in inputs.peers.values() if (p := (o.get("spec") or {}).get("bfdProfile"))}
+    findings += profile_findings(_by_name(inputs.bfd_profiles), used)
     ads = {name: migrate_advertisement(o, aliases, findings) for name, o in inputs.ads.items()}
     pools = [
         migrate_pool(o, namespace, ads_for(o, inputs.ads, ads, findings), findings)
@@ -80,7 +96,12 @@ def _flatten(objects: Iterable[Obj]) -> list[Obj]:
 
 def _sort(objects: list[Obj], findings: list[Finding]) -> _Inputs:
     inputs = _Inputs()
-    slots = {"IPAddressPool": inputs.pools, "BGPPeer": inputs.peers, "BGPAdvertisement": inputs.ads}
+    slots = {
+        "IPAddressPool": inputs.pools,
+        "BGPPeer": inputs.peers,
+        "BGPAdvertisement": inputs.ads,
+        "BFDProfile": inputs.bfd_profiles,
+    }
     for o in objects:
         kind, name = str(o.get("kind", "")), name_of(o)
         source = f"{kind}/{name}"

@@ -28,6 +28,7 @@ SERVED = {
     ("metallb.io/v1beta2", "BGPPeer"),
     ("metallb.io/v1beta1", "BGPAdvertisement"),
     ("metallb.io/v1beta1", "Community"),
+    ("metallb.io/v1beta1", "BFDProfile"),
 }
 
 
@@ -89,6 +90,7 @@ def _served(api: client.ApiClient) -> bool:
             ("bgppeers", "v1beta2"),
             ("bgpadvertisements", "v1beta1"),
             ("communities", "v1beta1"),
+            ("bfdprofiles", "v1beta1"),
         ):
             custom.list_cluster_custom_object("metallb.io", version, plural)
     except client.ApiException:

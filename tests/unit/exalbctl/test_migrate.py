@@ -65,7 +65,63 @@ def test_reasons_name_what_is_lost() -> None:
     assert "3s" in reasons[("BGPPeer/fast-keepalive", "spec.keepaliveTime")]
     assert "64999" in reasons[("BGPPeer/in-vrf", "spec.localASN")]
     assert "metallb-system/secretname" in reasons[("BGPPeer/secured", "spec.passwordSecret")]
-    assert "BFD" in reasons[("BGPPeer/secured", "spec.bfdProfile")]
+    assert "exalb-system-bgp-secrets" in reasons[("BGPPeer/secured", "spec.passwordSecret")]
+
+
+def test_the_bgp_secrets_namespace_can_be_named() -> None:
+    m = migrate(load(FIXTURES / "metallb" / "peers.yaml"), NS, "bgp-passwords")
+    reasons = {(f.source, f.field): f.reason for f in m.findings}
+    assert "to namespace bgp-passwords" in reasons[("BGPPeer/secured", "spec.passwordSecret")]
+
+
+def bfd_profile(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "BFDProfile",
+        "metadata": {"name": name, "namespace": "metallb-system"},
+        "spec": spec,
+    }
+
+
+def test_a_bfd_profile_becomes_the_peers_spec_bfd() -> None:
+    objs = [
+        peer(bfdProfile="fast"),
+        bfd_profile("fast", receiveInterval=50, transmitInterval=60, detectMultiplier=4),
+        bfd_profile("spare", detectMultiplier=3),
+    ]
+    m = migrate(objs, NS)
+    (out,) = m.objects
+    assert out["spec"]["bfd"] == {
+        "minReceiveInterval": 50,
+        "minTransmitInterval": 60,
+        "detectMultiplier": 4,
+    }
+    assert keys(m.findings) == {(NOTE, "BFDProfile/spare", "")}
+
+
+def test_a_default_profile_is_bfd_with_exalbs_defaults_which_are_metallbs() -> None:
+    (out,) = migrate([peer(bfdProfile="plain"), bfd_profile("plain")], NS).objects
+    assert out["spec"]["bfd"] == {}
+
+
+def test_what_exalbs_bfd_does_not_do_is_lost_once_per_profile() -> None:
+    objs = [
+        peer(bfdProfile="echo"),
+        bfd_profile("echo", echoMode=True, echoInterval=50, passiveMode=True, minimumTtl=254),
+    ]
+    m = migrate(objs, NS)
+    assert keys(m.findings) == {
+        (LOST, "BFDProfile/echo", "spec.echoMode"),
+        (NOTE, "BFDProfile/echo", "spec.echoInterval"),
+        (LOST, "BFDProfile/echo", "spec.passiveMode"),
+        (LOST, "BFDProfile/echo", "spec.minimumTtl"),
+    }
+
+
+def test_a_missing_bfd_profile_is_no_bfd_and_lost() -> None:
+    m = migrate([peer(bfdProfile="nowhere")], NS)
+    assert "bfd" not in m.objects[0]["spec"]
+    assert keys(m.findings) == {(LOST, "BGPPeer/p", "spec.bfdProfile")}
 
 
 def peer(**spec: Any) -> dict[str, Any]:
@@ -154,7 +210,7 @@ def test_peer_fields(
     overrides: dict[str, Any], expected: dict[str, Any] | None, findings: set[tuple[bool, str]]
 ) -> None:
     got: list[Finding] = []
-    out = migrate_peer(peer(**overrides), NS, got)
+    out = migrate_peer(peer(**overrides), NS, f"{NS}-bgp-secrets", {}, got)
     assert (out["spec"] if out else None) == expected
     assert {(f.lost, f.field) for f in got} == findings
     if out:
