@@ -135,15 +135,34 @@ class EventRecorder:
             "lastTimestamp": now.isoformat(),
             "count": 1,
         }
+        count = 1
         try:
             self._send(lambda t: self._api.create(path(), event, **_once(t)))
         except ApiError as exc:
             if exc.status != 409:
                 raise
-        self._seen[key] = (name, 1, time.monotonic())
+            count = self._bump(path(name), now)
+        self._seen[key] = (name, count, time.monotonic())
         if len(self._seen) > 20000:
             cutoff = time.monotonic() - self._window
             self._seen = {k: v for k, v in self._seen.items() if v[2] >= cutoff}
+
+    def _bump(self, path: str, now: datetime) -> int:
+        """The Event exists already (an earlier process of ours wrote it): count this one in.
+
+        Its name is a hash of object, type, reason and message, so a restarted process meets
+        its predecessor's Event; without this its story would stop at the restart.
+        """
+        existing: dict[str, Any] = {}
+
+        def read(timeout: float) -> None:
+            existing.update(self._api.get(path, **_once(timeout)))
+
+        self._send(read)
+        count = int(existing.get("count") or 1) + 1
+        body = {"count": count, "lastTimestamp": now.isoformat()}
+        self._send(lambda t: self._api.patch(path, body, **_once(t)))
+        return count
 
     def _send(self, send: Callable[[float], Any]) -> None:
         if self._validity is None:

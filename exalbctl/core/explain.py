@@ -129,19 +129,13 @@ def explain_node(
     opts = report.options if report else Options(node_name=name)
     node_peers = _as_node_sees(peers, status)
     v = explain(node, node_peers, opts, now, pools, a, endpoints)
-    announces, check, evidence = _past_the_decision(v, report, status)
+    failing = _failing(report, status)
+    announces, check, evidence = _past_the_decision(v, failing)
     announcer, detail = _compare(v, report, status)
     if announcer == AGREES and last_told is not None and report is not None:
         announcer, detail = _compare_told(v.announced, last_told, report)
-    return NodeExplanation(
-        name,
-        announces,
-        check,
-        evidence,
-        tuple(p for p in v.routes if p not in _failing(report, status)),
-        announcer,
-        detail,
-    )
+    sent_to = tuple(p for p in v.routes if p not in failing)
+    return NodeExplanation(name, announces, check, evidence, sent_to, announcer, detail)
 
 
 def _as_node_sees(peers: Sequence[Peer], status: Obj | None) -> list[Peer]:
@@ -181,13 +175,10 @@ def _failing(report: DecisionReport | None, status: Obj | None) -> dict[str, tup
     return out
 
 
-def _past_the_decision(
-    v: Verdict, report: DecisionReport | None, status: Obj | None
-) -> tuple[bool, str, str]:
+def _past_the_decision(v: Verdict, failing: Mapping[str, tuple[str, str]]) -> tuple[bool, str, str]:
     """Announced by the decision: are the routes sent? BFD and sessions, per peer."""
     if not v.announced:
         return False, v.reason or "", v.evidence
-    failing = _failing(report, status)
     blocked = [failing[p] for p in v.routes if p in failing]
     if len(blocked) == len(v.routes):
         return False, blocked[0][0], "; ".join(e for _, e in blocked)

@@ -91,6 +91,13 @@ def test_events_tell_each_node_starting_and_stopping_at_most_once_per_interval(
     for i in (1, 2):
         assert tells(lab, "web", i) - before[i] <= most, (i, told(lab, "web"))
 
+    # A restarted announcer tells again what it announces, on the Event its predecessor wrote.
+    announced = tells(lab, "web", 2)
+    lab.stop_announcer(2)
+    lab.start_announcer(2, ["--service-event-interval", str(INTERVAL)])
+    wait_for("the new process tells it", lambda: tells(lab, "web", 2) > announced, 20)
+    assert last_told(lab, "web", 2) == ANNOUNCED
+
 
 def test_explain_names_a_stale_announcer_and_a_missing_one(
     lab: Lab, router: RouterFactory, kube: client.ApiClient
