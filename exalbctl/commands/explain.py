@@ -19,9 +19,8 @@ from exalbctl import exits
 from exalbctl.cluster import Cluster, connect
 from exalbctl.core.explain import Explanation, explain_service
 from exalbctl.core.explain_view import explain_data, explain_tables
+from exalbctl.core.mapping import EXALB_API
 from exalbctl.output import render
-
-EXALB_API = "exalb.io/v1alpha1"
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
