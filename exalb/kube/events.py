@@ -15,6 +15,7 @@ leader contradicts.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -66,6 +67,9 @@ class EventRecorder:
         self._window = window
         self._q: queue.Queue[Event] = queue.Queue(max_queue)
         self._seen: dict[str, tuple[str, int, float]] = {}  # key -> (event name, count, first)
+        # Names are unique to this process, as client-go's are: a restarted process would
+        # otherwise meet its predecessor's Event (409) and its story would stop there.
+        self._salt = os.urandom(4).hex()
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
 
     def start(self) -> EventRecorder:
@@ -114,7 +118,7 @@ class EventRecorder:
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-        name = f"{ev.ref.name}.{key}"
+        name = f"{ev.ref.name}.{key}{self._salt}"
         event: Any = {
             "metadata": {"name": name, "namespace": ns},
             "involvedObject": {
@@ -135,34 +139,15 @@ class EventRecorder:
             "lastTimestamp": now.isoformat(),
             "count": 1,
         }
-        count = 1
         try:
             self._send(lambda t: self._api.create(path(), event, **_once(t)))
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            count = self._bump(path(name), now)
-        self._seen[key] = (name, count, time.monotonic())
+        self._seen[key] = (name, 1, time.monotonic())
         if len(self._seen) > 20000:
             cutoff = time.monotonic() - self._window
             self._seen = {k: v for k, v in self._seen.items() if v[2] >= cutoff}
-
-    def _bump(self, path: str, now: datetime) -> int:
-        """The Event exists already (an earlier process of ours wrote it): count this one in.
-
-        Its name is a hash of object, type, reason and message, so a restarted process meets
-        its predecessor's Event; without this its story would stop at the restart.
-        """
-        existing: dict[str, Any] = {}
-
-        def read(timeout: float) -> None:
-            existing.update(self._api.get(path, **_once(timeout)))
-
-        self._send(read)
-        count = int(existing.get("count") or 1) + 1
-        body = {"count": count, "lastTimestamp": now.isoformat()}
-        self._send(lambda t: self._api.patch(path, body, **_once(t)))
-        return count
 
     def _send(self, send: Callable[[float], Any]) -> None:
         if self._validity is None:
