@@ -8,11 +8,17 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from kubernetes import client
 
 from testbed.controlplane import ControlPlane, start_control_plane
 from testbed.procs import free_port, wait_for
 from testbed.routers import KINDS, Neighbor, Router
+
+# Properties are about results, never about speed: on a loaded 2-core machine a wall-clock
+# deadline per example fails correct code (speed is measured in bench/).
+settings.register_profile("exalb", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("exalb")
 
 
 @pytest.fixture(scope="session")
