@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     status = StatusWriter(
         api, args.namespace, args.node_name, reconciler.status, args.status_interval
     )
+    reconciler.on_session_event = status.wake
     health.start()
     sources.start()
     reconciler.start()

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from announcer.core.session import Notification, SessionEvent, SessionRecord
+
+SESSION_STATES = ("down", "connected", "up")
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -91,3 +95,76 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self._session_metrics(r)
+
+    def _session_metrics(self, r: CollectorRegistry) -> None:
+        """What ExaBGP reports of each session; labels ``peer`` (BGPPeer name), never the node."""
+        self.session_state = Gauge(
+            "exalb_announcer_bgp_session_state",
+            "1 for the state the session with the peer is in (down, connected: TCP up but "
+            "not established, up: established), 0 for the others",
+            ["peer", "state"],
+            registry=r,
+        )
+        self.session_state_since = Gauge(
+            "exalb_announcer_bgp_session_state_change_timestamp_seconds",
+            "when the session last became established or stopped being established",
+            ["peer"],
+            registry=r,
+        )
+        self.negotiated_hold_time = Gauge(
+            "exalb_announcer_bgp_negotiated_hold_time_seconds",
+            "the hold time both OPENs agreed on; absent while the session is not established",
+            ["peer"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "exalb_announcer_bgp_notifications",
+            "NOTIFICATION messages, direction=received (from the router) or sent",
+            ["peer", "direction", "code", "subcode"],
+            registry=r,
+        )
+        self.last_notification = Gauge(
+            "exalb_announcer_bgp_last_notification_info",
+            "the last NOTIFICATION each way, with its RFC 8203 shutdown communication "
+            "(one series per peer and direction; always 1)",
+            ["peer", "direction", "code", "subcode", "name", "communication"],
+            registry=r,
+        )
+        self.last_notification_time = Gauge(
+            "exalb_announcer_bgp_last_notification_timestamp_seconds",
+            "when the last NOTIFICATION was received or sent",
+            ["peer", "direction"],
+            registry=r,
+        )
+        self._shown: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def record_session(self, peer: str, record: SessionRecord, event: SessionEvent) -> None:
+        """Set the session metrics from ``record``, which ``event`` just changed."""
+        for state in SESSION_STATES:
+            self.session_state.labels(peer, state).set(1 if record.state == state else 0)
+        self.session_state_since.labels(peer).set(record.since)
+        if record.negotiated is not None:
+            self.negotiated_hold_time.labels(peer).set(record.negotiated.hold_time)
+        else:
+            _forget(self.negotiated_hold_time, (peer,))
+        if not isinstance(event, Notification):
+            return
+        self.notifications.labels(peer, event.direction, event.code, event.subcode).inc()
+        seen = record.received if event.direction == "received" else record.sent
+        assert seen is not None
+        labels = (peer, event.direction, str(seen.code), str(seen.subcode), seen.name)
+        shown = (*labels, seen.communication)
+        old = self._shown.get((peer, event.direction))
+        if old is not None and old != shown:
+            _forget(self.last_notification, old)
+        self.last_notification.labels(*shown).set(1)
+        self._shown[(peer, event.direction)] = shown
+        self.last_notification_time.labels(peer, event.direction).set(seen.at)
+
+
+def _forget(gauge: Gauge, labels: tuple[str, ...]) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass

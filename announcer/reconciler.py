@@ -21,9 +21,8 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from announcer.core.model import Endpoint, Node, Options
 from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
 from announcer.core.report import decision_report
+from announcer.core.sessionstatus import session_fields
 from announcer.exabgp.speaker import Speaker
 from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
@@ -111,6 +111,10 @@ class Reconciler:
         self._dirty_slices: set[str] = set()
         self._prefetched = False
         self._unusable: dict[str, str] = {}  # peer selecting this node -> why no session
+        self._peer_generations: dict[str, int] = {}  # BGPPeer -> the generation last acted on
+        # Called on every session event (state, NOTIFICATION, negotiation): the status
+        # writer's wake-up, so the BGPSessionStatus shows it at once.
+        self.on_session_event: Callable[[], None] = lambda: None
         self._full_wanted = False  # BFD changed: which sessions may run is re-decided
         self._last_full = 0.0
         self._lock = threading.Lock()
@@ -173,18 +177,17 @@ class Reconciler:
         peers = []
         for name, sp in sorted(self.speakers().items()):
             st = sp.session
-            peers.append(
-                {
-                    "name": name,
-                    "address": sp.peer.address,
-                    "state": st.state,
-                    "since": datetime.fromtimestamp(st.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "lastError": st.last_error or "",
-                    "prefixes": len(sp.acked()),
-                    "updatesSent": st.updates_sent,
-                    "exabgpRestarts": st.exabgp_restarts,
-                }
+            entry: dict[str, Any] = {"name": name, "address": sp.peer.address}
+            generation = self._peer_generations.get(name)
+            if generation is not None:
+                entry["observedGeneration"] = generation
+            entry.update(session_fields(st.record))
+            entry.update(
+                prefixes=len(sp.acked()),
+                updatesSent=st.updates_sent,
+                exabgpRestarts=st.exabgp_restarts,
             )
+            peers.append(entry)
         return {
             "node": self.opts.node_name,
             "sessions": len(peers),
@@ -252,6 +255,9 @@ class Reconciler:
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
+        self._peer_generations = {
+            str(o["metadata"]["name"]): int(o["metadata"].get("generation") or 0) for o in v.peers
+        }
         # Only peers selecting this node: a peer no node of ours runs is no problem here.
         self._unusable = unusable_peers(peers, node)
         self._reports.peers(self._unusable, [p.name for p in peers])
@@ -461,6 +467,9 @@ class Reconciler:
                 m.exabgp_restarts.labels(name).inc()
             elif kind == "seeded":
                 m.announced.labels(*labels).set(details["routes"])
+            elif kind == "session":
+                m.record_session(name, details["record"], details["event"])
+                self.on_session_event()
 
         sp = Speaker(
             key.peer,

@@ -13,12 +13,12 @@ given, not read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exalb.assignments.selectors import any_matches
 from exalb.bgppeer import SpecError, parse_spec
+from exalb.conditions import Condition
 
 VALID = "Valid"
 NODES_SELECTED = "NodesSelected"
@@ -27,14 +27,6 @@ TYPES = (VALID, NODES_SELECTED, USABLE)
 
 Labels = Mapping[str, str]
 Reports = Mapping[str, Mapping[str, str]]  # node -> unusable peer -> the announcer's reason
-
-
-@dataclass(frozen=True)
-class Condition:
-    type: str
-    status: str  # "True" | "False" | "Unknown"
-    reason: str
-    message: str
 
 
 def peer_conditions(
@@ -98,32 +90,3 @@ def usable_condition(name: str, selected: Sequence[str], reports: Reports) -> Co
         )
     message = "; ".join(f"{', '.join(ns)}: {why}" for why, ns in sorted(by_reason.items()))
     return Condition(USABLE, "False", "UnusableOnNodes", message)
-
-
-def with_transitions(
-    current: Sequence[Mapping[str, Any]],
-    wanted: Iterable[Condition],
-    generation: int,
-    now: str,
-) -> list[dict[str, Any]]:
-    """``wanted`` in the API's shape, keeping each ``lastTransitionTime`` whose status held.
-
-    A condition whose status did not change keeps the time it last changed, even when
-    its reason or message did; a new or changed one gets ``now``.
-    """
-    before = {str(c.get("type")): c for c in current}
-    out = []
-    for c in wanted:
-        prev = before.get(c.type) or {}
-        held = prev.get("status") == c.status and prev.get("lastTransitionTime")
-        out.append(
-            {
-                "type": c.type,
-                "status": c.status,
-                "reason": c.reason,
-                "message": c.message,
-                "lastTransitionTime": prev["lastTransitionTime"] if held else now,
-                "observedGeneration": generation,
-            }
-        )
-    return out

@@ -19,8 +19,9 @@ from typing import Any
 
 import structlog
 
-from allocator.core.peerstatus import peer_conditions, with_transitions
+from allocator.core.peerstatus import peer_conditions
 from allocator.metrics import AllocatorMetrics
+from exalb.conditions import with_transitions
 from exalb.kube import retry
 from exalb.kube.informer import Informer
 from exalb.kube.rest import ApiError, Client, resource_path

@@ -82,6 +82,7 @@ def render(
         "  api {",
         f"    processes [ {API_PROCESS} ];",
         "    neighbor-changes;",
+        "    negotiated;",
         "    send { parsed; update; notification; }",
         "    receive { parsed; notification; }",
         "  }",

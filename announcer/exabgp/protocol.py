@@ -2,14 +2,25 @@
 
 With ``exabgp_api_ack`` ExaBGP answers every command with ``done`` or ``error``;
 with ``encoder json`` and the ``api`` section that ``core.config`` writes, it
-also reports session state changes, the UPDATEs it sends and NOTIFICATIONs.
-Anything else (ExaBGP's own ``shutdown`` notice, blank lines) is no event.
+also reports session state changes, what the OPENs negotiated, the UPDATEs it
+sends (End-of-RIB among them) and NOTIFICATIONs both ways. Anything else
+(ExaBGP's own ``shutdown`` notice, blank lines) is no event. The session events
+are :mod:`announcer.core.session`'s, which keeps the record they build.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from typing import Any
+
+from announcer.core.session import EndOfRib, Negotiated, Notification, StateChange
+
+# ExaBGP decodes a received RFC 8203 communication into its data as this text.
+_COMMUNICATION = re.compile(r'Shutdown Communication: "(?P<text>.*)"', re.DOTALL)
+_SHUTDOWN = {(6, 2), (6, 4)}  # Cease/Administrative Shutdown and Reset carry one
+_DIRECTIONS = {"receive": "received", "send": "sent"}
 
 
 @dataclass(frozen=True)
@@ -20,19 +31,8 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class StateChange:
-    state: str  # down | connected | up
-    reason: str | None
-
-
-@dataclass(frozen=True)
 class UpdateSent:
     withdrawn: tuple[str, ...]  # the prefixes it withdraws
-
-
-@dataclass(frozen=True)
-class Notification:
-    text: str  # "<direction> notification <code>/<subcode> '<shutdown message>'"
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Unparseable:
     line: str  # the start of it, for the log
 
 
-Event = Answer | StateChange | UpdateSent | Notification | Unparseable
+Event = Answer | StateChange | UpdateSent | Notification | Negotiated | EndOfRib | Unparseable
 
 
 def parse(line: bytes) -> Event | None:
@@ -63,23 +63,76 @@ def parse(line: bytes) -> Event | None:
             str(neighbor.get("state", "down")), None if reason is None else str(reason)
         )
     if kind == "update" and neighbor.get("direction") == "send":
-        withdraw = neighbor.get("message", {}).get("update", {}).get("withdraw", {})
-        return UpdateSent(tuple(str(e.get("nlri")) for es in withdraw.values() for e in es))
+        return _update_sent(neighbor.get("message") or {})
     if kind == "notification":
-        return Notification(_notification_text(neighbor))
+        return _notification(neighbor)
+    if kind == "negotiated":
+        return _negotiated(neighbor.get("negotiated") or {})
     return None
 
 
-def _notification_text(neighbor: dict[str, object]) -> str:
+def _update_sent(message: dict[str, Any]) -> UpdateSent | EndOfRib:
+    eor = message.get("eor")
+    if isinstance(eor, dict):
+        return EndOfRib(f"{eor.get('afi')} {eor.get('safi')}")
+    withdraw = message.get("update", {}).get("withdraw", {})
+    return UpdateSent(tuple(str(e.get("nlri")) for es in withdraw.values() for e in es))
+
+
+def _notification(neighbor: dict[str, Any]) -> Notification:
     n = neighbor.get("notification")
     n = n if isinstance(n, dict) else {}
-    text = f"{neighbor.get('direction', '?')} notification {n.get('code')}/{n.get('subcode')}"
-    data = str(n.get("data", ""))
-    if data.startswith("0x") and len(data) > 4:
-        try:
-            raw = bytes.fromhex(data[2:])
-        except ValueError:
-            return text
-        # RFC 8203 shutdown communication: a length byte, then UTF-8
-        text += f" {raw[1:].decode(errors='replace')!r}"
-    return text
+    code, subcode = _int(n.get("code")), _int(n.get("subcode"))
+    direction = _DIRECTIONS.get(str(neighbor.get("direction")), "received")
+    return Notification(direction, code, subcode, _communication(code, subcode, n))
+
+
+def _communication(code: int, subcode: int, n: dict[str, Any]) -> str:
+    """The RFC 8203 text of a shutdown, else ExaBGP's own words for the data ("" if none).
+
+    ExaBGP hands the data over decoded when it received the message (``Shutdown
+    Communication: "..."``) and raw when it sent it (a length byte, then UTF-8).
+    """
+    text = str(n.get("message") or "")
+    found = _COMMUNICATION.fullmatch(text)
+    if found:
+        return found.group("text")
+    if (code, subcode) in _SHUTDOWN:
+        raw = _hex(str(n.get("data") or ""))
+        if raw and raw[0] == len(raw) - 1:
+            return raw[1:].decode(errors="replace")
+    return text if text.isprintable() else ""
+
+
+def _negotiated(n: dict[str, Any]) -> Negotiated:
+    """The capabilities both sides agreed on, named as the routers' own CLIs name them."""
+    caps = [str(f) for f in n.get("families") or []]
+    if n.get("asn4"):
+        caps.append("asn4")
+    if n.get("refresh") not in (None, "absent"):
+        caps.append("route-refresh")
+    if _int(n.get("message_size")) > 4096:
+        caps.append("extended-message")
+    add_path = n.get("add_path") or {}
+    for way in ("send", "receive"):
+        caps += [f"add-path {way} {f}" for f in add_path.get(way) or []]
+    for flag in ("multisession", "operational"):
+        if n.get(flag):
+            caps.append(flag)
+    return Negotiated(_int(n.get("hold_time")), tuple(caps))
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _hex(data: str) -> bytes:
+    if not data.startswith("0x"):
+        return b""
+    try:
+        return bytes.fromhex(data[2:])
+    except ValueError:
+        return b""

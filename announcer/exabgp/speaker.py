@@ -34,6 +34,15 @@ from announcer.core.config import render
 from announcer.core.ledger import RouteLedger
 from announcer.core.model import Attrs, Routes
 from announcer.core.restart import RestartBackoff
+from announcer.core.session import (
+    EndOfRib,
+    Negotiated,
+    Notification,
+    SessionEvent,
+    SessionRecord,
+    StateChange,
+    observe,
+)
 from exalb.bgppeer import Peer
 
 from . import launcher, process, protocol
@@ -50,15 +59,17 @@ PREDECESSOR_WAIT = 20.0  # a retiring speaker withdraws (10 s at most), then Cea
 class SessionState:
     """What ExaBGP told us about the session, for metrics, logs and the status object."""
 
-    state: str = "down"  # down | connected | up
-    since: float = field(default_factory=time.time)
-    last_error: str | None = None
+    record: SessionRecord = field(default_factory=lambda: SessionRecord(since=time.time()))
     updates_sent: int = 0
     exabgp_restarts: int = 0
 
     @property
+    def state(self) -> str:
+        return self.record.state
+
+    @property
     def up(self) -> bool:
-        return self.state == "up"
+        return self.record.up
 
 
 Observer = Callable[[str, dict[str, Any]], None]  # (event kind, details) -> None
@@ -454,7 +465,7 @@ class Speaker:
     def _on_event(self, event: protocol.Event) -> None:
         if isinstance(event, protocol.Answer):
             self._answer(event.ok)
-        elif isinstance(event, protocol.StateChange):
+        elif isinstance(event, StateChange):
             self._set_state(event.state, event.reason)
             if event.state == "up":
                 self._start_spare()
@@ -464,11 +475,25 @@ class Speaker:
             if event.withdrawn and self._wire_pending:
                 with self._lock:
                     self._wire_pending.difference_update(event.withdrawn)
-        elif isinstance(event, protocol.Notification):
-            self.session.last_error = event.text
-            self._log.warning("bgp notification", notification=event.text)
+        elif isinstance(event, EndOfRib):
+            self.session.updates_sent += 1  # an End-of-RIB is an UPDATE on the wire
+            self._event("update_sent", {})
+            self._record(event)
+        elif isinstance(event, Notification):
+            self._record(event)
+            rec = self.session.record
+            seen = rec.received if event.direction == "received" else rec.sent
+            assert seen is not None
+            self._log.warning("bgp notification", direction=event.direction, what=seen.describe())
+        elif isinstance(event, Negotiated):
+            self._record(event)
         else:
             self._log.warning("unparseable line from exabgp", line=event.line)
+
+    def _record(self, event: SessionEvent) -> None:
+        """Fold ``event`` into the session record, then tell the observer about it."""
+        self.session.record = observe(self.session.record, event, time.time())
+        self._event("session", {"record": self.session.record, "event": event})
 
     def _answer(self, ok: bool) -> None:
         with self._lock:
@@ -490,10 +515,7 @@ class Speaker:
         old = self.session.state
         if state == old and reason is None:
             return
-        self.session.state = state
-        self.session.since = time.time()
-        if reason:
-            self.session.last_error = str(reason)
+        self._record(StateChange(state, reason))
         if state == "down":
             self._down_seen.set()
         if state != old:

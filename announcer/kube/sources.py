@@ -84,7 +84,9 @@ def slim_secret(obj: Obj) -> Obj:
 
 
 def slim_peer(obj: Obj) -> Obj:
-    return {"metadata": _meta(obj), "spec": obj.get("spec") or {}}
+    """The spec, and its generation (the status reports which one each session runs)."""
+    md = {**_meta(obj), "generation": (obj.get("metadata") or {}).get("generation", 0)}
+    return {"metadata": md, "spec": obj.get("spec") or {}}
 
 
 def slim_pool(obj: Obj) -> Obj:

@@ -25,12 +25,15 @@ from typing import Any
 
 import structlog
 
+from announcer.core.sessionstatus import node_conditions
+from exalb.conditions import with_transitions
 from exalb.kube import retry
 from exalb.kube.rest import ApiError, Client, resource_path
 
 from .sources import GROUP, VERSION
 
 PLURAL = "bgpsessionstatuses"
+MIN_GAP = 0.5  # seconds between writes: a burst of session events costs one or two
 log = structlog.get_logger("status")
 
 Obj = dict[str, Any]
@@ -52,6 +55,8 @@ class StatusWriter:
         self._snapshot = snapshot
         self._interval = interval
         self._last: dict[str, Any] | None = None
+        self._conditions: list[Obj] = []  # as last written, for their transition times
+        self._wake = threading.Event()
         self._uid: str | None = None  # our Node's, once seen
         self._gone = False  # the Node was seen, then found deleted
         self._owned = False  # the object on the server carries our owner reference
@@ -66,22 +71,40 @@ class StatusWriter:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """A session changed state or a NOTIFICATION came: write now, not at the interval.
+
+        What the router said is worth the most while it is fresh; ``MIN_GAP`` still
+        bounds the writes of a flapping session.
+        """
+        self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.write_once()
             except Exception as exc:
                 self._log.warning(
                     "status write failed; retrying next interval", error=retry.describe(exc)
                 )
+            self._stop.wait(MIN_GAP)
 
     def write_once(self) -> bool:
         """Write the status if it changed (or the owner reference is missing and now known)."""
         status = self._snapshot()
         if status == self._last and (self._owned or self._owner_uid() is None):
             return False
-        stamped = {**status, "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        unusable = {str(u["name"]): str(u["reason"]) for u in status.get("unusablePeers", [])}
+        wanted = node_conditions(status.get("peers", []), unusable)
+        conditions = with_transitions(self._conditions, wanted, None, now)
+        stamped = {**status, "conditions": conditions, "updated": now}
         try:
             retry.call(lambda: self._write(stamped), attempts=3, max_seconds=5)
         except NodeGone:
@@ -89,6 +112,7 @@ class StatusWriter:
             self._last = status
             return False
         self._last = status
+        self._conditions = conditions
         return True
 
     # --- writing -----------------------------------------------------------

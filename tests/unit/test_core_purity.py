@@ -29,6 +29,7 @@ PURE = [
     "announcer/core",
     "exalb/assignments",
     "exalb/bgppeer.py",
+    "exalb/conditions.py",
     "exalbctl/core",
 ]
 

@@ -13,10 +13,9 @@ from allocator.core.peerstatus import (
     TYPES,
     USABLE,
     VALID,
-    Condition,
     peer_conditions,
-    with_transitions,
 )
+from exalb.conditions import Condition, with_transitions
 
 NS = "exalb-system"
 SPEC: dict[str, Any] = {

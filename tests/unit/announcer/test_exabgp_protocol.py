@@ -6,12 +6,11 @@ import json
 
 import pytest
 
+from announcer.core.session import Notification, StateChange
 from announcer.exabgp import process
 from announcer.exabgp.protocol import (
     Answer,
     Event,
-    Notification,
-    StateChange,
     Unparseable,
     UpdateSent,
     parse,
@@ -48,11 +47,11 @@ WITHDRAW = {
             _json(
                 "notification",
                 {
-                    "direction": "receive",
-                    "notification": {"code": 6, "subcode": 2, "data": "0x04627965"},
+                    "direction": "send",
+                    "notification": {"code": 6, "subcode": 2, "data": "0x03627965"},
                 },
             ),
-            Notification("receive notification 6/2 'bye'"),
+            Notification("sent", 6, 2, "bye"),
         ),
         (json.dumps({"type": "notification", "notification": "shutdown"}).encode(), None),
     ],
