@@ -14,19 +14,85 @@ given, not read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from exalb.assignments.selectors import any_matches
 from exalb.bgppeer import SpecError, parse_spec
 from exalb.conditions import Condition
+from exalb.sessionstatus import ESTABLISHED, down_summary
 
 VALID = "Valid"
 NODES_SELECTED = "NodesSelected"
 USABLE = "Usable"
-TYPES = (VALID, NODES_SELECTED, USABLE)
+TYPES = (VALID, NODES_SELECTED, USABLE)  # peer_conditions; peer_status adds ESTABLISHED
 
 Labels = Mapping[str, str]
 Reports = Mapping[str, Mapping[str, str]]  # node -> unusable peer -> the announcer's reason
+# node -> peer -> its BGPSessionStatus ``status.peers[]`` entry
+Sessions = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    conditions: tuple[Condition, ...]
+    established: int  # selected nodes whose session with the peer is established
+    selected: int
+
+    @property
+    def summary(self) -> str:
+        """``2/3``: what ``kubectl get bgppeers`` shows."""
+        return f"{self.established}/{self.selected}"
+
+
+def peer_status(
+    name: str,
+    spec: Mapping[str, Any],
+    secrets_namespace: str,
+    nodes: Mapping[str, Labels],
+    reports: Reports,
+    sessions: Sessions,
+) -> PeerStatus:
+    """Everything the allocator writes on the peer: its conditions and the established count."""
+    conditions = peer_conditions(name, spec, secrets_namespace, nodes, reports)
+    try:
+        parsed = parse_spec(spec, secrets_namespace)
+    except SpecError:
+        why = "the spec is not valid (see condition Valid)"
+        return PeerStatus(
+            (*conditions, Condition(ESTABLISHED, "Unknown", "InvalidSpec", why)), 0, 0
+        )
+    selected = sorted(
+        n for n, labels in nodes.items() if any_matches(parsed.node_selectors, labels)
+    )
+    condition, established = established_condition(name, selected, sessions)
+    return PeerStatus((*conditions, condition), established, len(selected))
+
+
+def established_condition(
+    name: str, selected: Sequence[str], sessions: Sessions
+) -> tuple[Condition, int]:
+    """Is peer ``name``'s session established on every selected node, and on how many?
+
+    A selected node that reports no session with the peer counts as not established
+    (its announcer is not running, cannot use the peer, or has not written yet); each
+    down session is named with the router's NOTIFICATION if one ended it.
+    """
+    if not selected:
+        return Condition(ESTABLISHED, "Unknown", "NoNodesSelected", "no Nodes selected"), 0
+    down = []
+    for node in selected:
+        entry = (sessions.get(node) or {}).get(name)
+        if entry is None:
+            down.append(f"{node}: no session reported")
+        elif entry.get("state") != "up":
+            down.append(down_summary(node, entry))
+    up = len(selected) - len(down)
+    if down:
+        message = f"established on {up} of {len(selected)} selected nodes; " + "; ".join(down)
+        return Condition(ESTABLISHED, "False", "NotEstablished", message), up
+    message = f"established on all {up} selected nodes"
+    return Condition(ESTABLISHED, "True", "Established", message), up
 
 
 def peer_conditions(

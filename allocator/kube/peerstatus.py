@@ -1,9 +1,12 @@
-"""BGPPeer ``status.conditions``: watched inputs in, a status patch out, only while leader.
+"""BGPPeer ``status``: watched inputs in, a status patch out, only while leader.
 
 Three informers feed the pure decision (``allocator.core.peerstatus``): the BGPPeers of
 exalb's namespace, the labels of every Node, and the BGPSessionStatus each announcer
-writes for its node, of which only ``status.unusablePeers`` is kept (the allocator may
-not read the password Secrets, so the announcers say which peers they cannot use).
+writes for its node, of which only ``status.unusablePeers`` (the allocator may not read
+the password Secrets, so the announcers say which peers they cannot use) and each
+session's state and NOTIFICATIONs are kept: counters change on every write and would
+otherwise cost a pass each. The status written is the conditions and how many selected
+nodes have the session established (``established: 2/3``, shown by ``kubectl get``).
 
 A pass recomputes every peer's conditions and patches only those that differ from what
 the peer shows. Each patch names the resourceVersion it was computed from, so a
@@ -19,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from allocator.core.peerstatus import peer_conditions
+from allocator.core.peerstatus import PeerStatus, peer_status
 from allocator.metrics import AllocatorMetrics
 from exalb.conditions import with_transitions
 from exalb.kube import retry
@@ -28,6 +31,15 @@ from exalb.kube.rest import ApiError, Client, resource_path
 
 GROUP, VERSION, PEERS = "exalb.io", "v1alpha1", "bgppeers"
 SESSION_STATUSES = "bgpsessionstatuses"
+SESSION_FIELDS = (
+    "state",
+    "since",
+    "lastError",
+    "endedBy",
+    "lastNotificationReceived",
+    "lastNotificationSent",
+)
+COUNTS = ("established", "nodesEstablished", "nodesSelected")
 MIN_INTERVAL = 0.5  # seconds between passes: a burst of Node changes costs one pass
 RESYNC = 60.0  # a pass even without events, so a failed write is retried
 
@@ -45,7 +57,10 @@ def slim_peer(obj: Obj) -> Obj:
     return {
         "metadata": _meta(obj, "generation"),
         "spec": obj.get("spec") or {},
-        "status": {"conditions": status.get("conditions") or []},
+        "status": {
+            "conditions": status.get("conditions") or [],
+            **{k: status[k] for k in COUNTS if k in status},
+        },
     }
 
 
@@ -54,10 +69,15 @@ def slim_node(obj: Obj) -> Obj:
 
 
 def slim_session_status(obj: Obj) -> Obj:
-    unusable = (obj.get("status") or {}).get("unusablePeers") or []
+    status = obj.get("status") or {}
+    unusable = status.get("unusablePeers") or []
     return {
         "metadata": _meta(obj),
         "unusable": {str(p.get("name")): str(p.get("reason")) for p in unusable},
+        "sessions": {
+            str(p.get("name")): {k: p[k] for k in SESSION_FIELDS if k in p}
+            for p in status.get("peers") or []
+        },
     }
 
 
@@ -98,7 +118,7 @@ class PeerStatusSync:
             self._reports_changed,
             transform=slim_session_status,
         )
-        self._reports: dict[str, dict[str, str]] = {}
+        self._reports: dict[str, tuple[dict[str, str], dict[str, Obj]]] = {}
         self._informers = (self.peers, self.nodes, self.session_statuses)
         self._thread = threading.Thread(target=self._run, name="peer-status", daemon=True)
 
@@ -129,9 +149,10 @@ class PeerStatusSync:
         )
 
     def _reports_changed(self, key: str, obj: Obj | None) -> None:
-        # Each announcer rewrites its status as its sessions change; only its
-        # unusable peers matter here.
-        self._record(self._reports, key, None if obj is None else obj["unusable"])
+        # Each announcer rewrites its status as its sessions change; only its unusable
+        # peers and its sessions' states matter here (slim_session_status).
+        value = None if obj is None else (obj["unusable"], obj["sessions"])
+        self._record(self._reports, key, value)
 
     def _record(self, seen: dict[str, Any], key: str, value: Any) -> None:
         """Remember ``value`` (None: deleted) for ``key``; a pass is due only if it changed."""
@@ -159,34 +180,29 @@ class PeerStatusSync:
             n["metadata"]["name"]: n["metadata"].get("labels") or {}
             for n in self.nodes.snapshot().values()
         }
-        reports = {
-            s["metadata"]["name"]: s["unusable"] for s in self.session_statuses.snapshot().values()
-        }
+        statuses = self.session_statuses.snapshot().values()
+        reports = {s["metadata"]["name"]: s["unusable"] for s in statuses}
+        sessions = {s["metadata"]["name"]: s["sessions"] for s in statuses}
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ok = True
         for peer in self.peers.snapshot().values():
             md = peer["metadata"]
-            current = peer["status"]["conditions"]
-            wanted = with_transitions(
-                current,
-                peer_conditions(md["name"], peer["spec"], self._secrets_ns, nodes, reports),
-                int(md.get("generation", 0)),
-                now,
+            decided = peer_status(
+                md["name"], peer["spec"], self._secrets_ns, nodes, reports, sessions
             )
-            if wanted == current:
+            wanted = _status_body(peer["status"], decided, int(md.get("generation", 0)), now)
+            if wanted == peer["status"]:
                 continue
             if not self._may_write():
                 return True  # not ours to write any more
             ok = self._write(peer, wanted) and ok
         return ok
 
-    def _write(self, peer: Obj, conditions: list[Obj]) -> bool:
+    def _write(self, peer: Obj, status: Obj) -> bool:
         md = peer["metadata"]
         path = resource_path(f"{GROUP}/{VERSION}", PEERS, self._ns, md["name"]) + "/status"
-        body = {
-            "metadata": {"resourceVersion": md["resourceVersion"]},
-            "status": {"conditions": conditions},
-        }
+        body = {"metadata": {"resourceVersion": md["resourceVersion"]}, "status": status}
+        conditions = status["conditions"]
         try:
             after = self._api.patch(path, body)
         except ApiError as exc:
@@ -205,6 +221,7 @@ class PeerStatusSync:
         (log.info if before != statuses else log.debug)(
             "peer conditions updated",
             peer=md["name"],
+            established=status["established"],
             **{c["type"]: f"{c['status']}/{c['reason']}" for c in conditions},
         )
         return True
@@ -212,3 +229,13 @@ class PeerStatusSync:
     def _failed(self, peer: str, exc: Exception) -> None:
         self._metrics.write_errors.labels("BGPPeer").inc()
         log.warning("peer status write failed", peer=peer, error=retry.describe(exc))
+
+
+def _status_body(current: Obj, decided: PeerStatus, generation: int, now: str) -> Obj:
+    """The peer's whole status as the allocator writes it (``current``: as it shows now)."""
+    return {
+        "conditions": with_transitions(current["conditions"], decided.conditions, generation, now),
+        "established": decided.summary,
+        "nodesEstablished": decided.established,
+        "nodesSelected": decided.selected,
+    }

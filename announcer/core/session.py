@@ -98,6 +98,7 @@ class SessionRecord:
     end_of_rib_sent: float | None = None  # of the current session
     received: NotificationSeen | None = None  # the router's last NOTIFICATION
     sent: NotificationSeen | None = None  # ours
+    ended_by: str | None = None  # received | sent: the NOTIFICATION that ended the last session
 
     @property
     def up(self) -> bool:
@@ -115,7 +116,8 @@ def observe(record: SessionRecord, event: SessionEvent, now: float) -> SessionRe
         was_up = record.up
         record = replace(record, state=event.state)
         if was_up != record.up:
-            record = replace(record, since=now)
+            ended_by = _ending(record) if was_up else None
+            record = replace(record, since=now, ended_by=ended_by)
         if not record.up:
             record = replace(record, negotiated=None, end_of_rib_sent=None)
         if event.state == "down" and event.reason:
@@ -129,3 +131,13 @@ def observe(record: SessionRecord, event: SessionEvent, now: float) -> SessionRe
     if event.direction == "received":
         return replace(record, received=seen)
     return replace(record, sent=seen)
+
+
+def _ending(record: SessionRecord) -> str | None:
+    """Which NOTIFICATION, if any, came during the session that is ending (the latest)."""
+    during = [
+        (seen.at, direction)
+        for direction, seen in (("received", record.received), ("sent", record.sent))
+        if seen is not None and seen.at >= record.since
+    ]
+    return max(during)[1] if during else None

@@ -25,10 +25,10 @@ from typing import Any
 
 import structlog
 
-from announcer.core.sessionstatus import node_conditions
 from exalb.conditions import with_transitions
 from exalb.kube import retry
 from exalb.kube.rest import ApiError, Client, resource_path
+from exalb.sessionstatus import node_conditions
 
 from .sources import GROUP, VERSION
 

@@ -14,8 +14,10 @@ from allocator.core.peerstatus import (
     USABLE,
     VALID,
     peer_conditions,
+    peer_status,
 )
 from exalb.conditions import Condition, with_transitions
+from exalb.sessionstatus import ESTABLISHED
 
 NS = "exalb-system"
 SPEC: dict[str, Any] = {
@@ -178,3 +180,45 @@ def test_transition_time_moves_only_when_the_status_changes(
         assert c["observedGeneration"] == generation
     # Recomputing from the written state changes nothing: no write without a change.
     assert with_transitions(out, after, generation, "T2") == out
+
+
+SHUTDOWN = {
+    "state": "down",
+    "since": "2026-11-30T09:00:00Z",
+    "lastError": "closing connection",
+    "endedBy": "received",
+    "lastNotificationReceived": {
+        "code": 6,
+        "subcode": 2,
+        "name": "Cease/Administrative Shutdown",
+        "communication": "maintenance",
+        "at": "2026-11-30T09:00:00Z",
+    },
+}
+
+
+def test_established_counts_the_selected_nodes_and_names_the_routers_words() -> None:
+    up = {"state": "up", "since": "2026-11-30T08:00:00Z"}
+    sessions = {"a-1": {"tor": up}, "a-2": {"tor": SHUTDOWN}, "b-1": {"tor": up}}
+    status = peer_status("tor", SPEC, NS, RACK_A | RACK_B, ALL_FINE, sessions)
+    assert status.summary == "1/2"  # b-1 is not selected: its session does not count
+    established = status.conditions[-1]
+    assert (established.type, established.status) == (ESTABLISHED, "False")
+    assert established.message == (
+        "established on 1 of 2 selected nodes; a-2: down since 2026-11-30T09:00:00Z, "
+        "router sent Cease/Administrative Shutdown (6/2): 'maintenance'"
+    )
+    everywhere = peer_status(
+        "tor", SPEC, NS, RACK_A, ALL_FINE, {"a-1": {"tor": up}, "a-2": {"tor": up}}
+    )
+    assert everywhere.summary == "2/2" and everywhere.conditions[-1].status == "True"
+
+
+def test_a_selected_node_without_a_session_is_not_established() -> None:
+    status = peer_status("tor", SPEC, NS, RACK_A, ALL_FINE, {"a-1": {"tor": {"state": "up"}}})
+    assert status.summary == "1/2"
+    assert status.conditions[-1].message.endswith("a-2: no session reported")
+    nothing = peer_status("tor", SPEC, NS, RACK_B, ALL_FINE, {})
+    assert (nothing.summary, nothing.conditions[-1].status) == ("0/0", "Unknown")
+    invalid = peer_status("tor", {**SPEC, "myASN": 0}, NS, RACK_A, ALL_FINE, {})
+    assert invalid.conditions[-1].reason == "InvalidSpec"

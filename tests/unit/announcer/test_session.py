@@ -22,8 +22,9 @@ from announcer.core.session import (
     StateChange,
     observe,
 )
-from announcer.core.sessionstatus import node_conditions, session_fields
+from announcer.core.sessionstatus import session_fields
 from announcer.exabgp.protocol import parse
+from exalb.sessionstatus import node_conditions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MESSAGE = "maintenance by ops ünï"
@@ -64,6 +65,7 @@ def test_a_router_side_shutdown_is_recorded_with_its_message(router: str, hold_t
     went_down = next(i for i, r in enumerate(records) if i and records[i - 1].up and not r.up)
     assert last.since == records[went_down].since
     assert last.reason  # ExaBGP's own words for the last time it went down
+    assert last.ended_by == "received"
 
 
 def test_the_status_entry_and_conditions_carry_the_routers_words() -> None:
@@ -126,6 +128,8 @@ def test_since_moves_only_when_established_changes(events: list[SessionEvent]) -
         after = observe(record, event, float(t))
         if after.up != record.up:
             assert after.since == t
+            if after.up:
+                assert after.ended_by is None
         else:
             assert after.since == record.since
         if isinstance(event, StateChange) and event.state != "up":
