@@ -13,10 +13,10 @@ from typing import TextIO
 
 from exalbctl import exits
 from exalbctl.cluster import ClusterError
-from exalbctl.commands import explain, migrate, status
+from exalbctl.commands import explain, migrate, peers, status
 from exalbctl.output import FORMATS
 
-COMMANDS = (status, explain, migrate)
+COMMANDS = (status, peers, explain, migrate)
 
 
 def common_options() -> argparse.ArgumentParser:

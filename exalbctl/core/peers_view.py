@@ -1,0 +1,96 @@
+"""How ``exalbctl peers`` shows its report: the ``-o json|yaml`` shape and the tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exalb.sessionstatus import notification_summary
+from exalbctl.output import Table
+
+from .peers import PeersReport, Session
+from .status_view import age
+
+
+def peers_data(r: PeersReport) -> dict[str, Any]:
+    """The ``-o json|yaml`` shape: stable keys, camelCase like the API objects."""
+    return {
+        "peers": [
+            {
+                "name": p.name,
+                "address": p.address,
+                "established": p.established,
+                "nodesEstablished": p.nodes_established,
+                "nodesSelected": p.nodes_selected,
+                "message": p.message,
+            }
+            for p in r.peers
+        ],
+        "sessions": [_session_data(s) for s in r.sessions],
+        "unusable": [{"node": u.node, "peer": u.peer, "reason": u.reason} for u in r.unusable],
+        "problems": list(r.problems),
+    }
+
+
+def _session_data(s: Session) -> dict[str, Any]:
+    return {
+        "node": s.node,
+        "peer": s.peer,
+        "address": s.address,
+        "state": s.state,
+        "since": s.since,
+        "seconds": s.seconds,
+        "prefixes": s.prefixes,
+        "holdTime": s.hold_time,
+        "capabilities": list(s.capabilities),
+        "endOfRibSent": s.end_of_rib_sent,
+        "lastError": s.last_error,
+        "endedBy": s.ended_by,
+        "lastNotificationReceived": dict(s.received) if s.received else None,
+        "lastNotificationSent": dict(s.sent) if s.sent else None,
+    }
+
+
+def peers_tables(r: PeersReport) -> list[Table]:
+    return [
+        Table(
+            "Peers",
+            ("PEER", "ADDRESS", "ESTABLISHED"),
+            tuple((p.name, p.address, p.established) for p in r.peers),
+            empty="no BGPPeer",
+        ),
+        Table(
+            "Sessions",
+            (
+                "NODE",
+                "PEER",
+                "STATE",
+                "FOR",
+                "PREFIXES",
+                "HOLD",
+                "CAPABILITIES",
+                "LAST RECEIVED",
+                "LAST SENT",
+            ),
+            tuple(
+                (
+                    s.node,
+                    s.peer,
+                    s.state,
+                    age(s.since, r.now),
+                    str(s.prefixes),
+                    "" if s.hold_time is None else f"{s.hold_time}s",
+                    ",".join(s.capabilities),
+                    notification_summary(s.received),
+                    notification_summary(s.sent),
+                )
+                for s in r.sessions
+            ),
+            empty="no BGPSessionStatus reported (no announcer running, or --status-interval 0)",
+        ),
+        Table(
+            "Unusable",
+            ("NODE", "PEER", "REASON"),
+            tuple((u.node, u.peer, u.reason) for u in r.unusable),
+        ),
+        Table("Problems", ("PROBLEM",), tuple((p,) for p in r.problems)),
+    ]
