@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 UP = "up"
+RESTARTED = "closed by this node to apply a changed BGPPeer or password Secret"
 
 CODES = {
     1: "Message Header Error",
@@ -131,6 +132,15 @@ def observe(record: SessionRecord, event: SessionEvent, now: float) -> SessionRe
     if event.direction == "received":
         return replace(record, received=seen)
     return replace(record, sent=seen)
+
+
+def restarted(record: SessionRecord, now: float) -> SessionRecord:
+    """The record a peer's next ExaBGP starts from when a config change replaced the last.
+
+    The history (the router's last NOTIFICATION, "down since") is the peer's, not the
+    process's; the old session ends with our reason for ending it.
+    """
+    return observe(record, StateChange("down", RESTARTED), now)
 
 
 def _ending(record: SessionRecord) -> str | None:

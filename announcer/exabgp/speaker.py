@@ -42,6 +42,7 @@ from announcer.core.session import (
     SessionRecord,
     StateChange,
     observe,
+    restarted,
 )
 from exalb.bgppeer import Peer
 
@@ -101,6 +102,8 @@ class Speaker:
         self._launched = exabgp is None
         self.log_level = log_level
         self.session = SessionState()
+        if predecessor is not None:
+            self.session.record = restarted(predecessor.session.record, time.time())
         self._observer = observer
         self._predecessor = predecessor
         self._log = log.bind(peer=peer.name, node=node, address=peer.address)

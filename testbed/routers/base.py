@@ -86,6 +86,14 @@ class Router(ABC):
         """
         raise NotImplementedError(f"{self.kind} in the testbed exposes no UPDATE counter")
 
+    def shutdown_neighbor(self, peer: str, message: str) -> None:
+        """Administratively shut the session with ``peer`` down, with an RFC 8203 message."""
+        raise NotImplementedError(f"{self.kind} in the testbed cannot shut a neighbor down")
+
+    def enable_neighbor(self, peer: str) -> None:
+        """Undo :meth:`shutdown_neighbor`."""
+        raise NotImplementedError(f"{self.kind} in the testbed cannot shut a neighbor down")
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()

@@ -79,6 +79,19 @@ class Frr(Router):
         ).stdout
         return json.loads(out) if out.strip() else None
 
+    def _configure(self, *lines: str) -> None:
+        argv = [find("vtysh"), "--vty_socket", str(self.workdir), "-d", "bgpd", "-c", "conf t"]
+        argv += ["-c", f"router bgp {self.asn}"]
+        for line in lines:
+            argv += ["-c", line]
+        subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30)
+
+    def shutdown_neighbor(self, peer: str, message: str) -> None:
+        self._configure(f"neighbor {peer} shutdown message {message}")
+
+    def enable_neighbor(self, peer: str) -> None:
+        self._configure(f"no neighbor {peer} shutdown")
+
     def sessions(self) -> dict[str, Session]:
         out: dict[str, Session] = {}
         for peer, n in (self._vtysh("show bgp neighbors json") or {}).items():

@@ -78,14 +78,24 @@ class GoBgp(Router):
         )
 
     def _gobgp(self, *args: str) -> Any:
-        out = subprocess.run(
-            [find("gobgp"), "-u", self.address, "-p", str(self.grpc_port), "-j", *args],
+        out = self._cli("-j", *args)
+        return json.loads(out) if out.strip() else None
+
+    def _cli(self, *args: str) -> str:
+        return subprocess.run(
+            [find("gobgp"), "-u", self.address, "-p", str(self.grpc_port), *args],
             check=True,
             capture_output=True,
             text=True,
             timeout=30,
         ).stdout
-        return json.loads(out) if out.strip() else None
+
+    def shutdown_neighbor(self, peer: str, message: str) -> None:
+        # `disable --reason` sends no communication (GoBGP 3); `shutdown --reason` does.
+        self._cli("neighbor", peer, "shutdown", "--reason", message)
+
+    def enable_neighbor(self, peer: str) -> None:
+        self._cli("neighbor", peer, "enable")
 
     def last_errors(self) -> dict[str, str]:
         """peer -> GoBGP's reason for the last time that session went down (from its log).

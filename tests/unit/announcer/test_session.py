@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from announcer.core.session import (
+    RESTARTED,
     EndOfRib,
     Negotiated,
     Notification,
@@ -21,6 +22,7 @@ from announcer.core.session import (
     SessionRecord,
     StateChange,
     observe,
+    restarted,
 )
 from announcer.core.sessionstatus import session_fields
 from announcer.exabgp.protocol import parse
@@ -138,3 +140,14 @@ def test_since_moves_only_when_established_changes(events: list[SessionEvent]) -
             seen = after.received if event.direction == "received" else after.sent
             assert seen is not None and seen.communication == event.communication
         record = after
+
+
+def test_a_restart_keeps_the_peers_history_and_says_why_it_ended() -> None:
+    _, records = _replay("frr")
+    up = next(r for r in records if r.up)
+    after = restarted(up, 100.0)
+    assert (after.state, after.since, after.reason) == ("down", 100.0, RESTARTED)
+    assert after.negotiated is None and after.ended_by is None
+    down = records[-1]
+    assert restarted(down, 100.0).since == down.since  # still down since the shutdown
+    assert restarted(down, 100.0).received == down.received
