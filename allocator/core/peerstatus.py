@@ -54,19 +54,23 @@ def peer_status(
     sessions: Sessions,
 ) -> PeerStatus:
     """Everything the allocator writes on the peer: its conditions and the established count."""
-    conditions = peer_conditions(name, spec, secrets_namespace, nodes, reports)
     try:
         parsed = parse_spec(spec, secrets_namespace)
-    except SpecError:
+    except SpecError as exc:
         why = "the spec is not valid (see condition Valid)"
-        return PeerStatus(
-            (*conditions, Condition(ESTABLISHED, "Unknown", "InvalidSpec", why)), 0, 0
-        )
+        unknown = (Condition(t, "Unknown", "InvalidSpec", why) for t in (*TYPES[1:], ESTABLISHED))
+        return PeerStatus((Condition(VALID, "False", "InvalidSpec", str(exc)), *unknown), 0, 0)
     selected = sorted(
         n for n, labels in nodes.items() if any_matches(parsed.node_selectors, labels)
     )
-    condition, established = established_condition(name, selected, sessions)
-    return PeerStatus((*conditions, condition), established, len(selected))
+    established, up = established_condition(name, selected, sessions)
+    conditions = (
+        Condition(VALID, "True", "Valid", "the announcers accept this spec"),
+        nodes_condition(len(selected), len(nodes)),
+        usable_condition(name, selected, reports),
+        established,
+    )
+    return PeerStatus(conditions, up, len(selected))
 
 
 def established_condition(
@@ -103,24 +107,8 @@ def peer_conditions(
     reports: Reports,
 ) -> tuple[Condition, ...]:
     """The peer's conditions from its spec, the labels of every Node (by name) and
-    what the announcers report of the peers they cannot use (by node)."""
-    try:
-        parsed = parse_spec(spec, secrets_namespace)
-    except SpecError as exc:
-        why = "the spec is not valid (see condition Valid)"
-        return (
-            Condition(VALID, "False", "InvalidSpec", str(exc)),
-            Condition(NODES_SELECTED, "Unknown", "InvalidSpec", why),
-            Condition(USABLE, "Unknown", "InvalidSpec", why),
-        )
-    selected = sorted(
-        n for n, labels in nodes.items() if any_matches(parsed.node_selectors, labels)
-    )
-    return (
-        Condition(VALID, "True", "Valid", "the announcers accept this spec"),
-        nodes_condition(len(selected), len(nodes)),
-        usable_condition(name, selected, reports),
-    )
+    what the announcers report of the peers they cannot use (by node); no sessions."""
+    return peer_status(name, spec, secrets_namespace, nodes, reports, {}).conditions[: len(TYPES)]
 
 
 def nodes_condition(matched: int, total: int) -> Condition:

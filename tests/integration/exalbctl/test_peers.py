@@ -122,6 +122,21 @@ def reflected(
     return seen
 
 
+def assert_up_shown(what: str, r: Router, lab: Lab, ctl: Ctl, cluster: Cluster) -> None:
+    """Once the router has the session established, all three views show it within 2 s."""
+    up_at = wait_established(r, lab)
+    checks = {
+        "exalbctl": lambda: session_view(ctl, lab).get("state") == "up",
+        "BGPPeer": lambda: peer_view(cluster).get("established") == "1/1",
+        "metrics": lambda: state_is(metric_view(lab), "up"),
+    }
+    assert_within(reflected(what, up_at, checks, shown=lambda: shown(ctl, lab, cluster)))
+
+
+def shown(ctl: Ctl, lab: Lab, cluster: Cluster) -> str:
+    return f"exalbctl: {session_view(ctl, lab)}\nBGPPeer: {peer_view(cluster)}"
+
+
 def assert_within(seen: dict[str, float]) -> None:
     late = {k: round(v, 2) for k, v in seen.items() if v > WITHIN}
     assert not late, f"shown later than {WITHIN}s: {late}"
@@ -151,18 +166,7 @@ def test_up_router_shutdown_with_message_and_router_stopped(
     lab.set_endpoints("web", {1: True})
 
     # Up: established, its negotiation, the prefix it was sent, 1/1.
-    up_at = wait_established(r, lab)
-    seen = reflected(
-        "up",
-        up_at,
-        {
-            "exalbctl": lambda: session_view(ctl, lab).get("state") == "up",
-            "BGPPeer": lambda: peer_view(cluster).get("established") == "1/1",
-            "metrics": lambda: state_is(metric_view(lab), "up"),
-        },
-        shown=lambda: f"exalbctl: {session_view(ctl, lab)}\nBGPPeer: {peer_view(cluster)}",
-    )
-    assert_within(seen)
+    assert_up_shown("up", r, lab, ctl, cluster)
     r.wait_next_hops(f"{IP}/32", {lab.hop(1)}, timeout=20)
     wait_for("prefix counted", lambda: session_view(ctl, lab).get("prefixes") == 1, 15)
     up = session_view(ctl, lab)
@@ -190,7 +194,7 @@ def test_up_router_shutdown_with_message_and_router_stopped(
             ),
             "metrics": lambda: notification_shown(metric_view(lab)),
         },
-        shown=lambda: f"exalbctl: {session_view(ctl, lab)}\nBGPPeer: {peer_view(cluster)}",
+        shown=lambda: shown(ctl, lab, cluster),
     )
     assert_within(seen)
     down = session_view(ctl, lab)
@@ -212,18 +216,7 @@ def test_up_router_shutdown_with_message_and_router_stopped(
 
     # The router lets the session back up: up again, the router's last word kept.
     r.enable_neighbor(lab.source(1))
-    up_at = wait_established(r, lab)
-    seen = reflected(
-        "up again",
-        up_at,
-        {
-            "exalbctl": lambda: session_view(ctl, lab).get("state") == "up",
-            "BGPPeer": lambda: peer_view(cluster).get("established") == "1/1",
-            "metrics": lambda: state_is(metric_view(lab), "up"),
-        },
-        shown=lambda: f"exalbctl: {session_view(ctl, lab)}\nBGPPeer: {peer_view(cluster)}",
-    )
-    assert_within(seen)
+    assert_up_shown("up again", r, lab, ctl, cluster)
     again = session_view(ctl, lab)
     assert again["lastNotificationReceived"]["communication"] == MESSAGE
     assert not again["endedBy"]
@@ -242,7 +235,7 @@ def test_up_router_shutdown_with_message_and_router_stopped(
             "BGPPeer": lambda: peer_view(cluster).get("established") == "0/1",
             "metrics": lambda: not state_is(metric_view(lab), "up"),
         },
-        shown=lambda: f"exalbctl: {session_view(ctl, lab)}\nBGPPeer: {peer_view(cluster)}",
+        shown=lambda: shown(ctl, lab, cluster),
     )
     assert_within(seen)
     assert ctl("peers", "-n", lab.namespace).code == 1
@@ -277,7 +270,7 @@ def test_md5_mismatch(
             "BGPPeer": lambda: peer_view(cluster).get("established") == "0/1",
             "metrics": lambda: state_is(metric_view(lab), "down"),
         },
-        shown=lambda: f"exalbctl: {session_view(ctl, lab)}\nBGPPeer: {peer_view(cluster)}",
+        shown=lambda: shown(ctl, lab, cluster),
     )
     # The announcer closes the old session itself when the password changes; how fast it
     # learns of the Secret is the informer's, so measure from the router's side too.
