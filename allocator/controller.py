@@ -430,6 +430,13 @@ class Allocator:
                     "InvalidAnnotation",
                     f"{'; '.join(svc.errors)}; keeping {', '.join(res.ips)}",
                 )
+            elif svc.attribute_errors:
+                notes[key] = (
+                    "Warning",
+                    "InvalidBGPAttributes",
+                    f"{'; '.join(svc.attribute_errors)}; announcing {', '.join(res.ips)} "
+                    "without those",
+                )
             elif res.frozen:
                 notes[key] = (
                     "Warning",

@@ -15,7 +15,7 @@ from pathlib import Path
 import structlog
 
 from announcer.bfd.speaker import BfdSpeaker
-from announcer.core.model import Options, default_bgp_secrets_namespace
+from announcer.core.model import Drain, NodeCommunity, Options, default_bgp_secrets_namespace
 from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
@@ -100,6 +100,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep a started launcher per peer, so a crashed ExaBGP is replaced without "
         "interpreter start-up (faster recovery; one more process's memory per peer)",
     )
+    p.add_argument(
+        "--node-large-community",
+        type=node_community,
+        default=NodeCommunity(),
+        help="GLOBAL:FUNCTION of the large community naming this node on every route; its "
+        "third field is the node's IPv4 address as a number. GLOBAL 'local-as' is each "
+        "session's own ASN (default: local-as:1); 'off' sends none",
+    )
+    p.add_argument(
+        "--drain-on-cordon",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="when the node is cordoned, announce with GRACEFUL_SHUTDOWN, then withdraw; "
+        "the sessions stay up and the routes return on uncordon",
+    )
+    p.add_argument(
+        "--drain-taints",
+        default="",
+        help="comma-separated taint keys that drain the node as a cordon does",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="how long a drained node's routes carry GRACEFUL_SHUTDOWN before the withdrawal",
+    )
+    p.add_argument(
+        "--weight-hold",
+        type=float,
+        default=5.0,
+        help="seconds: a route's link bandwidth (weighted ECMP) changes at most once in each",
+    )
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["json", "console"], default="json")
     args = p.parse_args(argv)
@@ -110,6 +142,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.bgp_secrets_namespace:
         args.bgp_secrets_namespace = default_bgp_secrets_namespace(args.namespace)
     return args
+
+
+def node_community(text: str) -> NodeCommunity | None:
+    """``off``, or ``GLOBAL:FUNCTION`` with GLOBAL a number or ``local-as``."""
+    if text == "off":
+        return None
+    admin, _, function = text.partition(":")
+    try:
+        return NodeCommunity(None if admin == "local-as" else _uint32(admin), _uint32(function))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected 'off' or GLOBAL:FUNCTION, GLOBAL a number or 'local-as', "
+            "each number in 0..4294967295"
+        ) from None
+
+
+def _uint32(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 2**32 - 1:
+        raise ValueError(text)
+    return value
+
+
+def drain_of(args: argparse.Namespace) -> Drain | None:
+    taints = frozenset(t.strip() for t in args.drain_taints.split(",") if t.strip())
+    if not args.drain_on_cordon and not taints:
+        return None
+    return Drain(on_cordon=args.drain_on_cordon, taints=taints, seconds=args.drain_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         address_types=tuple(t.strip() for t in args.next_hop_address_types.split(",") if t),
         source_address=args.source_address,
         router_id=args.router_id,
+        node_community=args.node_large_community,
+        drain=drain_of(args),
+        weight_hold=args.weight_hold,
     )
     own_dir = args.run_dir is None
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))

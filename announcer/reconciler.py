@@ -31,8 +31,9 @@ import structlog
 import exalb.assignments as contract
 from announcer.announcements import Announcements
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
-from announcer.core.decide import Context, context, ready_at, unusable_peers
+from announcer.core.decide import Context, context, unusable_peers, wake_at
 from announcer.core.desired import DesiredState, Touched
+from announcer.core.drain import DrainClock
 from announcer.core.model import Endpoint, Node, Options
 from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
@@ -102,6 +103,7 @@ class Reconciler:
         self._published = Published()
         self._pools = PoolSpaces()
         self._state = DesiredState()
+        self._drain = DrainClock()
         # EndpointSlice key -> (its Service "namespace/name", endpoints), and the reverse
         self._slices: dict[str, tuple[str, tuple[Endpoint, ...]]] = {}
         self._slices_of: dict[str, set[str]] = {}
@@ -263,7 +265,9 @@ class Reconciler:
         self._reports.peers(self._unusable, [p.name for p in peers])
         pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
         self._reports.invalid_pools(invalid)
-        ctx = context(node, peers, self.opts, time.time(), pools)
+        now = time.time()
+        drain_started = self._observe_drain(node, now)
+        ctx = context(node, peers, self.opts, now, pools, drain_started)
         # The first pass finds no context yet, so it is always full.
         full = full_wanted or ctx != self._state.ctx or decided_at - self._last_full > FULL_RESYNC
         kind = "full" if full else "changed"
@@ -287,8 +291,22 @@ class Reconciler:
         self.metrics.services_announced.set(len(self._state.announced))
         self.metrics.reconcile_seconds.labels(kind).observe(time.monotonic() - decided_at)
         tell_at = self._announcements.passed(self._state, changed, self._published.get, time.time())
-        wake = [t for t in (ready_at(node, self.opts), tell_at) if t is not None]
+        wake = [t for t in (wake_at(node, self.opts, now, drain_started), tell_at) if t is not None]
         return min(wake, default=None)
+
+    def _observe_drain(self, node: Node | None, now: float) -> float | None:
+        drain = self.opts.drain
+        drained = node is not None and drain is not None and drain.applies(node)
+        before = self._drain.started
+        started = self._drain.observe(drained, now)
+        if started is not None and before is None and drain is not None:
+            self._log.info(
+                "node cordoned or tainted: announcing with GRACEFUL_SHUTDOWN, then withdrawing",
+                seconds=drain.seconds,
+            )
+        elif started is None and before is not None:
+            self._log.info("node no longer drained: announcing as before")
+        return started
 
     def _rebuild(self, ctx: Context) -> None:
         """Everything from the mirrors: first pass, context change, periodic safety net."""
@@ -482,6 +500,7 @@ class Reconciler:
             spare=self._exabgp_spare,
             observer=observe,
             predecessor=self._retiring.pop(name, None),
+            weight_hold=self.opts.weight_hold,
         )
         m.session_up.labels(*labels).set(0)
         return sp

@@ -445,8 +445,15 @@ class Lab:
 
     def set_endpoints(self, service: str, endpoints: Mapping[int, bool | str]) -> None:
         """node index -> True (ready), False (not ready) or "terminating" (serving, terminating)."""
+        self._write_slice(service, sorted(endpoints.items()))
+
+    def set_endpoints_counts(self, service: str, counts: Mapping[int, int]) -> None:
+        """node index -> how many ready endpoints the Service has on it."""
+        self._write_slice(service, [(i, True) for i, n in sorted(counts.items()) for _ in range(n)])
+
+    def _write_slice(self, service: str, endpoints: Sequence[tuple[int, bool | str]]) -> None:
         eps = []
-        for j, (i, state) in enumerate(sorted(endpoints.items())):
+        for j, (i, state) in enumerate(endpoints):
             if state == "terminating":
                 cond = {"ready": False, "serving": True, "terminating": True}
             else:

@@ -18,7 +18,7 @@ import functools
 import json
 import operator
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exalb.assignments import LOCAL, Advertisement, Assignment, entry_key
@@ -721,12 +721,9 @@ def assignment_for(
         prev = previous.get(f"{svc.namespace}.{svc.name}")
         advs = prev.advertisements if prev else (Advertisement(),)
     if svc.traffic_policy == LOCAL:
-        advs = tuple(
-            Advertisement(
-                32, 128, a.communities, a.large_communities, a.local_pref, a.peers, a.node_selectors
-            )
-            for a in advs
-        )
+        advs = tuple(replace(a, aggregation_length=32, aggregation_length_v6=128) for a in advs)
+    if svc.attributes is not None:
+        advs = tuple(svc.attributes.apply(a) for a in advs)
     return Assignment(
         namespace=svc.namespace,
         name=svc.name,

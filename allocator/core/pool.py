@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exalb.assignments import Advertisement, LabelSelector, SelectorError
+from exalb.assignments import Advertisement, Degraded, LabelSelector, SelectorError
 from exalb.assignments.addresses import AddressError, AddressRange, parse_addresses
 
 from .addresses import usable_count
@@ -128,22 +128,64 @@ def _advertisement(i: int, raw: Any, ranges: tuple[AddressRange, ...]) -> Advert
                 f"{where}: aggregation length {agg} is shorter than the pool's /{shortest} ({r}); "
                 "it would announce addresses outside the pool",
             )
-    lp = raw.get("localPref")
-    if lp is not None and (not isinstance(lp, int) or not 0 <= lp <= 2**32 - 1):
-        raise PoolError("Invalid", f"{where}.localPref must be 0..4294967295")
     std, large = split(list(raw.get("communities") or []))
     peers = raw.get("peers") or []
     if not all(isinstance(p, str) for p in peers):
         raise PoolError("Invalid", f"{where}.peers must be BGPPeer names")
+    weighted = raw.get("weightedECMP")
     return Advertisement(
         aggregation_length=agg4,
         aggregation_length_v6=agg6,
         communities=std,
         large_communities=large,
-        local_pref=lp,
+        local_pref=_uint32(raw, "localPref", where),
         peers=tuple(sorted(peers)),
         node_selectors=tuple(LabelSelector.parse(s) for s in raw.get("nodeSelectors") or []),
+        degraded=None if raw.get("degraded") is None else _degraded(raw["degraded"], where),
+        mbps_per_endpoint=None if weighted is None else _weighted(weighted, where),
     )
+
+
+def _uint32(raw: Mapping[str, Any], name: str, where: str) -> int | None:
+    value = raw.get(name)
+    if value is not None and (not isinstance(value, int) or not 0 <= value <= 2**32 - 1):
+        raise PoolError("Invalid", f"{where}.{name} must be 0..4294967295")
+    return value
+
+
+MAX_PREPEND = 10  # more only lengthens every router's AS path table; 3 already loses to any
+
+
+def _degraded(raw: Any, where: str) -> Degraded:
+    where = f"{where}.degraded"
+    if not isinstance(raw, Mapping):
+        raise PoolError("Invalid", f"{where} must be an object")
+    prepend = raw.get("asPathPrepend", 0)
+    if not isinstance(prepend, int) or not 0 <= prepend <= MAX_PREPEND:
+        raise PoolError("Invalid", f"{where}.asPathPrepend must be 0..{MAX_PREPEND}")
+    std, large = split(list(raw.get("communities") or []))
+    out = Degraded(
+        local_pref=_uint32(raw, "localPref", where),
+        med=_uint32(raw, "med", where),
+        as_path_prepend=prepend,
+        communities=std,
+        large_communities=large,
+        node_selectors=tuple(LabelSelector.parse(s) for s in raw.get("nodeSelectors") or []),
+    )
+    if (out.local_pref, out.med, prepend, std, large) == (None, None, 0, (), ()):
+        raise PoolError(
+            "Invalid",
+            f"{where} sets no attribute: a degraded route would look like a healthy one "
+            "(set localPref, med, asPathPrepend or communities)",
+        )
+    return out
+
+
+def _weighted(raw: Any, where: str) -> int:
+    mbps = raw.get("mbpsPerEndpoint", 10) if isinstance(raw, Mapping) else None
+    if not isinstance(mbps, int) or not 1 <= mbps <= 1_000_000:
+        raise PoolError("Invalid", f"{where}.weightedECMP.mbpsPerEndpoint must be 1..1000000")
+    return mbps
 
 
 def _shortest_prefix(r: AddressRange) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 
 from exalb.assignments.addresses import AddressError, parse_ip
 
+from .attributes import ServiceAttributes, parse_attributes
+
 PREFIXES = ("exalb.io/", "metallb.io/", "metallb.universe.tf/")
 POOL_ANNOTATION = "exalb.io/ip-allocated-from-pool"
 
@@ -37,6 +39,8 @@ class ServiceInfo:
     current_ips: tuple[str, ...] = ()  # from status.loadBalancer.ingress (the truth)
     current_pool: str | None = None  # from our pool annotation
     errors: tuple[str, ...] = ()
+    attributes: ServiceAttributes | None = None  # BGP attributes from its annotations
+    attribute_errors: tuple[str, ...] = ()  # reported; never stop the allocation
 
     key: str = field(init=False, repr=False, compare=False)
 
@@ -133,6 +137,7 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         if isinstance(ing, Mapping) and ing.get("ip"):
             current.append(str(ing["ip"]))
 
+    attributes, attribute_errors = parse_attributes(ann)
     return ServiceInfo(
         namespace=str(md.get("namespace", "")),
         name=str(md.get("name", "")),
@@ -151,4 +156,6 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         current_ips=tuple(current),
         current_pool=ann.get(POOL_ANNOTATION),
         errors=tuple(errors),
+        attributes=attributes,
+        attribute_errors=attribute_errors,
     )

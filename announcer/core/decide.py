@@ -16,6 +16,15 @@ sets it. ``Local`` always announces host routes (/32, /128) whatever the
 advertisement's aggregation length: an aggregate would draw traffic to nodes
 without endpoints (metallb#2811).
 
+An advertisement with ``degraded`` set grades instead of withdrawing
+(metallb#148, #312): a node its ``degraded.nodeSelectors`` select, and a node
+whose only usable endpoints are terminating (serving, not ready), announce with
+the degraded attributes, so routers use them only when no healthy node is left.
+With ``mbpsPerEndpoint`` (weighted ECMP, metallb#1), a ``Local`` Service's route
+carries a link-bandwidth extended community proportional to the node's ready
+endpoints. A node drained by a cordon or taint (``Options.drain``) first adds
+GRACEFUL_SHUTDOWN to every route, then withdraws them (``nodeDrained``).
+
 Before any of that, every prefix an entry asks for must be justified by its
 VIPPool (``core.pools``): one that is not is skipped and reported, the
 entry's other prefixes go on.
@@ -28,11 +37,20 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exalb.assignments import LOCAL, Advertisement, Assignment, any_matches
+from exalb.assignments import LOCAL, Advertisement, Assignment, Degraded, any_matches
 from exalb.assignments.addresses import parse_ip, to_str
 from exalb.bgppeer import Peer
 
-from .model import EXCLUDE_LABEL, GRACEFUL_SHUTDOWN, Attrs, Endpoint, Node, Options, Routes
+from .model import (
+    EXCLUDE_LABEL,
+    GRACEFUL_SHUTDOWN,
+    Attrs,
+    Endpoint,
+    Node,
+    NodeCommunity,
+    Options,
+    Routes,
+)
 from .pools import PoolSpace, Refusal, justify
 
 # Why a Service is not (fully) announced on this node, in the order they are checked. A
@@ -42,6 +60,7 @@ NODE_NOT_READY = "nodeNotReady"
 NODE_READY_DELAY = "nodeReadyDelay"
 NODE_NETWORK_UNAVAILABLE = "nodeNetworkUnavailable"
 NODE_EXCLUDED = "nodeLabeledExcludeBalancers"
+NODE_DRAINED = "nodeDrained"  # cordoned or tainted (Options.drain) past its GRACEFUL_SHUTDOWN time
 NOT_OWNER = "notOwner"
 NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
 NO_ENDPOINTS = "noEndpoints"
@@ -60,7 +79,9 @@ class Decision:
     refused: dict[str, tuple[Refusal, ...]] = field(default_factory=dict)  # service key -> why
 
 
-def node_problem(node: Node | None, opts: Options, now: float) -> str | None:
+def node_problem(
+    node: Node | None, opts: Options, now: float, drain_started: float | None = None
+) -> str | None:
     """Why this node must not announce anything, or None when it may."""
     if node is None:
         return NODE_UNKNOWN
@@ -76,7 +97,26 @@ def node_problem(node: Node | None, opts: Options, now: float) -> str | None:
         return NODE_NETWORK_UNAVAILABLE
     if not opts.ignore_exclude_lb and EXCLUDE_LABEL in node.labels:
         return NODE_EXCLUDED
+    if draining(node, opts, drain_started) and now >= drain_ends(opts, drain_started):
+        return NODE_DRAINED
     return None
+
+
+def draining(node: Node | None, opts: Options, drain_started: float | None) -> bool:
+    """A cordon or configured taint drains the node, since ``drain_started``."""
+    return (
+        node is not None
+        and opts.drain is not None
+        and drain_started is not None
+        and opts.drain.applies(node)
+    )
+
+
+def drain_ends(opts: Options, drain_started: float | None) -> float:
+    """When a drained node's routes lose GRACEFUL_SHUTDOWN and are withdrawn."""
+    if opts.drain is None or drain_started is None:
+        return float("inf")
+    return drain_started + opts.drain.seconds
 
 
 def ready_at(node: Node | None, opts: Options) -> float | None:
@@ -86,13 +126,33 @@ def ready_at(node: Node | None, opts: Options) -> float | None:
     return node.ready_since + opts.announce_delay
 
 
-def endpoints_problem(
-    a: Assignment, endpoints: Sequence[Endpoint] | None, node_name: str
-) -> str | None:
-    usable = [e for e in endpoints or () if e.usable]
-    if a.traffic_policy == LOCAL:
-        return None if any(e.node == node_name for e in usable) else NO_LOCAL_ENDPOINTS
-    return None if usable else NO_ENDPOINTS
+def wake_at(
+    node: Node | None, opts: Options, now: float, drain_started: float | None
+) -> float | None:
+    """The next moment a decision changes with no event: the announce delay or a drain ends."""
+    times = [t for t in (ready_at(node, opts), drain_ends(opts, drain_started)) if t is not None]
+    later = [t for t in times if now < t < float("inf")]
+    return min(later) if later else None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a Service's endpoints say for this node's announcement."""
+
+    reason: str | None  # why it must not announce (no usable endpoint), or None
+    ready: int = 0  # ready endpoints that count: this node's for Local, all for Cluster
+    terminating_only: bool = False  # usable only because terminating endpoints still serve
+
+
+def serving(a: Assignment, endpoints: Sequence[Endpoint] | None, node_name: str) -> Serving:
+    local = a.traffic_policy == LOCAL
+    counted = [e for e in endpoints or () if not local or e.node == node_name]
+    ready = sum(1 for e in counted if e.ready)
+    if ready:
+        return Serving(None, ready)
+    if any(e.usable for e in counted):
+        return Serving(None, 0, terminating_only=True)
+    return Serving(NO_LOCAL_ENDPOINTS if local else NO_ENDPOINTS)
 
 
 def peers_of_node(peers: Iterable[Peer], node: Node | None) -> list[Peer]:
@@ -155,11 +215,14 @@ def _prefix(ip: str, v4_len: int, v6_len: int) -> tuple[str, int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _attrs(
+def _attrs(  # one argument per path attribute, all hashable for the cache
     nh: str,
     communities: tuple[str, ...],
     large: tuple[str, ...],
     local_pref: int | None,
+    med: int | None,
+    as_path: tuple[int, ...],
+    link_bandwidth: tuple[int, int] | None,
     graceful_shutdown: bool,
 ) -> Attrs:
     """Equal attributes are one object across recomputes, so comparing 10,000 routes with
@@ -167,23 +230,107 @@ def _attrs(
     comms = set(communities)
     if graceful_shutdown:
         comms.add(GRACEFUL_SHUTDOWN)
-    return Attrs(nh, tuple(sorted(comms)), tuple(sorted(large)), local_pref)
+    return Attrs(
+        nh,
+        tuple(sorted(comms)),
+        tuple(sorted(set(large))),
+        local_pref,
+        med,
+        as_path,
+        link_bandwidth,
+    )
+
+
+AS_TRANS = 23456  # RFC 6793: the 2-byte stand-in for a 4-byte ASN
+BYTES_PER_MBPS = 125_000
+MAX_BANDWIDTH = 2**32 - 1  # ExaBGP's limit on the community's value, in bytes per second
+
+
+def path_attrs(
+    ctx: Context,
+    adv: Advertisement,
+    peer: Peer,
+    nh: str,
+    grade: Degraded | None,
+    weight: int | None,
+) -> Attrs:
+    """One advertisement's attributes towards one peer; ``grade`` set: the degraded ones.
+
+    Local-pref reaches iBGP peers only and AS-path prepending eBGP peers only (an
+    iBGP router would drop a path holding its own ASN as a loop). ``weight`` is the
+    endpoint count the link bandwidth is proportional to, None without weighting.
+    """
+    communities, large = adv.communities, adv.large_communities
+    local_pref, med = adv.local_pref, adv.med
+    as_path: tuple[int, ...] = ()
+    if grade is not None:
+        communities += grade.communities
+        large += grade.large_communities
+        local_pref = local_pref if grade.local_pref is None else grade.local_pref
+        med = med if grade.med is None else grade.med
+        # ExaBGP sends an explicit AS_PATH as written: the session's own ASN, then the copies.
+        as_path = (peer.my_asn,) * (grade.as_path_prepend + 1) if grade.as_path_prepend else ()
+    node_tag = node_community(ctx, peer)
+    if node_tag is not None:
+        large += (node_tag,)
+    bandwidth = None
+    if weight is not None and adv.mbps_per_endpoint is not None:
+        asn = peer.my_asn if peer.my_asn <= 65535 else AS_TRANS
+        bandwidth = (asn, min(weight * adv.mbps_per_endpoint * BYTES_PER_MBPS, MAX_BANDWIDTH))
+    return _attrs(
+        nh,
+        communities,
+        large,
+        local_pref if peer.ibgp else None,
+        med,
+        () if peer.ibgp else as_path,
+        bandwidth,
+        ctx.graceful_shutdown,
+    )
+
+
+def node_community(ctx: Context, peer: Peer) -> str | None:
+    """The large community naming this node, or None (turned off, or no IPv4 address)."""
+    if ctx.node_community is None or ctx.node_id is None:
+        return None
+    admin = ctx.node_community.global_admin
+    return f"{peer.my_asn if admin is None else admin}:{ctx.node_community.function}:{ctx.node_id}"
+
+
+def node_id(node: Node | None, opts: Options) -> int | None:
+    """The node's first IPv4 address (by ``opts.address_types``) as a 32-bit number."""
+    if node is None:
+        return None
+    for wanted in opts.address_types:
+        for kind, addr in node.addresses:
+            if kind == wanted and _family(addr) == 4:
+                try:
+                    return int(ipaddress.IPv4Address(addr))
+                except ValueError:
+                    continue
+    return None
 
 
 def _merge(old: Attrs | None, new: Attrs) -> Attrs:
     """Two advertisements (or Services sharing an aggregate) for one prefix: union them.
 
-    Communities are unioned and the highest local-pref wins, so the result does
-    not depend on the order Services are listed in.
+    Communities are unioned and the best of each preference wins (the highest
+    local-pref, the lowest MED, the shortest AS path, the most bandwidth), so
+    the result does not depend on the order Services are listed in.
     """
     if old is None:
         return new
     lp = [x for x in (old.local_pref, new.local_pref) if x is not None]
+    med = [x for x in (old.med, new.med) if x is not None]
+    bw = [x for x in (old.link_bandwidth, new.link_bandwidth) if x is not None]
     return Attrs(
         next_hop=old.next_hop,
         communities=tuple(sorted(set(old.communities) | set(new.communities))),
         large_communities=tuple(sorted(set(old.large_communities) | set(new.large_communities))),
         local_pref=max(lp) if lp else None,
+        med=min(med) if med else None,
+        as_path=min(old.as_path, new.as_path, key=lambda p: (len(p), p)),
+        link_bandwidth=max(bw, key=lambda b: (b[1], b[0])) if bw else None,
     )
 
 
@@ -211,6 +358,8 @@ class Context:
     hops: Mapping[int, str | None]  # IP version -> next hop
     graceful_shutdown: bool
     pools: Mapping[str, PoolSpace]  # VIPPool name -> its addresses
+    node_community: NodeCommunity | None = None
+    node_id: int | None = None  # the node's IPv4 address as a number, for node_community
 
     @property
     def peer_names(self) -> tuple[str, ...]:
@@ -223,15 +372,19 @@ def context(
     opts: Options,
     now: float,
     pools: Mapping[str, PoolSpace],
+    drain_started: float | None = None,
 ) -> Context:
+    """``drain_started``: since when the node has been cordoned or tainted (``DrainClock``)."""
     return Context(
         node_name=opts.node_name,
-        node_reason=node_problem(node, opts, now),
+        node_reason=node_problem(node, opts, now, drain_started),
         labels=dict(node.labels) if node else {},
         peers=tuple(peers_of_node(peers, node)),
         hops={v: next_hop(node, v, opts) for v in (4, 6)} if node else {4: None, 6: None},
-        graceful_shutdown=opts.graceful_shutdown,
+        graceful_shutdown=opts.graceful_shutdown or draining(node, opts, drain_started),
         pools=dict(pools),
+        node_community=opts.node_community,
+        node_id=node_id(node, opts),
     )
 
 
@@ -262,18 +415,19 @@ def decide_service(
         )
     )
     advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, ctx.labels)]
-    reason = (
-        (NOT_OWNER if not advs else None)
-        or ctx.node_reason
-        or endpoints_problem(a, endpoints, ctx.node_name)
-    )
+    endpoints_state = serving(a, endpoints, ctx.node_name)
+    reason = (NOT_OWNER if not advs else None) or ctx.node_reason or endpoints_state.reason
     if reason is None and not ctx.peers:
         reason = NO_PEERS
     if reason is not None:
         return ServiceDecision(reason, refused=refused)
     routes: dict[str, dict[str, Attrs]] = {}
     problem = refused[0].reason if refused else None
+    # Weights follow this node's own ready endpoints, so only Local Services have them; a
+    # node that still serves from terminating endpoints keeps the smallest share.
+    weight = max(1, endpoints_state.ready) if local else None
     for adv in advs:
+        grade = degraded_grade(adv, ctx, endpoints_state)
         for ip in a.ips:
             v4_len, v6_len = lengths(adv, local)
             if justify(ip, v4_len, v6_len, a.pool, ctx.pools) is not None:
@@ -286,10 +440,7 @@ def decide_service(
             for p in ctx.peers:
                 if (adv.peers and p.name not in adv.peers) or _family(p.address) != version:
                     continue
-                lp = adv.local_pref if p.ibgp else None
-                attrs = _attrs(
-                    nh, adv.communities, adv.large_communities, lp, ctx.graceful_shutdown
-                )
+                attrs = path_attrs(ctx, adv, p, nh, grade, weight)
                 mine = routes.setdefault(p.name, {})
                 old = mine.get(prefix)
                 mine[prefix] = attrs if old is None else _merge(old, attrs)
@@ -297,6 +448,15 @@ def decide_service(
         return ServiceDecision(problem or NO_MATCHING_PEER, refused=refused)
     # Announced, but one of its prefixes could not be (refused, no IPv6 next hop): say so.
     return ServiceDecision(problem, routes, refused)
+
+
+def degraded_grade(adv: Advertisement, ctx: Context, state: Serving) -> Degraded | None:
+    """The degraded attributes when this node should be only a backup for ``adv``, else None."""
+    grade = adv.degraded
+    if grade is None:
+        return None
+    standby = bool(grade.node_selectors) and any_matches(grade.node_selectors, ctx.labels)
+    return grade if standby or state.terminating_only else None
 
 
 def merge_all(contributions: Iterable[Attrs]) -> Attrs:

@@ -44,7 +44,10 @@ def diff(
 
 
 def attributes(a: Attrs) -> str:
-    """The ExaBGP text for ``a`` (local-pref only reaches iBGP peers; decide() clears it)."""
+    """The ExaBGP text for ``a`` (local-pref only reaches iBGP peers; decide() clears it).
+
+    An ``as-path`` is sent as written; without one, ExaBGP sends its own ASN on eBGP.
+    """
     parts = [f"next-hop {a.next_hop}"]
     if a.communities:
         parts.append(f"community [{' '.join(a.communities)}]")
@@ -52,15 +55,25 @@ def attributes(a: Attrs) -> str:
         parts.append(f"large-community [{' '.join(a.large_communities)}]")
     if a.local_pref is not None:
         parts.append(f"local-preference {a.local_pref}")
+    if a.med is not None:
+        parts.append(f"med {a.med}")
+    if a.as_path:
+        parts.append(f"as-path [{' '.join(str(asn) for asn in a.as_path)}]")
+    if a.link_bandwidth is not None:
+        asn, rate = a.link_bandwidth
+        parts.append(f"extended-community [bandwidth:{asn}:{rate}]")
     return " ".join(parts)
 
 
-def _order(a: Attrs) -> tuple[str, tuple[str, ...], tuple[str, ...], int]:
+def _order(a: Attrs) -> tuple[object, ...]:
     return (
         a.next_hop,
         a.communities,
         a.large_communities,
         -1 if a.local_pref is None else a.local_pref,
+        -1 if a.med is None else a.med,
+        a.as_path,
+        a.link_bandwidth or (-1, -1),
     )
 
 

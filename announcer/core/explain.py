@@ -85,6 +85,11 @@ def _evidence(
         return "the Node's NetworkUnavailable condition is True"
     if reason == decide.NODE_EXCLUDED:
         return f"the Node has the label {EXCLUDE_LABEL} (and --ignore-exclude-lb is off)"
+    if reason == decide.NODE_DRAINED:
+        return (
+            "the Node is cordoned or carries a drain taint (--drain-on-cordon, --drain-taints), "
+            "and its --drain-seconds of GRACEFUL_SHUTDOWN have passed"
+        )
     if reason == decide.NOT_OWNER:
         wanted = " or ".join(_selectors(adv.node_selectors) for adv in a.advertisements)
         return f"no advertisement selects the Node's labels {_labels(node.labels)}: {wanted}"

@@ -12,6 +12,12 @@ the oldest command in flight. A rejected command is undone in ``sent`` (taking
 account of later commands in flight for the same prefixes) and its prefixes are
 marked changed, so the next :meth:`RouteLedger.take_commands` sends them again.
 
+A change to a prefix's link bandwidth alone (weighted ECMP follows each pod as a
+Deployment scales) is coalesced: with ``weight_hold`` set, the router hears at
+most one such change per prefix in that many seconds, and the last value wins.
+Every other change, announce or withdraw goes out at once, with the current
+weight. :meth:`RouteLedger.due` says when a held change may go.
+
 A (re)started ExaBGP is given ``desired`` as the static routes of its config
 (:meth:`seed`); once it is attached, those routes count as sent and
 acknowledged and only the difference to what is desired by then is sent. A
@@ -22,9 +28,10 @@ Pure: no clock, no threads, no I/O; the speaker holds the lock and the socket.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .diff import Command, commands
 from .model import Attrs, Routes
@@ -39,7 +46,8 @@ class Sent:
 
 
 class RouteLedger:
-    def __init__(self) -> None:
+    def __init__(self, weight_hold: float = 0.0) -> None:
+        self.weight_hold = weight_hold
         self.desired: Routes = {}
         self.decided_at = 0.0
         self.sent: Routes = {}
@@ -48,6 +56,8 @@ class RouteLedger:
         self.attached = False
         # Prefixes changed since the last take_commands; None: compare the whole tables.
         self._changed: set[str] | None = None
+        self._weight_sent: dict[str, float] = {}  # prefix -> when its bandwidth last changed
+        self._held: dict[str, float] = {}  # prefix -> when its held weight change may go
 
     # --- the decision's side ---------------------------------------------
     def set_desired(self, routes: Mapping[str, Attrs], decided_at: float) -> bool:
@@ -81,6 +91,8 @@ class RouteLedger:
         self.sent = dict(seed)
         self.in_flight.clear()
         self._changed = None  # desired may have moved on since the seed was taken
+        self._weight_sent.clear()
+        self._held.clear()
         self.attached = True
 
     def detach(self) -> None:
@@ -89,23 +101,55 @@ class RouteLedger:
         self.sent = {}
         self.in_flight.clear()
         self._changed = None
+        self._weight_sent.clear()
+        self._held.clear()
         self.attached = False
 
-    def take_commands(self) -> list[Command]:
-        """The commands that bring ``sent`` to ``desired``, now counted as in flight."""
+    def take_commands(self, now: float = 0.0) -> list[Command]:
+        """The commands that bring ``sent`` to ``desired`` (less held weight changes), now
+        counted as in flight; ``now`` is on the clock :meth:`due` answers in."""
         if not self.attached:
             return []
         changed, self._changed = self._changed, set()
+        want: Mapping[str, Attrs]
+        have: Mapping[str, Attrs]
         if changed is None:
-            out = commands(self.desired, self.sent)
+            want, have = self.desired, self.sent
         else:
+            changed |= self._held.keys()
             want = {p: self.desired[p] for p in changed if p in self.desired}
             have = {p: self.sent[p] for p in changed if p in self.sent}
-            out = commands(want, have)
+        if self.weight_hold > 0:
+            want = self._hold_weights(want, have, now)
+        out = commands(want, have)
         for c in out:
             self.in_flight.append(Sent(c, self.decided_at))
             apply(self.sent, c)
         return out
+
+    def due(self) -> float | None:
+        """When the earliest held weight change may be sent; None when none is held."""
+        return min(self._held.values(), default=None)
+
+    def _hold_weights(
+        self, want: Mapping[str, Attrs], have: Mapping[str, Attrs], now: float
+    ) -> Mapping[str, Attrs]:
+        """``want`` with each weight-only change still inside its hold kept as ``have``."""
+        self._held = {}
+        held: dict[str, Attrs] = {}
+        for prefix, attrs in want.items():
+            old = have.get(prefix)
+            if old is attrs or (old is not None and old.link_bandwidth == attrs.link_bandwidth):
+                continue
+            until = self._weight_sent.get(prefix, -math.inf) + self.weight_hold
+            if old is not None and now < until and _weight_only(old, attrs):
+                held[prefix] = old
+                self._held[prefix] = until
+            else:
+                self._weight_sent[prefix] = now
+        for prefix in [p for p in have if p not in want]:  # withdrawn: forget its hold
+            self._weight_sent.pop(prefix, None)
+        return {**want, **held} if held else want
 
     def answer(self, ok: bool) -> Sent | None:
         """ExaBGP's ``done`` (ok) or ``error`` for the oldest command in flight."""
@@ -130,6 +174,11 @@ class RouteLedger:
     def converged(self) -> bool:
         """ExaBGP has acknowledged exactly the desired routes."""
         return not self.in_flight and self.acked == self.desired
+
+
+def _weight_only(old: Attrs, new: Attrs) -> bool:
+    """Whether ``new`` differs from ``old`` in the link bandwidth alone."""
+    return replace(new, link_bandwidth=old.link_bandwidth) == old
 
 
 def apply(table: Routes, command: Command) -> None:

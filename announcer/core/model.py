@@ -33,6 +33,8 @@ class Node:
     ready_since: float | None = None  # epoch seconds of the Ready condition's last transition
     network_unavailable: bool = False
     addresses: tuple[tuple[str, str], ...] = ()  # (type, address), in status order
+    unschedulable: bool = False  # cordoned
+    taints: frozenset[str] = frozenset()  # taint keys
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,37 @@ class Attrs:
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
     local_pref: int | None = None
+    med: int | None = None
+    as_path: tuple[int, ...] = ()  # the whole AS_PATH when prepending (eBGP); () ExaBGP's own
+    link_bandwidth: tuple[int, int] | None = None  # (2-byte AS, bytes per second)
 
 
 Routes = dict[str, Attrs]  # prefix -> attributes
+
+
+@dataclass(frozen=True)
+class NodeCommunity:
+    """The large community naming the announcing node on every route (issue #11).
+
+    ``global_admin`` None is each session's own local ASN; the third field is the
+    node's IPv4 address as a 32-bit number: unique in a cluster, and read back as
+    an address with one line (docs/router-setup.md).
+    """
+
+    global_admin: int | None = None
+    function: int = 1
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Move traffic off a node under maintenance while its sessions stay up (antrea#8355)."""
+
+    on_cordon: bool = True
+    taints: frozenset[str] = frozenset()  # taint keys that drain the node too
+    seconds: float = 30.0  # how long routes carry GRACEFUL_SHUTDOWN before they are withdrawn
+
+    def applies(self, node: Node) -> bool:
+        return (self.on_cordon and node.unschedulable) or bool(self.taints & node.taints)
 
 
 @dataclass(frozen=True)
@@ -76,3 +106,6 @@ class Options:
     source_address: str | None = None  # default session source when a peer names none
     router_id: str | None = None
     graceful_shutdown: bool = False  # add GRACEFUL_SHUTDOWN to every route (set on SIGTERM)
+    node_community: NodeCommunity | None = None  # None: routes do not name the node
+    drain: Drain | None = None  # None: cordons and taints do not drain the node's routes
+    weight_hold: float = 0.0  # seconds: at most one link-bandwidth change per prefix in each

@@ -91,6 +91,7 @@ class Speaker:
         observer: Observer | None = None,
         predecessor: Speaker | None = None,
         spare: bool = False,
+        weight_hold: float = 0.0,
     ) -> None:
         self.peer = peer
         self.local_address = local_address
@@ -108,7 +109,7 @@ class Speaker:
         self._predecessor = predecessor
         self._log = log.bind(peer=peer.name, node=node, address=peer.address)
         self._lock = threading.Lock()
-        self._ledger = RouteLedger()
+        self._ledger = RouteLedger(weight_hold)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stopped = threading.Event()  # our process is reaped and will not be restarted
@@ -423,10 +424,10 @@ class Speaker:
 
     # --- writer ----------------------------------------------------------
     def _write_loop(self) -> None:
+        due: float | None = None  # a held weight change (RouteLedger.due)
         while not self._stop.is_set():
-            timeout = None
-            if self._retry_at:
-                timeout = max(0.0, self._retry_at - time.monotonic())
+            wake = [t for t in (self._retry_at or None, due) if t is not None]
+            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             self._wake.wait(timeout)
             self._wake.clear()
             if self._stop.is_set():
@@ -434,8 +435,10 @@ class Speaker:
             self._retry_at = 0.0
             with self._lock:
                 if self._conn is None:
+                    due = None  # a new ExaBGP starts from every desired route
                     continue
-                cmds = self._ledger.take_commands()
+                cmds = self._ledger.take_commands(time.monotonic())
+                due = self._ledger.due()
             if cmds:
                 self._send_lines([c.line for c in cmds])
 

@@ -44,6 +44,7 @@ def node_from(obj: Obj) -> Node:
     addresses = tuple(
         (str(a.get("type", "")), str(a.get("address", ""))) for a in status.get("addresses") or []
     )
+    spec = obj.get("spec") or {}
     return Node(
         name=str(md.get("name", "")),
         labels=dict(md.get("labels") or {}),
@@ -51,6 +52,8 @@ def node_from(obj: Obj) -> Node:
         ready_since=ready_since,
         network_unavailable=unavailable,
         addresses=addresses,
+        unschedulable=bool(spec.get("unschedulable")),
+        taints=frozenset(str(t.get("key", "")) for t in spec.get("taints") or []),
     )
 
 

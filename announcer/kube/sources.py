@@ -59,8 +59,14 @@ def slim_slice(obj: Obj) -> Obj:
 
 def slim_node(obj: Obj) -> Obj:
     status = obj.get("status") or {}
+    spec = obj.get("spec") or {}
     return {
         "metadata": _meta(obj, labels=True),
+        # A cordon and taints may drain the node (Options.drain).
+        "spec": {
+            "unschedulable": bool(spec.get("unschedulable")),
+            "taints": [{"key": t.get("key")} for t in spec.get("taints") or []],
+        },
         "status": {
             "conditions": [
                 {k: c.get(k) for k in ("type", "status", "lastTransitionTime")}

@@ -19,7 +19,7 @@ from .codec import (
     shard_count,
     shard_of,
 )
-from .model import CLUSTER, LOCAL, SCHEMA_VERSION, Advertisement, Assignment, entry_key
+from .model import CLUSTER, LOCAL, SCHEMA_VERSION, Advertisement, Assignment, Degraded, entry_key
 from .selectors import LabelSelector, Requirement, SelectorError, any_matches
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Advertisement",
     "Assignment",
     "ContractError",
+    "Degraded",
     "LabelSelector",
     "NewerSchema",
     "Requirement",

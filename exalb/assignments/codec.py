@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import SCHEMA_VERSION, Advertisement, Assignment
+from .model import SCHEMA_VERSION, Advertisement, Assignment, Degraded
 from .selectors import LabelSelector, SelectorError
 
 LABEL = "exalb.io/assignments"
@@ -61,10 +61,33 @@ def _adv_json(x: Advertisement) -> dict[str, Any]:
         out["largeCommunities"] = list(x.large_communities)
     if x.local_pref is not None:
         out["localPref"] = x.local_pref
+    if x.med is not None:
+        out["med"] = x.med
     if x.peers:
         out["peers"] = list(x.peers)
     if x.node_selectors:
         out["nodeSelectors"] = [s.to_json() for s in x.node_selectors]
+    if x.degraded is not None:
+        out["degraded"] = _degraded_json(x.degraded)
+    if x.mbps_per_endpoint is not None:
+        out["mbpsPerEndpoint"] = x.mbps_per_endpoint
+    return out
+
+
+def _degraded_json(d: Degraded) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if d.local_pref is not None:
+        out["localPref"] = d.local_pref
+    if d.med is not None:
+        out["med"] = d.med
+    if d.as_path_prepend:
+        out["asPathPrepend"] = d.as_path_prepend
+    if d.communities:
+        out["communities"] = list(d.communities)
+    if d.large_communities:
+        out["largeCommunities"] = list(d.large_communities)
+    if d.node_selectors:
+        out["nodeSelectors"] = [s.to_json() for s in d.node_selectors]
     return out
 
 
@@ -118,16 +141,37 @@ _ADV_CACHE_SIZE = 4096
 
 
 def _adv_parse(x: dict[str, Any]) -> Advertisement:
-    lp = x.get("localPref")
+    degraded = x.get("degraded")
     return Advertisement(
         aggregation_length=int(x.get("aggregationLength", 32)),
         aggregation_length_v6=int(x.get("aggregationLengthV6", 128)),
         communities=tuple(str(c) for c in x.get("communities", [])),
         large_communities=tuple(str(c) for c in x.get("largeCommunities", [])),
-        local_pref=None if lp is None else int(lp),
+        local_pref=_optional_int(x, "localPref"),
+        med=_optional_int(x, "med"),
         peers=tuple(str(p) for p in x.get("peers", [])),
         node_selectors=tuple(LabelSelector.parse(s) for s in x.get("nodeSelectors", [])),
+        degraded=None if degraded is None else _degraded_parse(degraded),
+        mbps_per_endpoint=_optional_int(x, "mbpsPerEndpoint"),
     )
+
+
+def _degraded_parse(x: Any) -> Degraded:
+    if not isinstance(x, dict):
+        raise ContractError("degraded is not an object")
+    return Degraded(
+        local_pref=_optional_int(x, "localPref"),
+        med=_optional_int(x, "med"),
+        as_path_prepend=int(x.get("asPathPrepend", 0)),
+        communities=tuple(str(c) for c in x.get("communities", [])),
+        large_communities=tuple(str(c) for c in x.get("largeCommunities", [])),
+        node_selectors=tuple(LabelSelector.parse(s) for s in x.get("nodeSelectors", [])),
+    )
+
+
+def _optional_int(x: Mapping[str, Any], name: str) -> int | None:
+    value = x.get(name)
+    return None if value is None else int(value)
 
 
 # --- shards -----------------------------------------------------------------

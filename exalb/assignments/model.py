@@ -18,6 +18,22 @@ LOCAL = "Local"
 
 
 @dataclass(frozen=True)
+class Degraded:
+    """The worse attributes a node announces with when it should not draw traffic but can serve.
+
+    Graded announcements (metallb#148, #312): instead of withdrawing, such a node stays
+    a backup that routers use only when no node with the normal attributes is left.
+    """
+
+    local_pref: int | None = None  # iBGP sessions only
+    med: int | None = None
+    as_path_prepend: int = 0  # extra copies of the local ASN; eBGP sessions only
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+    node_selectors: tuple[LabelSelector, ...] = ()  # standby nodes: always degraded
+
+
+@dataclass(frozen=True)
 class Advertisement:
     """How a Service IP is announced: MetalLB's BGPAdvertisement fields, resolved per Service."""
 
@@ -26,8 +42,12 @@ class Advertisement:
     communities: tuple[str, ...] = ()  # "65000:100"
     large_communities: tuple[str, ...] = ()  # "64512:1:2"
     local_pref: int | None = None  # sent on iBGP sessions only
+    med: int | None = None  # MULTI_EXIT_DISC
     peers: tuple[str, ...] = ()  # BGPPeer names; empty = every peer of the node
     node_selectors: tuple[LabelSelector, ...] = ()  # empty = every node
+    degraded: Degraded | None = None  # None: withdraw instead (the all-or-nothing default)
+    # Weighted ECMP: the link-bandwidth extended community, per ready local endpoint (Local).
+    mbps_per_endpoint: int | None = None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class RibPath:
     local_pref: int | None = None
     med: int | None = None
     peer: str | None = None
+    extended_community: str = ""  # the router's text, e.g. FRR's "LB:64513:1250000 (10.000 Mbps)"
+    selected: bool | None = None  # best or multipath (installed); None: the router does not say
 
 
 @dataclass

@@ -153,4 +153,6 @@ def _path(prefix: str, p: dict[str, Any]) -> RibPath:
         local_pref=p.get("locPrf") if "locPrf" in p else p.get("localpref"),
         med=p.get("metric") if "metric" in p else p.get("med"),
         peer=p.get("peer", {}).get("peerId"),
+        extended_community=str(p.get("extendedCommunity", {}).get("string", "")),
+        selected=bool(p.get("bestpath", {}).get("overall") or p.get("multipath")),
     )

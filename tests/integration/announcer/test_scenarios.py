@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import pytest
@@ -113,7 +114,9 @@ def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kin
     lab.set_assignments([lab.assignment("web", IP, advertisements=[adv])])
     (path,) = r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
     assert path.communities == ("65000:100", "65000:200")
-    assert path.large_communities == ("64512:7:9",)
+    # with the large community naming the node (on by default): lab.asn:1:<its IPv4 address>
+    node_id = int(ipaddress.IPv4Address(lab.hop(1)))
+    assert set(path.large_communities) == {"64512:7:9", f"{lab.asn}:1:{node_id}"}
     assert path.local_pref == 250
     lab.wait_explained("web", {1: ""})
     adv2 = Advertisement(communities=("65000:300",), local_pref=90)
