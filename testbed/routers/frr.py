@@ -138,6 +138,15 @@ class Frr(Router):
         return [_path(prefix, p) for p in detail.get("paths", [])]
 
 
+# FRR names well-known communities in its JSON; the other routers show their numbers.
+_WELL_KNOWN = {
+    "gracefulShutdown": "65535:0",
+    "noExport": "65535:65281",
+    "noAdvertise": "65535:65282",
+    "localAs": "65535:65283",
+}
+
+
 def _path(prefix: str, p: dict[str, Any]) -> RibPath:
     hops = p.get("nexthops", [])
     as_path: list[int] = []
@@ -148,7 +157,7 @@ def _path(prefix: str, p: dict[str, Any]) -> RibPath:
         next_hop=hops[0]["ip"] if hops else "",
         as_path=tuple(as_path),
         origin=str(p.get("origin", "")).lower(),
-        communities=tuple(p.get("community", {}).get("list", [])),
+        communities=tuple(_WELL_KNOWN.get(c, c) for c in p.get("community", {}).get("list", [])),
         large_communities=tuple(p.get("largeCommunity", {}).get("list", [])),
         local_pref=p.get("locPrf") if "locPrf" in p else p.get("localpref"),
         med=p.get("metric") if "metric" in p else p.get("med"),
