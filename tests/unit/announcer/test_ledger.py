@@ -9,6 +9,7 @@ Its RIB is what the router is told.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -20,16 +21,25 @@ from announcer.core.model import Attrs, Routes
 
 PREFIXES = st.sampled_from([f"198.51.100.{i}/32" for i in range(12)])
 ATTRS = st.sampled_from(
-    [Attrs("192.0.2.11"), Attrs("192.0.2.12"), Attrs("192.0.2.11", ("65000:1",))]
+    [
+        Attrs("192.0.2.11"),
+        Attrs("192.0.2.12"),
+        Attrs("192.0.2.11", ("65000:1",)),
+        Attrs("192.0.2.11", link_bandwidth=(64513, 1_250_000)),
+        Attrs("192.0.2.11", link_bandwidth=(64513, 2_500_000)),
+    ]
 )
 ROUTES = st.dictionaries(PREFIXES, ATTRS, max_size=12)
 CHANGES = st.dictionaries(PREFIXES, st.none() | ATTRS, max_size=5)
 
 
 class LedgerAgainstExaBGP(RuleBasedStateMachine):
+    HOLD = 0.0  # RouteLedger.weight_hold
+
     def __init__(self) -> None:
         super().__init__()
-        self.ledger = RouteLedger()
+        self.ledger = RouteLedger(self.HOLD)
+        self.weight_sent: dict[str, float] = {}  # prefix -> when a weight-only change was sent
         self.clock = 0.0
         self.rib: Routes = {}  # the model ExaBGP's RIB: what the router is told
         self.unread: deque[Command] = deque()  # written, not yet processed by ExaBGP
@@ -53,13 +63,24 @@ class LedgerAgainstExaBGP(RuleBasedStateMachine):
         self.kept_across_restart -= {p for p, a in changes.items() if a is None}
 
     # --- the writer and ExaBGP ------------------------------------------
+    @rule(seconds=st.sampled_from([0.5, 1.0, 4.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.clock += seconds
+
     @rule()
     def send(self) -> None:
-        for command in self.ledger.take_commands():
+        before = dict(self.ledger.sent)
+        for command in self.ledger.take_commands(self.clock):
             for prefix, attrs in command.changes:
                 if attrs is None:
                     assert prefix not in self.ledger.desired, "withdraw of a desired prefix"
                     assert prefix not in self.kept_across_restart
+                    continue
+                old = before.get(prefix)
+                if old is not None and replace(attrs, link_bandwidth=old.link_bandwidth) == old:
+                    last = self.weight_sent.get(prefix)
+                    assert last is None or self.clock - last >= self.HOLD, "weight change held"
+                    self.weight_sent[prefix] = self.clock
             self.unread.append(command)
 
     @precondition(lambda self: self.running and self.unread)
@@ -81,6 +102,7 @@ class LedgerAgainstExaBGP(RuleBasedStateMachine):
         self.unread.clear()
         self.rib = {}
         self.kept_across_restart = set(self.ledger.desired)
+        self.weight_sent.clear()  # a new ExaBGP's session hears every route anew
         self.ledger.detach()
         assert self.ledger.take_commands() == []  # nothing is written to a dead process
 
@@ -113,6 +135,7 @@ class LedgerAgainstExaBGP(RuleBasedStateMachine):
             if self.seed is None:
                 self.config_written()
             self.exabgp_attached()
+        self.clock += self.HOLD  # a held weight change goes once its hold ends
         for _ in range(10):
             self.send()
             if not self.unread:
@@ -127,6 +150,39 @@ class LedgerAgainstExaBGP(RuleBasedStateMachine):
 
 LedgerAgainstExaBGP.TestCase.settings = settings(max_examples=150, stateful_step_count=30)
 TestLedger = LedgerAgainstExaBGP.TestCase
+
+
+class LedgerWithWeightHold(LedgerAgainstExaBGP):
+    """The same, with weight-only changes coalesced: at most one per prefix per hold."""
+
+    HOLD = 3.0
+
+
+LedgerWithWeightHold.TestCase.settings = settings(max_examples=150, stateful_step_count=30)
+TestLedgerWithWeightHold = LedgerWithWeightHold.TestCase
+
+
+def test_weight_changes_inside_the_hold_are_coalesced_and_the_last_one_goes() -> None:
+    ledger = RouteLedger(weight_hold=5.0)
+    ledger.attach({})
+    prefix = "198.51.100.1/32"
+
+    def weight(n: int) -> Attrs:
+        return Attrs("192.0.2.11", link_bandwidth=(64513, n * 1_250_000))
+
+    ledger.update({prefix: weight(1)}, 0.0)
+    assert len(ledger.take_commands(0.0)) == 1  # a new route goes at once
+    for n, now in ((2, 1.0), (3, 2.0), (4, 3.0)):
+        ledger.update({prefix: weight(n)}, now)
+        assert ledger.take_commands(now) == []  # held: within 5 s of the last change
+    assert ledger.due() == 5.0
+    (command,) = ledger.take_commands(5.0)
+    assert command.changes == ((prefix, weight(4)),)
+    assert ledger.due() is None
+    ledger.update(
+        {prefix: Attrs("192.0.2.11", ("65000:1",), link_bandwidth=weight(5).link_bandwidth)}, 6.0
+    )
+    assert len(ledger.take_commands(6.0)) == 1  # another attribute changed too: at once
 
 
 def test_an_unchanged_desired_table_is_not_a_change() -> None:
