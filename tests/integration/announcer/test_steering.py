@@ -67,8 +67,10 @@ def test_every_route_names_its_node_unless_turned_off(lab: Lab, router: RouterFa
     lab.add_node(2, extra_args=["--node-large-community", "4200000000:7"])
     lab.add_node(3, extra_args=["--node-large-community", "off"])
     lab.set_endpoints("web", {1: True})
-    lab.set_assignments([lab.assignment("web", IP)])
+    # A per-Service MED (the exalb.io/bgp-med annotation) reaches the router as well.
+    lab.set_assignments([lab.assignment("web", IP, advertisements=[Advertisement(med=10)])])
     paths = by_hop(r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2), lab.hop(3)}, timeout=30))
+    assert {p.med for p in paths.values()} == {10}
     assert paths[lab.hop(1)].large_communities == (node_tag(lab, 1),)
     assert paths[lab.hop(2)].large_communities == (
         f"4200000000:7:{int(ipaddress.IPv4Address(lab.hop(2)))}",
