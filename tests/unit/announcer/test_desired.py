@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from announcer.core.decide import context, decide
 from announcer.core.desired import DesiredState
-from announcer.core.model import Attrs, Endpoint, Node, Options
+from announcer.core.model import Attrs, Endpoint, Node, NodeCommunity, Options
 from announcer.core.pools import pool_space
-from exalb.assignments import Advertisement, Assignment
+from exalb.assignments import Advertisement, Assignment, Degraded
 from exalb.bgppeer import Peer
 
-OPTS = Options(node_name="n1")
+OPTS = Options(node_name="n1", node_community=NodeCommunity())
 POOLS = {"pool": pool_space({"addresses": ["198.51.100.0/24"]})}
 NODE = Node("n1", {"zone": "a"}, addresses=(("InternalIP", "192.0.2.11"),))
 PEERS = [Peer("tor", 64513, 64512, "127.1.0.1"), Peer("rr", 64513, 64513, "127.1.0.2")]
@@ -29,6 +29,11 @@ advertisements = st.builds(
     communities=st.sampled_from([(), ("64512:1",), ("64512:2",)]),
     local_pref=st.sampled_from([None, 100, 200]),
     peers=st.sampled_from([(), ("tor",), ("rr",)]),
+    med=st.sampled_from([None, 10, 20]),
+    degraded=st.sampled_from(
+        [None, Degraded(med=500, as_path_prepend=2), Degraded(local_pref=50, communities=("1:1",))]
+    ),
+    mbps_per_endpoint=st.sampled_from([None, 10]),
 )
 
 
@@ -53,8 +58,10 @@ def assignments(draw: st.DrawFn, name: str) -> Assignment:
 
 
 endpoints = st.lists(
-    st.builds(Endpoint, st.sampled_from(["n1", "n2", None]), st.booleans(), st.booleans()),
-    max_size=2,
+    st.builds(
+        Endpoint, st.sampled_from(["n1", "n2", None]), st.booleans(), st.booleans(), st.booleans()
+    ),
+    max_size=3,
 )
 
 
@@ -105,7 +112,8 @@ def test_rebuild_equals_decide_and_unchanged_inputs_touch_nothing() -> None:
     state = DesiredState()
     state.rebuild(context(NODE, PEERS, OPTS, 0, POOLS), [a], eps)
     assert state.routes == decide(NODE, PEERS, [a], eps, OPTS, 0, POOLS).routes
-    assert state.routes["tor"] == {"198.51.100.1/32": Attrs("192.0.2.11")}
+    node_tag = ("64513:1:3221225995",)  # 192.0.2.11 as a number
+    assert state.routes["tor"] == {"198.51.100.1/32": Attrs("192.0.2.11", (), node_tag)}
     assert state.update(a.key, a, eps["ns/web"]) == {}
     assert state.update(a.key, None, None) == {
         "tor": {"198.51.100.1/32"},
