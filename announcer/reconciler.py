@@ -208,7 +208,8 @@ class Reconciler:
         if ctx is None:
             return {}
         since = self._announcements.events_since()
-        return {"decision": decision_report(ctx, self.opts, self._bfd_down, since)}
+        report = decision_report(ctx, self.opts, self._bfd_down, since, self._drain.started)
+        return {"decision": report}
 
     def _all_converged(self) -> bool:
         return all(s.converged() for s in self.speakers().values())

@@ -47,9 +47,11 @@ def explain(
     pools: Mapping[str, PoolSpace],
     a: Assignment,
     endpoints: Sequence[Endpoint],
+    drain_started: float | None = None,
 ) -> Verdict:
+    """``drain_started``: since when the announcer has seen its node drained (its report)."""
     peers = tuple(peers)
-    ctx = decide.context(node, peers, opts, now, pools)
+    ctx = decide.context(node, peers, opts, now, pools, drain_started)
     d = decide.decide_service(ctx, a, endpoints)
     routes = {peer: tuple(sorted(r)) for peer, r in sorted(d.routes.items())}
     if d.reason is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .decide import Context
-from .model import Options
+from .model import Drain, Options
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,33 @@ class DecisionReport:
     peers: tuple[str, ...]  # usable peers selecting the node, by name
     bfd_down: tuple[str, ...]  # of those, the ones BFD holds down (no session runs)
     events_since: str  # RFC 3339, seconds
+    drain_started: float | None = None  # epoch seconds: since when the node is drained
 
 
 def decision_report(
-    ctx: Context, opts: Options, bfd_down: Iterable[str], events_since: str
+    ctx: Context,
+    opts: Options,
+    bfd_down: Iterable[str],
+    events_since: str,
+    drain_started: float | None = None,
 ) -> dict[str, Any]:
+    drain = opts.drain
     return {
         "nodeReason": ctx.node_reason or "",
         "peers": list(ctx.peer_names),
         "bfdDown": sorted(bfd_down),
         "eventsSince": events_since,
+        **({"drainStarted": drain_started} if drain_started is not None else {}),
         "options": {
+            **(
+                {
+                    "drainOnCordon": drain.on_cordon,
+                    "drainTaints": sorted(drain.taints),
+                    "drainSeconds": drain.seconds,
+                }
+                if drain is not None
+                else {}
+            ),
             "ignoreExcludeLB": opts.ignore_exclude_lb,
             "announceDelay": opts.announce_delay,
             "nextHopV4": opts.next_hop_v4 or "",
@@ -61,11 +77,24 @@ def report_from(node: str, raw: Any) -> DecisionReport | None:
         next_hop_v6=str(o.get("nextHopV6") or "") or None,
         address_types=tuple(str(t) for t in types) if types else Options(node).address_types,
         graceful_shutdown=bool(o.get("gracefulShutdown", False)),
+        drain=_drain(o),
     )
+    started = raw.get("drainStarted")
     return DecisionReport(
         options=opts,
         node_reason=str(raw.get("nodeReason") or "") or None,
         peers=tuple(str(p) for p in raw.get("peers") or ()),
         bfd_down=tuple(str(p) for p in raw.get("bfdDown") or ()),
         events_since=str(raw.get("eventsSince") or ""),
+        drain_started=float(started) if isinstance(started, int | float) else None,
+    )
+
+
+def _drain(o: Mapping[str, Any]) -> Drain | None:
+    if "drainSeconds" not in o:
+        return None
+    return Drain(
+        on_cordon=bool(o.get("drainOnCordon", False)),
+        taints=frozenset(str(t) for t in o.get("drainTaints") or ()),
+        seconds=float(o.get("drainSeconds") or 0.0),
     )

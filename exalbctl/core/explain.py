@@ -128,7 +128,8 @@ def explain_node(
     report = report_from(name, (status or {}).get("decision"))
     opts = report.options if report else Options(node_name=name)
     node_peers = _as_node_sees(peers, status)
-    v = explain(node, node_peers, opts, now, pools, a, endpoints)
+    drain_started = report.drain_started if report else None
+    v = explain(node, node_peers, opts, now, pools, a, endpoints, drain_started)
     failing = _failing(report, status)
     announces, check, evidence = _past_the_decision(v, failing)
     announcer, detail = _compare(v, report, status)

@@ -12,7 +12,7 @@ import pytest
 
 from announcer.core import decide
 from announcer.core.decide import context
-from announcer.core.model import Endpoint, Node, Options
+from announcer.core.model import Drain, Endpoint, Node, Options
 from announcer.core.pools import pool_space
 from announcer.core.report import decision_report
 from announcer.core.transitions import ANNOUNCED, WITHDRAWN
@@ -203,3 +203,29 @@ def test_table_and_json() -> None:
 def test_the_service_must_be_namespace_slash_name() -> None:
     code, _, err = cli("explain", "web", "--kubeconfig", "/nonexistent")
     assert code == exits.USAGE and "is not NAMESPACE/SERVICE" in err
+
+
+def test_a_drained_node_is_explained_with_the_announcers_drain_start() -> None:
+    """The CLI cannot see when a cordon began; the announcer's report tells it."""
+    drain = Drain(on_cordon=True, seconds=30)
+    cordoned = Node("n1", unschedulable=True, addresses=(("InternalIP", "192.0.2.11"),))
+    opts = Options("n1", drain=drain)
+    for now, reason in ((110.0, None), (200.0, decide.NODE_DRAINED)):
+        ctx = context(cordoned, (PEER,), opts, now, POOLS, drain_started=100.0)
+        st = status("n1", cordoned)
+        st["decision"] = decision_report(ctx, opts, (), SINCE, drain_started=100.0)
+        e = explain_service(
+            "ns",
+            "web",
+            WEB,
+            (Endpoint("n1"),),
+            {"n1": cordoned},
+            [PEER],
+            POOLS,
+            {"n1": st},
+            [],
+            now,
+        )
+        r = row(e, "n1")
+        assert (r.announces, r.check or None, r.announcer) == (reason is None, reason, AGREES)
+    assert "--drain-seconds of GRACEFUL_SHUTDOWN have passed" in r.evidence
