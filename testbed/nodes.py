@@ -10,7 +10,7 @@ address comes from the benchmarking range 198.18.0.0/15 (<id> is the bed's):
 | router's BGP address (every node)  | exalb-<id>-router | 198.18.255.1/32 on lo          |
 | control plane, link k=0            | exalb-<id>-cp     | 198.18.200.2/30                |
 | node i (1..14), link k=i           | exalb-<id>-node<i>| 198.18.200.(4i+2)/30 (its IP)  |
-| client, link k=15 (issue 10)       | exalb-<id>-client | 198.18.200.62/30               |
+| client, link k=15                  | exalb-<id>-client | 198.18.200.62/30               |
 | apiserver :6443 and etcd :2379     | exalb-<id>-cp     | 198.18.201.2/30                |
 | host end of the apiserver link     | host              | 198.18.201.1/30                |
 | pods of node i (bridge cni0)       | exalb-<id>-node<i>| 198.18.<i>.0/24, gateway .1    |
@@ -19,7 +19,9 @@ address comes from the benchmarking range 198.18.0.0/15 (<id> is the bed's):
 The router (AS 64512) forwards between the links, holds static routes to
 every node's pod range, and accepts BGP sessions on 198.18.255.1 (so one
 BGPPeer serves every node) from any address of 198.18.200.0/24 with another
-AS. Images come from OCI archives imported into
+AS; zebra installs what bgpd learns into the router's kernel, one next hop
+per announcing node (ECMP, hashed on ports), so the client's requests to a
+Service address really travel to the nodes. Images come from OCI archives imported into
 each node's containerd; pods use ``imagePullPolicy: Never``.
 
 ``python -m testbed.nodes`` (``make nodes``) brings a bed up for a person and
@@ -70,6 +72,7 @@ ROUTER_ADDRESS = "198.18.255.1"
 ROUTER_ASN = 64512
 LINKS = "198.18.200.0/24"
 MAX_NODES = 14
+CLIENT_LINK = 15  # the last /30 of LINKS
 BED_LOCK = Path("/tmp/exalb-realnode-bed.lock")
 
 
@@ -79,6 +82,11 @@ def router_end(k: int) -> str:
 
 def far_end(k: int) -> str:
     return f"198.18.200.{4 * k + 2}"
+
+
+def client_address() -> str:
+    """Where the client namespace's requests come from: a source outside the cluster."""
+    return far_end(CLIENT_LINK)
 
 
 def pod_cidr(i: int) -> str:
@@ -199,6 +207,18 @@ class Bed:
             (self.ns("cp"), "host", f"{API_ADDRESS}/30"),
         )
         netns.route(router, f"{API_ADDRESS}/32", "via", far_end(0))
+        self._client_network()
+
+    def _client_network(self) -> None:
+        """The client namespace: Service addresses only through the router, as from outside."""
+        client_ns = self.ns("client")
+        netns.add(client_ns)
+        self.namespaces.append(client_ns)
+        netns.link(
+            (self.ns("router"), "to-client", f"{router_end(CLIENT_LINK)}/30"),
+            (client_ns, "eth0", f"{client_address()}/30"),
+        )
+        netns.route(client_ns, "default", "via", router_end(CLIENT_LINK))
 
     def _router(self) -> None:
         self.router = FrrNamespace(

@@ -10,12 +10,13 @@ the ``frr`` user, ``-N`` names the instance and every socket lives in workdir.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 
 from testbed.binaries import find
-from testbed.netns import enter
+from testbed.netns import enter, run
 from testbed.procs import Proc, wait_for
 
 from .frr import Frr
@@ -88,6 +89,16 @@ class FrrNamespace(Frr):
             text=True,
             timeout=30,
         ).stdout
+
+    def kernel_next_hops(self, prefix: str) -> set[str]:
+        """The gateways of ``prefix``'s route in the namespace's kernel: where packets go."""
+        routes = json.loads(run(self.netns, ["ip", "-j", "route", "show", "exact", prefix]) or "[]")
+        hops = set()
+        for route in routes:
+            hops |= {hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop}
+            if "gateway" in route:
+                hops.add(route["gateway"])
+        return hops
 
     def stop(self) -> None:
         super().stop()

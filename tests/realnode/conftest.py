@@ -12,6 +12,8 @@ from kubernetes import client
 from testbed.nodes import Bed, start_bed
 from testbed.procs import wait_for
 
+from .chart import installed
+
 
 @pytest.fixture(scope="session")
 def bed() -> Iterator[Bed]:
@@ -37,3 +39,10 @@ def namespace(bed: Bed) -> Iterator[str]:
         )
         yield name
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def exalb(bed: Bed) -> Iterator[Bed]:
+    """The chart installed once per module, with a pool and the router as every node's BGPPeer."""
+    with installed(bed) as running:
+        yield running

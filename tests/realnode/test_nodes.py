@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from testbed import netns
-from testbed.nodes import ROUTER_ADDRESS, Bed, pod_cidr, ready_nodes
+from testbed.nodes import CLIENT_LINK, ROUTER_ADDRESS, Bed, pod_cidr, ready_nodes, router_end
 from testbed.procs import wait_for
 
 from .workloads import container, ready_pods
@@ -113,3 +113,12 @@ def test_the_router_runs_frr_and_every_node_reaches_its_bgp_address(bed: Bed) ->
     connect = f"import socket; socket.create_connection(('{ROUTER_ADDRESS}', 179), 5)"
     for node in bed.nodes:
         netns.run(node.netns, [sys.executable, "-c", connect])
+
+
+def test_the_client_reaches_every_node_through_the_router_only(bed: Bed) -> None:
+    """The client namespace has one link, to the router, whose forwarding carries its traffic."""
+    routes = netns.run(bed.ns("client"), ["ip", "route"])
+    assert routes.startswith(f"default via {router_end(CLIENT_LINK)} dev eth0"), routes
+    for node in bed.nodes:
+        connect = f"import socket; socket.create_connection(('{node.address}', 10250), 5)"
+        netns.run(bed.ns("client"), [sys.executable, "-c", connect])

@@ -1,0 +1,147 @@
+"""The chart installed on the bed, Services in front of the web pods, and what FRR reports.
+
+Shared by the real-node tests that need exalb running: each module installs
+the release once (the ``exalb`` fixture in conftest.py) and judges by the
+router's RIB, its kernel's routes, or the client's requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from testbed.nodes import ROUTER_ADDRESS, ROUTER_ASN, Bed
+from testbed.procs import wait_for
+
+from .workloads import apply, ready_pods
+
+RELEASE, SYSTEM = "exalb", "exalb-system"
+ANNOUNCERS = "app.kubernetes.io/instance=exalb,app.kubernetes.io/component=announcer"
+POOL = "203.0.113.0/28"
+EXALB_ASN = 64513
+CRDS = ("vippools.exalb.io", "bgppeers.exalb.io", "bgpsessionstatuses.exalb.io")
+
+
+@contextmanager
+def installed(bed: Bed, peer: Mapping[str, Any] | None = None) -> Iterator[Bed]:
+    """The chart, a pool and the router as every node's BGPPeer (``peer`` adds to its spec).
+
+    On exit the release, the CRDs and the namespaces go, so the next module
+    finds the bed as it was.
+    """
+    bed.install_chart(RELEASE, SYSTEM, {})
+    apply(
+        bed,
+        {
+            "apiVersion": "exalb.io/v1alpha1",
+            "kind": "VIPPool",
+            "metadata": {"name": "test", "namespace": SYSTEM},
+            "spec": {"addresses": [POOL]},
+        },
+        {
+            "apiVersion": "exalb.io/v1alpha1",
+            "kind": "BGPPeer",
+            "metadata": {"name": "router", "namespace": SYSTEM},
+            "spec": {
+                "myASN": EXALB_ASN,
+                "peerASN": ROUTER_ASN,
+                "peerAddress": ROUTER_ADDRESS,
+                **(peer or {}),
+            },
+        },
+    )
+    try:
+        yield bed
+    finally:
+        if RELEASE in bed.helm("list", "-n", SYSTEM, "-q").split():
+            bed.helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", "--timeout=120s")
+        # What an uninstall keeps: the CRDs (with the pool, the peer and the session
+        # statuses) and the namespaces.
+        bed.kubectl("delete", "crd", *CRDS, "--ignore-not-found", "--timeout=60s")
+        bed.kubectl(
+            "delete", "namespace", SYSTEM, f"{SYSTEM}-bgp-secrets", "--ignore-not-found",
+            "--timeout=90s",
+        )  # fmt: skip
+
+
+def addresses(bed: Bed) -> dict[str, str]:
+    """Node name to node address (the next hop it announces)."""
+    return {n.name: n.address for n in bed.nodes}
+
+
+def established(bed: Bed) -> set[str]:
+    assert bed.router is not None
+    return {peer for peer, s in bed.router.sessions().items() if s.established}
+
+
+def wait_established(bed: Bed) -> None:
+    wait_for(
+        "every node's session Established at FRR",
+        lambda: established(bed) == set(addresses(bed).values()),
+        timeout=60,
+        interval=0.5,
+        on_timeout=lambda: f"FRR: {bed.router and bed.router.sessions()}\n" + announcer_logs(bed),
+    )
+
+
+def next_hops(bed: Bed, prefix: str) -> set[str]:
+    assert bed.router is not None
+    return {p.next_hop for p in bed.router.paths(prefix)}
+
+
+def wait_next_hops(bed: Bed, prefix: str, expected: set[str], timeout: float = 30) -> float:
+    """Seconds until FRR's next hops for ``prefix`` are exactly ``expected``."""
+    t0 = time.monotonic()
+    wait_for(
+        f"FRR's next hops for {prefix} == {sorted(expected)}",
+        lambda: next_hops(bed, prefix) == expected,
+        timeout=timeout,
+        interval=0.1,
+        on_timeout=lambda: f"FRR has {sorted(next_hops(bed, prefix))}\n{announcer_logs(bed)}",
+    )
+    return time.monotonic() - t0
+
+
+def announcer_logs(bed: Bed) -> str:
+    try:
+        return bed.kubectl("logs", "-n", SYSTEM, "-l", ANNOUNCERS, "-c", "announcer", "--tail=30")
+    except RuntimeError as exc:
+        return str(exc)
+
+
+def service(bed: Bed, namespace: str, name: str, policy: str) -> str:
+    """A LoadBalancer Service in front of the web pods; the address exalb gave it."""
+    apply(
+        bed,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "type": "LoadBalancer",
+                "externalTrafficPolicy": policy,
+                "selector": {"app": "web"},
+                "ports": [{"port": 80, "targetPort": 8080}],
+            },
+        },
+    )
+    ingress: list[dict[str, str]] = []
+
+    def assigned() -> bool:
+        nonlocal ingress
+        svc = json.loads(bed.kubectl("get", "service", "-n", namespace, name, "-o", "json"))
+        ingress = svc["status"].get("loadBalancer", {}).get("ingress", [])
+        return bool(ingress)
+
+    wait_for(f"an address for {namespace}/{name}", assigned, timeout=60, interval=0.2)
+    ip = ingress[0]["ip"]
+    assert ip.startswith("203.0.113."), ingress
+    return f"{ip}/32"
+
+
+def pods_by_node(bed: Bed, namespace: str, count: int) -> dict[str, str]:
+    """Node name to the name of its web pod, once ``count`` web pods are Ready."""
+    return {p.spec.node_name: p.metadata.name for p in ready_pods(bed, namespace, "app=web", count)}
