@@ -10,6 +10,8 @@ import signal
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -77,6 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="on SIGTERM, seconds between the withdrawals leaving and the Cease NOTIFICATION",
     )
     p.add_argument("--shutdown-timeout", type=float, default=10.0)
+    p.add_argument(
+        "--ready-wait",
+        type=float,
+        default=60.0,
+        help="at start-up, /readyz also waits until every session is up with its routes sent, "
+        "for at most this many seconds (0: not at all)",
+    )
     p.add_argument(
         "--status-interval",
         type=float,
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     health.readiness["informers"] = lambda: (
         None if sources.synced() else f"not synced: {', '.join(sources.unsynced())}"
     )
+    health.readiness["announced"] = announced_once(reconciler.announcing, args.ready_wait)
     health.liveness["exabgp"] = lambda: _exabgp_health(reconciler)
     stop = threading.Event()
 
@@ -259,6 +269,28 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir, ignore_errors=True)
     log.info("announcer stopped")
     return 0
+
+
+def announced_once(announcing: Callable[[], str | None], wait: float) -> Callable[[], str | None]:
+    """A readiness check that holds until this node first announces all it should.
+
+    A rolling update stops the next node's announcer once this one is Ready: were
+    that before this node's sessions were up with their routes sent, both nodes
+    would be withdrawn at once. It passes for good after the first success, or
+    after ``wait`` seconds (a router that is down must not stall every rollout).
+    """
+    deadline = time.monotonic() + wait
+    passed = False
+
+    def check() -> str | None:
+        nonlocal passed
+        if not passed:
+            reason = announcing()
+            passed = reason is None or time.monotonic() >= deadline
+            return None if passed else reason
+        return None
+
+    return check
 
 
 def _exabgp_health(reconciler: Reconciler) -> str | None:

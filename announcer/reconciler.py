@@ -211,6 +211,18 @@ class Reconciler:
         report = decision_report(ctx, self.opts, self._bfd_down, since, self._drain.started)
         return {"decision": report}
 
+    def announcing(self) -> str | None:
+        """None once a pass has run and every session is up with its routes acknowledged;
+        otherwise what is still missing."""
+        if not self._last_full:
+            return "no reconcile pass yet"
+        pending = sorted(
+            name
+            for name, sp in self.speakers().items()
+            if sp.session.state != "up" or not sp.converged()
+        )
+        return f"session down or routes not sent: {', '.join(pending)}" if pending else None
+
     def _all_converged(self) -> bool:
         return all(s.converged() for s in self.speakers().values())
 
