@@ -114,8 +114,57 @@ class Node:
             raise RuntimeError(f"ctr {' '.join(args)} on {self.name}: {done.stderr.strip()}")
         return done.stdout
 
+    def kill_container(self, container_id: str) -> None:
+        """SIGKILL a container's first process from outside it, as a crash would end it."""
+        self.ctr("tasks", "kill", "--signal", "SIGKILL", container_id.removeprefix("containerd://"))
+
+    def processes(self) -> set[int]:
+        """Every process of this node: its mount namespace's and their descendants (the pods').
+
+        A container has a mount namespace of its own, but its parent is a shim in the node's.
+        """
+        node_mounts = os.readlink(f"/proc/{self.procs['mounts'].pid}/ns/mnt")
+        parents: dict[int, int] = {}
+        mine: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                in_node = os.readlink(entry / "ns" / "mnt") == node_mounts
+            except OSError:
+                continue  # exited meanwhile
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if in_node:
+                mine.add(int(entry.name))
+        while True:
+            children = {pid for pid, parent in parents.items() if parent in mine} - mine
+            if not children:
+                return mine
+            mine |= children
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the node: a hung node whose kernel still forwards.
+
+        Twice, for what a process forked between the listing and its stop.
+        """
+        for _ in range(2):
+            self._signal_all(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        for pid in self.processes():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
         """kubelet, then every task through containerd (runc removes its cgroups), then the rest."""
+        if "mounts" in self.procs:
+            self.thaw()  # a test that froze the node and failed before thawing it
         for name in ("kube-proxy", "kubelet"):
             proc = self.procs.pop(name, None)
             if proc:

@@ -56,20 +56,22 @@ class Request:
 def request(address: str, port: int, timeout: float) -> Request:
     """One GET / on a new connection, classified by how it ended."""
     start = time.time()
+    phase = "connecting"
     try:
         with socket.create_connection((address, port), timeout=timeout) as conn:
+            phase = "connected"  # a timeout from here on: the handshake was answered, not the GET
             conn.settimeout(max(0.01, start + timeout - time.time()))
             conn.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
             answer = _read_all(conn, start + timeout)
     except ConnectionRefusedError:
-        return Request(start, "refused", time.time() - start)
+        return Request(start, "refused", time.time() - start, detail=phase)
     except TimeoutError:
-        return Request(start, "timeout", time.time() - start)
+        return Request(start, "timeout", time.time() - start, detail=phase)
     except (ConnectionResetError, BrokenPipeError):  # the peer's RST, seen reading or writing
-        return Request(start, "reset", time.time() - start)
+        return Request(start, "reset", time.time() - start, detail=phase)
     except OSError as exc:
         outcome = "unreachable" if exc.errno in UNREACHABLE else "error"
-        return Request(start, outcome, time.time() - start, detail=repr(exc))
+        return Request(start, outcome, time.time() - start, detail=f"{phase}: {exc!r}")
     return _parse(start, time.time() - start, answer)
 
 
@@ -146,10 +148,18 @@ class Outage:
 
     requests: int  # started at or after the event
     failed: int
+    # Failed once connected: an established connection broken (the server stalled, or a
+    # route change rehashed it to a node that has no state for it), not a refused new one.
+    in_flight: int
     outcomes: dict[str, int]
     first_failure: float | None  # seconds after the event
     last_failure: float | None
     recovered: float | None  # the first good answer after the last failure, after the event
+
+    @property
+    def new_failed(self) -> int:
+        """New connections that failed: refused, unreachable, or a handshake never answered."""
+        return self.failed - self.in_flight
 
     @property
     def duration(self) -> float:
@@ -163,14 +173,16 @@ class Outage:
             return "-" if v is None else f"{v:.2f}s"
 
         return (
-            f"{self.failed}/{self.requests} failed {self.outcomes}, outage {self.duration:.2f}s "
+            f"{self.failed}/{self.requests} failed ({self.new_failed} new, {self.in_flight} in"
+            f" flight) {self.outcomes}, outage {self.duration:.2f}s "
             f"(first failure +{s(self.first_failure)}, last +{s(self.last_failure)}), "
             f"recovered +{s(self.recovered)}"
         )
 
 
-def outage(records: Sequence[Request], event: float) -> Outage:
-    after = [r for r in records if r.start >= event]
+def outage(records: Sequence[Request], event: float, until: float = float("inf")) -> Outage:
+    """The requests started from ``event`` until ``until`` (the next event, if any)."""
+    after = [r for r in records if event <= r.start < until]
     failures = [r for r in after if not r.ok]
     outcomes: dict[str, int] = {}
     for r in failures:
@@ -182,6 +194,7 @@ def outage(records: Sequence[Request], event: float) -> Outage:
     return Outage(
         requests=len(after),
         failed=len(failures),
+        in_flight=sum(r.detail.startswith("connected") for r in failures),
         outcomes=outcomes,
         first_failure=first,
         last_failure=last,
@@ -197,7 +210,11 @@ class Client:
         args = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
         self.proc = Proc(
             f"traffic to {address}",
-            [*enter(netns), sys.executable, "-m", "testbed.traffic", address, str(path), *args],
+            # Ahead of the bed's processes: the client stands for a machine of its own.
+            [
+                *("nice", "-n", "-5", *enter(netns), sys.executable, "-m", "testbed.traffic"),
+                *(address, str(path), *args),
+            ],
             path.with_suffix(".log"),
             cwd=ROOT,
         )
@@ -209,9 +226,12 @@ class Client:
         """Poll the record until ``check`` holds (``timeout`` bounds it)."""
 
         def holds() -> bool:
-            if not self.proc.alive():
+            alive = self.proc.alive()  # before the read: its last lines are in the record
+            if check(self.records()):
+                return True
+            if not alive:
                 raise RuntimeError(f"the traffic client exited: {self.proc.tail()}")
-            return check(self.records())
+            return False
 
         wait_for(what, holds, timeout, interval=0.2, on_timeout=lambda: _summary(self.records()))
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client
 
 from testbed.nodes import Bed, start_bed
-from testbed.procs import wait_for
 
 from .chart import installed
+from .workloads import new_namespace
 
 
 @pytest.fixture(scope="session")
@@ -26,19 +24,8 @@ def bed() -> Iterator[Bed]:
 
 @pytest.fixture
 def namespace(bed: Bed) -> Iterator[str]:
-    """A namespace whose ``default`` ServiceAccount exists (admission requires it for pods)."""
-    name = f"realnode-{uuid.uuid4().hex[:6]}"
-    with bed.api_client() as api:
-        core = client.CoreV1Api(api)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        wait_for(
-            f"ServiceAccount {name}/default",
-            lambda: bool(core.list_namespaced_service_account(name).items),
-            timeout=30,
-            interval=0.2,
-        )
+    with new_namespace(bed) as name:
         yield name
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="module")

