@@ -8,6 +8,7 @@ router's RIB, its kernel's routes, or the client's requests.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -145,3 +146,31 @@ def service(bed: Bed, namespace: str, name: str, policy: str) -> str:
 def pods_by_node(bed: Bed, namespace: str, count: int) -> dict[str, str]:
     """Node name to the name of its web pod, once ``count`` web pods are Ready."""
     return {p.spec.node_name: p.metadata.name for p in ready_pods(bed, namespace, "app=web", count)}
+
+
+def roll_announcers(bed: Bed, prefix: str, tag: str) -> list[int]:
+    """``helm upgrade`` with a new pod annotation, so every announcer is replaced in turn.
+
+    Returns how many next hops FRR held for ``prefix`` at each 0.1 s sample meanwhile.
+    """
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            bed.install_chart(
+                RELEASE, SYSTEM, {"announcer": {"podAnnotations": {"exalb.io/test-roll": tag}}}
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    samples: list[int] = []
+    rolling = threading.Thread(target=upgrade)
+    rolling.start()
+    deadline = time.monotonic() + 240
+    while rolling.is_alive() and time.monotonic() < deadline:
+        samples.append(len(next_hops(bed, prefix)))
+        time.sleep(0.1)
+    rolling.join(timeout=10)
+    assert not rolling.is_alive(), "helm upgrade still running after 240 s"
+    assert not errors, errors
+    return samples

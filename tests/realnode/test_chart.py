@@ -9,8 +9,6 @@ switch to ``allocator.mode: deployment``, and last the uninstall.
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 
 import pytest
 from kubernetes import client
@@ -27,6 +25,7 @@ from .chart import (
     established,
     next_hops,
     pods_by_node,
+    roll_announcers,
     service,
     wait_established,
     wait_next_hops,
@@ -104,26 +103,7 @@ def test_upgrade_rolls_one_node_at_a_time_and_the_prefix_never_leaves_frr(
     prefix = _cluster_service(exalb, namespace)
     before = {p.metadata.name for p in ready_pods(exalb, SYSTEM, ANNOUNCERS, len(exalb.nodes))}
 
-    upgrade_error: list[BaseException] = []
-
-    def upgrade() -> None:
-        try:
-            exalb.install_chart(
-                RELEASE, SYSTEM, {"announcer": {"podAnnotations": {"exalb.io/test-roll": "2"}}}
-            )
-        except BaseException as exc:
-            upgrade_error.append(exc)
-
-    samples: list[int] = []
-    rolling = threading.Thread(target=upgrade)
-    rolling.start()
-    deadline = time.monotonic() + 240
-    while rolling.is_alive() and time.monotonic() < deadline:
-        samples.append(len(next_hops(exalb, prefix)))
-        time.sleep(0.1)
-    rolling.join(timeout=10)
-    assert not rolling.is_alive(), "helm upgrade still running after 240 s"
-    assert not upgrade_error, upgrade_error
+    samples = roll_announcers(exalb, prefix, "2")
 
     after = ready_pods(exalb, SYSTEM, ANNOUNCERS, len(exalb.nodes))
     assert not before & {p.metadata.name for p in after}, "every announcer was replaced"

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +33,11 @@ from testbed.traffic import Client, Outage, Request, client, outage
 
 from .chart import (
     ANNOUNCERS,
-    RELEASE,
     SYSTEM,
     addresses,
     next_hops,
     pods_by_node,
+    roll_announcers,
     service,
     wait_established,
     wait_next_hops,
@@ -125,6 +125,19 @@ def traffic(bed: Bed, prefix: str, run: str, **options: float) -> Iterator[Clien
         yield started
 
 
+@contextmanager
+def answering(bed: Bed, run: str, **vips: Vip) -> Iterator[dict[str, Client]]:
+    """A client per address (by policy name), each already answered 20 times."""
+    with ExitStack() as stack:
+        runs = {
+            name: stack.enter_context(traffic(bed, vip.prefix, f"{run}-{name.lower()}"))
+            for name, vip in vips.items()
+        }
+        for c in runs.values():
+            c.wait_until("answers", _answered(20), timeout=20)
+        yield runs
+
+
 def _answered(count: int) -> Any:
     return lambda records: sum(r.ok for r in records) >= count
 
@@ -195,6 +208,24 @@ def timeline(
     return "\n".join(lines)
 
 
+def _failures_end_by(
+    scenario: str,
+    runs: dict[str, Client],
+    event: float,
+    extra: str,
+    bound: float,
+    changes: Sequence[tuple[float, frozenset[str]]] = (),
+) -> None:
+    """Record each client's figures, then assert its last failure started within ``bound``
+    seconds of ``event``."""
+    for name, c in runs.items():
+        _record(scenario.format(name), outage(c.records(), event), extra)
+    for c in runs.values():
+        o = outage(c.records(), event)
+        explained = f"{o.line()}\n{timeline(c.records(), event, changes)}"
+        assert o.last_failure is None or o.last_failure <= bound, explained
+
+
 def _record(scenario: str, o: Outage, extra: str = "") -> None:
     FIGURES[scenario] = o.line() + (f"; {extra}" if extra else "")
     print(f"\n{scenario}: {FIGURES[scenario]}")
@@ -248,8 +279,8 @@ def test_a_pod_turning_unready_sends_local_requests_only_to_the_other_node(
 ) -> None:
     pods = steady(exalb, web_pods, local_vip)
     gone, other = exalb.nodes
-    with traffic(exalb, local_vip.prefix, "unready") as c:
-        c.wait_until("answers", _answered(20), timeout=20)
+    with answering(exalb, "unready", Local=local_vip) as runs:
+        c = runs["Local"]
         event = time.time()
         exalb.kubectl("exec", "-n", web_pods, pods[gone.name], "--", "rm", READY_FILE)
         wait_next_hops(exalb, local_vip.prefix, {other.address})
@@ -283,32 +314,26 @@ def test_a_deleted_pod_is_replaced_while_local_and_cluster_requests_are_counted(
     pods = steady(exalb, web_pods, local_vip, cluster_vip)
     gone, other = exalb.nodes
     with (
-        traffic(exalb, local_vip.prefix, "deleted-local") as local,
-        traffic(exalb, cluster_vip.prefix, "deleted-cluster") as cluster,
+        answering(exalb, "deleted", Local=local_vip, Cluster=cluster_vip) as runs,
         route_log(exalb, cluster_vip.prefix) as changes,
     ):
-        for c in (local, cluster):
-            c.wait_until("answers", _answered(20), timeout=20)
         event = time.time()
         exalb.kubectl("delete", "pod", "-n", web_pods, pods[gone.name], "--wait=false")
         wait_next_hops(exalb, local_vip.prefix, {other.address})
         withdrawn = time.time()
         replaced = steady(exalb, web_pods, local_vip, cluster_vip)
         announced = time.time()
-        local.wait_until("2 s of requests after", _started_after(announced + 2), 10)
+        runs["Local"].wait_until("2 s of requests after", _started_after(announced + 2), 10)
     assert replaced[gone.name] != pods[gone.name]
-    for name, c in (("Local", local), ("Cluster", cluster)):
-        o = outage(c.records(), event)
-        _record(
-            f"(c) {name}, pod deleted and replaced",
-            o,
-            f"FRR withdrew the node +{withdrawn - event:.2f}s, "
-            f"the replacement announced +{announced - event:.2f}s",
-        )
-    for c in (local, cluster):
-        o = outage(c.records(), event)
-        explained = f"{o.line()}\n{timeline(c.records(), event, changes)}"
-        assert o.last_failure is None or o.last_failure <= announced - event + 2, explained
+    _failures_end_by(
+        "(c) {}, pod deleted and replaced",
+        runs,
+        event,
+        f"FRR withdrew the node +{withdrawn - event:.2f}s, "
+        f"the replacement announced +{announced - event:.2f}s",
+        bound=announced - event + 2,
+        changes=changes,
+    )
 
 
 # --- (d) a rolling upgrade of the announcers --------------------------------
@@ -318,42 +343,20 @@ def test_a_helm_upgrade_rolling_every_announcer_fails_no_new_connection(
     exalb: Bed, web_pods: str, cluster_vip: Vip, local_vip: Vip
 ) -> None:
     steady(exalb, web_pods, cluster_vip, local_vip)
-    upgrade_error: list[BaseException] = []
-
-    def upgrade() -> None:
-        try:
-            exalb.install_chart(
-                RELEASE, SYSTEM, {"announcer": {"podAnnotations": {"exalb.io/test-roll": "t"}}}
-            )
-        except BaseException as exc:
-            upgrade_error.append(exc)
-
-    samples: list[int] = []
     with (
-        traffic(exalb, cluster_vip.prefix, "upgrade-cluster") as cluster,
-        traffic(exalb, local_vip.prefix, "upgrade-local") as local,
+        answering(exalb, "upgrade", Cluster=cluster_vip, Local=local_vip) as runs,
         route_log(exalb, cluster_vip.prefix) as changes,
     ):
-        for c in (cluster, local):
-            c.wait_until("answers", _answered(20), timeout=20)
         event = time.time()
-        rolling = threading.Thread(target=upgrade)
-        rolling.start()
-        deadline = time.monotonic() + 240
-        while rolling.is_alive() and time.monotonic() < deadline:
-            samples.append(len(next_hops(exalb, cluster_vip.prefix)))
-            time.sleep(0.1)
-        rolling.join(timeout=10)
-        assert not rolling.is_alive(), "helm upgrade still running after 240 s"
-        assert not upgrade_error, upgrade_error
+        samples = roll_announcers(exalb, cluster_vip.prefix, "t")
         steady(exalb, web_pods, cluster_vip, local_vip)
         done = time.time()
-        cluster.wait_until("2 s of requests after", _started_after(done + 2), 10)
+        runs["Cluster"].wait_until("2 s of requests after", _started_after(done + 2), 10)
     assert 1 in samples, f"no sample caught a node's routes withdrawn: {sorted(set(samples))}"
-    for name, c in (("Cluster", cluster), ("Local", local)):
+    for name, c in runs.items():
         o = outage(c.records(), event)
         _record(f"(d) {name}, helm upgrade rolls the announcers", o, f"{done - event:.1f}s rollout")
-    for c in (cluster, local):
+    for c in runs.values():
         o = outage(c.records(), event)
         assert o.new_failed == 0, f"{o.line()}\n{timeline(c.records(), event, changes)}"
 
@@ -374,31 +377,22 @@ def test_an_announcer_sigkilled_is_restarted_and_its_node_announces_again(
     steady(exalb, web_pods, cluster_vip, local_vip)
     node, other = exalb.nodes
     announcer = _container_id(exalb, SYSTEM, ANNOUNCERS, node.name, "announcer")
-    with (
-        traffic(exalb, cluster_vip.prefix, "sigkill-cluster") as cluster,
-        traffic(exalb, local_vip.prefix, "sigkill-local") as local,
-    ):
-        for c in (cluster, local):
-            c.wait_until("answers", _answered(20), timeout=20)
+    with answering(exalb, "sigkill", Cluster=cluster_vip, Local=local_vip) as runs:
         event = time.time()
         node.kill_container(announcer)
         wait_next_hops(exalb, cluster_vip.prefix, {other.address}, timeout=10)
         withdrawn = time.time()
         steady(exalb, web_pods, cluster_vip, local_vip)
         announced = time.time()
-        cluster.wait_until("2 s of requests after", _started_after(announced + 2), 10)
-    for name, c in (("Cluster", cluster), ("Local", local)):
-        o = outage(c.records(), event)
-        _record(
-            f"(e) {name}, an announcer SIGKILLed",
-            o,
-            f"FRR withdrew its node +{withdrawn - event:.2f}s, announced again "
-            f"+{announced - event:.2f}s",
-        )
-    for c in (cluster, local):
-        o = outage(c.records(), event)
-        explained = f"{o.line()}\n{timeline(c.records(), event)}"
-        assert o.last_failure is None or o.last_failure <= announced - event + 2, explained
+        runs["Cluster"].wait_until("2 s of requests after", _started_after(announced + 2), 10)
+    _failures_end_by(
+        "(e) {}, an announcer SIGKILLed",
+        runs,
+        event,
+        f"FRR withdrew its node +{withdrawn - event:.2f}s, "
+        f"announced again +{announced - event:.2f}s",
+        bound=announced - event + 2,
+    )
 
 
 # --- (g) the allocator leader dies ------------------------------------------
@@ -419,12 +413,7 @@ def test_killing_the_allocator_leader_leaves_every_address_answering(
     )
     node = next(n for n in exalb.nodes if n.name == leader["spec"]["nodeName"])
     allocator = _container_id(exalb, SYSTEM, ANNOUNCERS, node.name, "allocator")
-    with (
-        traffic(exalb, cluster_vip.prefix, "leader-cluster") as cluster,
-        traffic(exalb, local_vip.prefix, "leader-local") as local,
-    ):
-        for c in (cluster, local):
-            c.wait_until("answers", _answered(20), timeout=20)
+    with answering(exalb, "leader", Cluster=cluster_vip, Local=local_vip) as runs:
         event = time.time()
         node.kill_container(allocator)
         wait_for(
@@ -435,17 +424,19 @@ def test_killing_the_allocator_leader_leaves_every_address_answering(
         )
         led = time.time()
         # A whole lease duration (15 s) and more: whoever leads next, nothing may move.
-        cluster.wait_until("20 s of requests after the kill", _started_after(event + 20), 30)
+        runs["Cluster"].wait_until(
+            "20 s of requests after the kill", _started_after(event + 20), 30
+        )
     for vip in (cluster_vip, local_vip):
         assert next_hops(exalb, vip.prefix) == set(addresses(exalb).values())
-    for name, c in (("Cluster", cluster), ("Local", local)):
+    for name, c in runs.items():
         o = outage(c.records(), event)
         _record(
             f"(g) {name}, the allocator leader SIGKILLed",
             o,
             f"a leader renewed +{led - event:.1f}s ({_lease(exalb)['holderIdentity']})",
         )
-    for c in (cluster, local):
+    for c in runs.values():
         o = outage(c.records(), event)
         assert o.failed == 0, f"{o.line()}\n{timeline(c.records(), event)}"
 
@@ -470,8 +461,8 @@ def test_a_frozen_node_loses_local_requests_until_the_router_s_hold_time_expires
     steady(exalb, web_pods, local_vip)
     lost, other = exalb.nodes
     hold = _hold_time(exalb, lost)
-    with traffic(exalb, local_vip.prefix, "frozen") as c:
-        c.wait_until("answers", _answered(20), timeout=20)
+    with answering(exalb, "frozen", Local=local_vip) as runs:
+        c = runs["Local"]
         event = time.time()
         try:
             lost.freeze()
