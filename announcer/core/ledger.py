@@ -21,7 +21,9 @@ weight. :meth:`RouteLedger.due` says when a held change may go.
 A (re)started ExaBGP is given ``desired`` as the static routes of its config
 (:meth:`seed`); once it is attached, those routes count as sent and
 acknowledged and only the difference to what is desired by then is sent. A
-prefix that stays desired across a restart is therefore never withdrawn.
+prefix that stays desired across a restart is therefore never withdrawn. When
+nothing is desired any more (a shutdown), everything is withdrawn with one
+command instead of a list of prefixes.
 
 Pure: no clock, no threads, no I/O; the speaker holds the lock and the socket.
 """
@@ -33,7 +35,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from .diff import Command, commands
+from .diff import Command, commands, withdraw_all
 from .model import Attrs, Routes
 
 
@@ -111,6 +113,20 @@ class RouteLedger:
         if not self.attached:
             return []
         changed, self._changed = self._changed, set()
+        if not self.desired and self.sent:
+            # ``sent`` is all ExaBGP will hold once the commands in flight are done.
+            self._held.clear()
+            self._weight_sent.clear()
+            out = [withdraw_all(self.sent)]
+        else:
+            out = self._diff(changed, now)
+        for c in out:
+            self.in_flight.append(Sent(c, self.decided_at))
+            apply(self.sent, c)
+        return out
+
+    def _diff(self, changed: set[str] | None, now: float) -> list[Command]:
+        """The commands for ``changed`` prefixes (None: all of them)."""
         want: Mapping[str, Attrs]
         have: Mapping[str, Attrs]
         if changed is None:
@@ -121,11 +137,7 @@ class RouteLedger:
             have = {p: self.sent[p] for p in changed if p in self.sent}
         if self.weight_hold > 0:
             want = self._hold_weights(want, have, now)
-        out = commands(want, have)
-        for c in out:
-            self.in_flight.append(Sent(c, self.decided_at))
-            apply(self.sent, c)
-        return out
+        return commands(want, have)
 
     def due(self) -> float | None:
         """When the earliest held weight change may be sent; None when none is held."""

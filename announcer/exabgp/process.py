@@ -34,7 +34,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def exabgp_argv(binary: str | None) -> list[str]:
     """How to run ExaBGP: an explicit executable as given, else our patched launcher.
 
-    The launcher is ExaBGP itself with four small fixes (see ``launcher``); an
+    The launcher is ExaBGP itself with six small fixes (see ``launcher``); an
     explicit ``--exabgp`` runs exactly that executable.
     """
     if binary:

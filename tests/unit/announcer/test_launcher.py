@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from exabgp.bgp.message import Action
+from exabgp.bgp.message.update import Update
 from exabgp.bgp.message.update.attribute import Attributes
 from exabgp.bgp.message.update.nlri import CIDR, INET
 from exabgp.bgp.neighbor import Neighbor
@@ -24,6 +25,7 @@ from exabgp.protocol.ip import IP, IPSelf
 from exabgp.reactor.asynchronous import ASYNC
 from exabgp.reactor.delay import Delay
 from exabgp.rib.change import Change
+from exabgp.rib.outgoing import OutgoingRIB
 
 from announcer.core.config import render
 from announcer.core.model import Attrs
@@ -37,6 +39,8 @@ def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Neighbor, "remove_self", Neighbor.remove_self)
     monkeypatch.setattr(Delay, "increase", Delay.increase)
     monkeypatch.setattr(ASYNC, "LIMIT", ASYNC.LIMIT)
+    monkeypatch.setattr(OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib)
+    monkeypatch.setattr(Update, "_split_nlris", Update._split_nlris)
     monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
 
 
@@ -61,6 +65,8 @@ def test_release_is_the_one_the_fixes_were_written_for() -> None:
         launcher.REMOVE_SELF,
         launcher.STATIC_ATTRIBUTES,
         launcher.API_STEPS,
+        launcher.WITHDRAW_COPY,
+        launcher.SORT_KEY,
     ]
 
 
@@ -71,6 +77,8 @@ def test_every_applied_fix_is_verified_to_hold() -> None:
         launcher.REMOVE_SELF,
         launcher.STATIC_ATTRIBUTES,
         launcher.API_STEPS,
+        launcher.WITHDRAW_COPY,
+        launcher.SORT_KEY,
         launcher.CONNECT_RETRY,
     ]
     launcher.verify(applied, env)  # raises if one did not hold
@@ -82,6 +90,8 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         launcher.REMOVE_SELF: (Neighbor, "remove_self", Neighbor.remove_self),
         launcher.CONNECT_RETRY: (Delay, "increase", Delay.increase),
         launcher.API_STEPS: (ASYNC, "LIMIT", ASYNC.LIMIT),
+        launcher.WITHDRAW_COPY: (OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib),
+        launcher.SORT_KEY: (Update, "_split_nlris", Update._split_nlris),
     }
     if name == launcher.STATIC_ATTRIBUTES:
         before = ParseStatic.known["attributes"]
@@ -97,6 +107,8 @@ ALL_FIXES = [
     launcher.REMOVE_SELF,
     launcher.STATIC_ATTRIBUTES,
     launcher.API_STEPS,
+    launcher.WITHDRAW_COPY,
+    launcher.SORT_KEY,
     launcher.CONNECT_RETRY,
 ]
 
@@ -203,6 +215,42 @@ def test_a_bulk_withdraw_runs_in_a_few_reactor_turns_with_the_fix() -> None:
     assert _turns_to_withdraw(5000) > 50  # ExaBGP's own limit: 50 prefixes a turn
     launcher.apply({})
     assert _turns_to_withdraw(5000) <= 3
+
+
+def _withdraw_everything(routes: int) -> list[Change]:
+    """ExaBGP's own withdraw-all (``clear adj-rib out``) on an adj-RIB-out holding ``routes``."""
+    launcher._silence_log()
+    rib = OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
+    shared = Attributes()  # one set for all, as an API command's routes share one
+    for i in range(routes):
+        nlri = _change(IP.create("192.0.2.1")).nlri
+        nlri.cidr = CIDR(IP.pton(f"198.51.100.{i}"), 32)
+        rib.add_to_rib(Change(nlri, shared))
+    list(rib.updates(False))  # sent: the routes are now in the cache, nothing queued
+    rib.withdraw()
+    return list(rib.queued_changes())
+
+
+def test_withdraw_all_queues_the_same_withdrawals_with_the_fix() -> None:
+    without = _withdraw_everything(20)
+    launcher.apply({})
+    with_fix = _withdraw_everything(20)
+    assert [c.index() for c in with_fix] == [c.index() for c in without]
+    assert all(c.nlri.action == Action.WITHDRAW for c in with_fix)
+    assert len({id(c.attributes) for c in without}) == 20  # ExaBGP: a deep copy per route
+    assert len({id(c.attributes) for c in with_fix}) == 1  # the fix: the routes' own set
+
+
+def test_nlris_are_ordered_as_exabgp_orders_them_with_the_fix() -> None:
+    negotiated = type("Negotiated", (), {"families": [(AFI.ipv4, SAFI.unicast)]})()
+    nlris = []
+    for i in (7, 200, 3, 150, 42, 9, 0, 255):
+        change = _change(IP.create("192.0.2.1"))
+        change.nlri.cidr = CIDR(IP.pton(f"198.51.100.{i}"), 32 if i % 2 else 31)
+        nlris.append(change.nlri)
+    without = Update(nlris, Attributes())._split_nlris(negotiated)
+    launcher.apply({})
+    assert Update(nlris, Attributes())._split_nlris(negotiated) == without
 
 
 def _waits(d: Delay, attempts: int) -> list[int]:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from announcer.core.diff import Command
+from announcer.core.diff import WITHDRAW_ALL, Command
 from announcer.core.ledger import RouteLedger, apply
 from announcer.core.model import Attrs, Routes
 
@@ -31,6 +31,15 @@ ATTRS = st.sampled_from(
 )
 ROUTES = st.dictionaries(PREFIXES, ATTRS, max_size=12)
 CHANGES = st.dictionaries(PREFIXES, st.none() | ATTRS, max_size=5)
+
+
+def execute(rib: Routes, command: Command) -> None:
+    """What ExaBGP does with ``command``: its withdraw-all empties the RIB, whatever the
+    command claims to change; any other command changes exactly what it lists."""
+    if command.line == WITHDRAW_ALL:
+        rib.clear()
+    else:
+        apply(rib, command)
 
 
 class LedgerAgainstExaBGP(RuleBasedStateMachine):
@@ -88,7 +97,7 @@ class LedgerAgainstExaBGP(RuleBasedStateMachine):
     def exabgp_answers(self, accept: bool) -> None:
         command = self.unread.popleft()
         if accept:
-            apply(self.rib, command)
+            execute(self.rib, command)
         item = self.ledger.answer(accept)
         assert item is not None and item.command is command
 
@@ -97,7 +106,7 @@ class LedgerAgainstExaBGP(RuleBasedStateMachine):
     def exabgp_exits(self, applied_before_exit: bool) -> None:
         """ExaBGP dies; with ``applied_before_exit`` it applied a command whose ack is lost."""
         if applied_before_exit and self.unread:
-            apply(self.rib, self.unread.popleft())
+            execute(self.rib, self.unread.popleft())
         self.running = False
         self.unread.clear()
         self.rib = {}
@@ -217,3 +226,18 @@ def test_an_answer_with_nothing_in_flight_is_ignored() -> None:
     ledger.attach({})
     assert ledger.answer(True) is None
     assert ledger.converged()
+
+
+def test_nothing_desired_is_one_withdraw_all_listing_every_route() -> None:
+    ledger = RouteLedger()
+    table = {f"198.51.{i // 250}.{i % 250}/32": Attrs("192.0.2.11") for i in range(1200)}
+    ledger.set_desired(table, 0.0)
+    ledger.attach(table)
+    ledger.update({"198.51.0.1/32": None}, 1.0)
+    (few,) = ledger.take_commands()  # some of them: listed
+    assert few.line.startswith("withdraw attributes") and few.changes == (("198.51.0.1/32", None),)
+    ledger.set_desired({}, 2.0)
+    (command,) = ledger.take_commands()
+    assert command.line == WITHDRAW_ALL
+    assert {p for p, _ in command.changes} == set(table) - {"198.51.0.1/32"}
+    assert all(attrs is None for _, attrs in command.changes)
