@@ -57,6 +57,7 @@ integration: setup
 bench: setup
 	$(BIN)/python -m bench.allocator_bench
 	$(BIN)/python -m bench.announcer_bench
+	$(BIN)/python -m bench.scale_bench
 
 clean:
 	rm -rf $(VENV) .bin .build .pytest_cache .mypy_cache .ruff_cache

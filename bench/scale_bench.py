@@ -1,0 +1,443 @@
+"""Many nodes: what exalb's announcers cost the API server, and how fast they follow.
+
+Run: ``.venv/bin/python -m bench.scale_bench`` (``make bench``; not part of ``make test``).
+One real kube-apiserver + etcd, one GoBGP router, and up to ``--nodes`` simulated nodes,
+each a real ``exalb-announcer`` process with its own ExaBGP, peering with the router from
+its own loopback address (127.1.91.<10+i>) with next hop 192.0.2.<10+i>. ``--services``
+Services are published as the announcers read them: an EndpointSlice each (Local policy,
+ready endpoints on three nodes, pod addresses in 198.19.0.0/16) and an assignment entry
+(an address in 198.18.0.0/16), so a node announces about ``3 * services / nodes`` /32s.
+Each node also has a probe Service (203.0.113.<i>) with its one endpoint on that node.
+
+Every Node object exists from the start; announcers are started in steps (``--steps``,
+e.g. ``10,30,50``). Before the first step and after each one, the same measuring window
+runs: ``--window`` seconds of readiness flips of the probes at ``--flip-rate`` per second,
+during which the benchmark reads
+
+* the API server's and etcd's CPU seconds and RSS (from /proc);
+* watch traffic: the API server's own ``apiserver_watch_events_sizes`` (bytes and events
+  sent to watchers) per resource, and the watches open (``apiserver_longrunning_requests``);
+* BGPSessionStatus writes (``apiserver_request_total`` for that resource);
+* readiness flip -> the router's RIB (GoBGP's ``monitor global rib`` stream);
+
+then every announcer's RSS (with its ExaBGP and bridge). After the last step, every
+announcer is stopped at once and all are started at once (a DaemonSet's full restart):
+the time until the router has accepted every node's routes again.
+
+Window 0 (no announcers) is the "without exalb" figure; the difference is exalb's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import ssl
+import statistics
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+import exalb.assignments as contract
+from bench.announcer_bench import NS, RibMonitor, rss_mib, write_shards
+from bench.stats import summary_ms
+from testbed.controlplane import ADMIN_TOKEN, ControlPlane, start_control_plane
+from testbed.lab import Lab
+from testbed.manifests import install_crds
+from testbed.procs import free_port
+from testbed.routers import GoBgp
+
+HERE = Path(__file__).resolve().parent
+LAB_ID = 91
+BULK_POOL, PROBE_POOL = "bulk", "probe"
+ENDPOINTS_PER_SERVICE = 3
+WRITE_VERBS = ("CREATE", "PATCH", "UPDATE")
+
+
+def service_ip(j: int) -> str:
+    return f"198.18.{j // 250}.{j % 250 + 1}"
+
+
+def probe_ip(i: int) -> str:
+    return f"203.0.113.{i}"
+
+
+def service_nodes(j: int, nodes: int) -> list[int]:
+    """The nodes (1-based) holding the ready endpoints of bulk Service ``j``."""
+    return sorted({(j + k) % nodes + 1 for k in range(min(ENDPOINTS_PER_SERVICE, nodes))})
+
+
+class Cluster:
+    """The control plane, the router, the lab of simulated nodes and what they publish."""
+
+    def __init__(self, work: Path, nodes: int, services: int) -> None:
+        self.work, self.nodes, self.services = work, nodes, services
+        self.cp: ControlPlane = start_control_plane(work / "cp")
+        self.router: GoBgp | None = None
+        self.mon: RibMonitor | None = None
+        self.lab: Lab | None = None
+        self.running: list[int] = []
+        api = self.cp.api_client()
+        # Any: dict bodies are fine for the API, the generated stubs want model objects
+        self.api = api
+        self.core: Any = client.CoreV1Api(api)
+        self.discovery: Any = client.DiscoveryV1Api(api)
+
+    def setup(self) -> dict[str, float]:
+        api = self.api
+        self.core.create_namespace({"metadata": {"name": NS}})
+        install_crds(api)
+        self.lab = Lab(self.cp, api, NS, self.work, lab_id=LAB_ID, exabgp_log_level="warning")
+        self.router = GoBgp(
+            address=self.lab.router_ip,
+            port=free_port(self.lab.router_ip),
+            asn=64512,
+            neighbors=self.lab.neighbors(self.nodes),
+            workdir=self.work / "gobgp",
+        )
+        self.router.start()
+        self.mon = RibMonitor(self.router)
+        self.lab.add_peer("tor", self.router)
+        self.lab.add_pool(BULK_POOL, ["198.18.0.0/16"])
+        self.lab.add_pool(PROBE_POOL, ["203.0.113.0/24"])
+        for i in range(1, self.nodes + 1):
+            self.lab.add_node(i, start=False)
+        t = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(self._write_bulk_slice, range(self.services)))
+        for i in range(1, self.nodes + 1):
+            self.write_slice(f"probe-{i}", {i: True})
+        slices_s = time.monotonic() - t
+        entries = {a.key: contract.encode(a) for a in self.assignments()}
+        write_shards(self.core, entries, contract.shard_count(entries))
+        return {"endpointslices_s": round(slices_s, 1), "assignment_entries": len(entries)}
+
+    def _write_bulk_slice(self, j: int) -> None:
+        self.write_slice(f"s{j}", {i: True for i in service_nodes(j, self.nodes)})
+
+    def assignments(self) -> list[contract.Assignment]:
+        out = [
+            contract.Assignment(NS, f"s{j}", f"uid-s{j}", (service_ip(j),), BULK_POOL, "Local")
+            for j in range(self.services)
+        ]
+        out += [
+            contract.Assignment(NS, f"probe-{i}", f"uid-p{i}", (probe_ip(i),), PROBE_POOL, "Local")
+            for i in range(1, self.nodes + 1)
+        ]
+        return out
+
+    def write_slice(self, service: str, endpoints: dict[int, bool]) -> None:
+        """The Service's one EndpointSlice: node index -> ready."""
+        assert self.lab is not None
+        eps = [
+            {
+                "addresses": [f"198.19.{i}.{n + 1}"],
+                "conditions": {"ready": ready, "serving": ready, "terminating": False},
+                "nodeName": self.lab.node(i).name,
+            }
+            for n, (i, ready) in enumerate(sorted(endpoints.items()))
+        ]
+        name = f"{service}-slice"
+        body = {
+            "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "endpoints": eps,
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+        }
+        try:
+            self.discovery.replace_namespaced_endpoint_slice(name, NS, body)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.discovery.create_namespaced_endpoint_slice(NS, body)
+
+    def expected_routes(self, i: int) -> int:
+        """Routes node ``i`` announces: its bulk Services' and its probe's."""
+        return 1 + sum(1 for j in range(self.services) if i in service_nodes(j, self.nodes))
+
+    def paths(self) -> dict[str, int]:
+        """Next hop -> paths the router holds from it (one next hop per node)."""
+        assert self.router is not None
+        out: dict[str, int] = {}
+        for paths in self.router.rib().values():
+            for p in paths:
+                out[p.next_hop] = out.get(p.next_hop, 0) + 1
+        return out
+
+    def wait_converged(self, nodes: list[int], timeout: float) -> float:
+        """Seconds until the router holds every route of ``nodes``; raises on timeout."""
+        assert self.lab is not None
+        t0 = time.monotonic()
+        want = {self.lab.hop(i): self.expected_routes(i) for i in nodes}
+        while time.monotonic() - t0 < timeout:
+            have = self.paths()
+            if all(have.get(src, 0) == n for src, n in want.items()):
+                return time.monotonic() - t0
+            time.sleep(0.5)
+        have = self.paths()
+        short = {s: (have.get(s, 0), n) for s, n in want.items() if have.get(s, 0) != n}
+        raise TimeoutError(f"not converged in {timeout} s: next hop: (paths, expected) {short}")
+
+    def start(self, nodes: list[int]) -> None:
+        assert self.lab is not None
+        for i in nodes:
+            self.lab.start_announcer(i)
+        self.running += nodes
+
+    def pid(self, i: int) -> int:
+        assert self.lab is not None
+        proc = self.lab.node(i).proc
+        assert proc is not None
+        return proc.pid
+
+    def stop_all(self) -> None:
+        """SIGTERM every announcer at once (as a DaemonSet's pods are deleted), wait for all."""
+        assert self.lab is not None
+        procs = [self.lab.node(i).proc for i in self.running]
+        for p in procs:
+            if p is not None:
+                p.signal(15)
+        for p in procs:
+            if p is not None:
+                p.stop(timeout=30)
+
+    def close(self) -> None:
+        if self.lab is not None:
+            self.lab.close()
+        if self.mon is not None:
+            self.mon.stop()
+        if self.router is not None:
+            self.router.stop()
+        self.cp.stop()
+
+
+# --- the API server's side --------------------------------------------------
+_SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+
+
+def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
+    out = []
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels") or ""))
+        out.append((m.group("name"), labels, float(m.group("value"))))
+    return out
+
+
+@dataclass
+class ApiSnapshot:
+    at: float
+    cpu_s: dict[str, float]  # process -> CPU seconds so far
+    rss_mib: dict[str, float]
+    watch_bytes: dict[str, float]  # resource -> bytes sent to watchers so far
+    watch_events: dict[str, float]
+    watches_open: float
+    status_writes: float
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def snapshot(cp: ControlPlane) -> ApiSnapshot:
+    pids = {name: cp.procs[name].pid for name in ("kube-apiserver", "etcd")}
+    request = urllib.request.Request(
+        f"{cp.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    context = ssl.create_default_context(cafile=str(cp.ca_file))
+    with urllib.request.urlopen(request, timeout=30, context=context) as r:
+        text = r.read().decode()
+    watch_bytes: dict[str, float] = {}
+    watch_events: dict[str, float] = {}
+    watches = writes = 0.0
+    for name, labels, value in parse_metrics(text):
+        resource = labels.get("resource", "")
+        if name == "apiserver_watch_events_sizes_sum":
+            watch_bytes[resource] = watch_bytes.get(resource, 0.0) + value
+        elif name == "apiserver_watch_events_total":
+            watch_events[resource] = watch_events.get(resource, 0.0) + value
+        elif name == "apiserver_longrunning_requests" and labels.get("verb") == "WATCH":
+            watches += value
+        elif (
+            name == "apiserver_request_total"
+            and resource == "bgpsessionstatuses"
+            and labels.get("verb") in WRITE_VERBS
+        ):
+            writes += value
+    return ApiSnapshot(
+        time.monotonic(),
+        {k: _cpu_s(p) for k, p in pids.items()},
+        {k: round(_rss(p), 1) for k, p in pids.items()},
+        watch_bytes,
+        watch_events,
+        watches,
+        writes,
+    )
+
+
+def difference(a: ApiSnapshot, b: ApiSnapshot) -> dict[str, Any]:
+    span = b.at - a.at
+    top = sorted(b.watch_bytes, key=lambda r: b.watch_bytes[r] - a.watch_bytes.get(r, 0.0))
+    return {
+        "seconds": round(span, 1),
+        "cpu_cores": {k: round((b.cpu_s[k] - a.cpu_s[k]) / span, 3) for k in b.cpu_s},
+        "rss_mib": b.rss_mib,
+        "watch_kib_per_s": round(
+            sum(b.watch_bytes.values()) / 1024 / span - sum(a.watch_bytes.values()) / 1024 / span,
+            1,
+        ),
+        "watch_kib_per_s_by_resource": {
+            r: round((b.watch_bytes[r] - a.watch_bytes.get(r, 0.0)) / 1024 / span, 1)
+            for r in reversed(top[-4:])
+        },
+        "watch_events_per_s": round(
+            (sum(b.watch_events.values()) - sum(a.watch_events.values())) / span, 1
+        ),
+        "watches_open": b.watches_open,
+        "status_writes_per_s": round((b.status_writes - a.status_writes) / span, 3),
+    }
+
+
+# --- the measuring window ---------------------------------------------------
+def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[float]:
+    """Readiness flips of the running nodes' probes, paced at ``rate``; with ``measure``,
+    each one's time until the router's RIB follows (seconds)."""
+    assert cluster.mon is not None
+    nodes = cluster.running or list(range(1, cluster.nodes + 1))
+    ready = dict.fromkeys(nodes, True)
+    out: list[float] = []
+    end = time.monotonic() + seconds
+    k = 0
+    while time.monotonic() < end:
+        i = nodes[k % len(nodes)]
+        k += 1
+        ready[i] = not ready[i]
+        t0 = time.monotonic()
+        cluster.write_slice(f"probe-{i}", {i: ready[i]})
+        if measure:
+            out.append(cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, 15))
+        time.sleep(max(0.0, t0 + 1 / rate - time.monotonic()))
+    for i in nodes:  # every probe ready again, as expected_routes() counts them
+        if not ready[i]:
+            cluster.write_slice(f"probe-{i}", {i: True})
+            if measure:
+                cluster.mon.wait({f"{probe_ip(i)}/32"}, True, 0, 15)
+    return out
+
+
+def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
+    before = snapshot(cluster.cp)
+    latencies = flips(cluster, seconds, rate, measure=bool(cluster.running))
+    out = difference(before, snapshot(cluster.cp))
+    out["load_1m"] = round(os.getloadavg()[0], 2)
+    if latencies:
+        out["readiness_to_rib"] = summary_ms(latencies)
+    if cluster.running:
+        assert cluster.lab is not None
+        totals = [rss_mib(cluster.pid(i))["total"] for i in cluster.running]
+        out["announcer_rss_mib"] = {
+            "median": round(statistics.median(totals), 1),
+            "max": max(totals),
+            "sum": round(sum(totals), 1),
+        }
+    return out
+
+
+def full_restart(cluster: Cluster) -> dict[str, Any]:
+    """Every announcer stopped at once, then all started at once, as a DaemonSet restart."""
+    load = round(os.getloadavg()[0], 2)
+    nodes = list(cluster.running)
+    t0 = time.monotonic()
+    cluster.stop_all()
+    stopped = time.monotonic() - t0
+    left = sum(cluster.paths().values())  # SIGTERM withdraws: nothing may be left
+    cluster.running = []
+    t0 = time.monotonic()
+    cluster.start(nodes)
+    cluster.wait_converged(nodes, 900)
+    return {
+        "nodes": len(nodes),
+        "all_stopped_s": round(stopped, 1),
+        "paths_left_after_stop": left,
+        "converged_s": round(time.monotonic() - t0, 1),
+        "load_1m_before": load,
+    }
+
+
+def run(
+    work: Path,
+    steps: list[int],
+    services: int,
+    seconds: float,
+    rate: float,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The whole benchmark; the figures as a dict (see the module docstring)."""
+    cluster = Cluster(work, max(steps), services)
+    results: dict[str, Any] = {"nodes": max(steps), "services": services, "steps": {}}
+    try:
+        results["setup"] = cluster.setup()
+        progress(f"setup: {results['setup']}")
+        time.sleep(5)  # the set-up's own writes leave the API server's watch caches
+        results["steps"]["0"] = window(cluster, seconds, rate)
+        progress(f"0 announcers: {json.dumps(results['steps']['0'])}")
+        for n in steps:
+            new = list(range(len(cluster.running) + 1, n + 1))
+            t0 = time.monotonic()
+            cluster.start(new)
+            took = cluster.wait_converged(cluster.running, 600)
+            launched = time.monotonic() - t0 - took  # tokens and processes of the new nodes
+            step = {
+                "started": len(new),
+                "launch_s": round(launched, 1),
+                "start_converged_s": round(took, 1),
+                "load_1m_after_start": round(os.getloadavg()[0], 2),
+            }
+            time.sleep(5)
+            step.update(window(cluster, seconds, rate))
+            results["steps"][str(n)] = step
+            progress(f"{n} announcers: {json.dumps(step)}")
+        results["full_restart"] = full_restart(cluster)
+        progress(f"full restart: {results['full_restart']}")
+    finally:
+        cluster.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", default="10,30,50", help="announcers running at each step")
+    ap.add_argument("--services", type=int, default=10_000)
+    ap.add_argument("--window", type=float, default=30.0, help="seconds per measuring window")
+    ap.add_argument("--flip-rate", type=float, default=5.0, help="readiness flips per second")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
+    args = ap.parse_args(argv)
+    steps = sorted(int(s) for s in args.steps.split(","))
+    work = Path(tempfile.mkdtemp(prefix="exalb-scale-bench-"))
+    results = run(work, steps, args.services, args.window, args.flip_rate)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
