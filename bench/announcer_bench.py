@@ -122,7 +122,7 @@ class RibMonitor:
         self._proc.wait()
 
 
-def _rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -141,10 +141,10 @@ def rss_mib(pid: int) -> dict[str, float]:
     launched = children(pid)
     bridges = {e: children(e) for e in launched}
     out = {
-        "announcer": _rss_kib(pid) / 1024,
-        "exabgp": sum(_rss_kib(e) for e in launched if bridges[e]) / 1024,
-        "bridge": sum(_rss_kib(b) for e in launched for b in bridges[e]) / 1024,
-        "spare": sum(_rss_kib(e) for e in launched if not bridges[e]) / 1024,
+        "announcer": rss_kib(pid) / 1024,
+        "exabgp": sum(rss_kib(e) for e in launched if bridges[e]) / 1024,
+        "bridge": sum(rss_kib(b) for e in launched for b in bridges[e]) / 1024,
+        "spare": sum(rss_kib(e) for e in launched if not bridges[e]) / 1024,
     }
     out["total"] = sum(out.values())
     return {k: round(v, 1) for k, v in out.items()}
@@ -257,8 +257,42 @@ def service_create_latency(
 UNCONFIRMED = "withdrawals not confirmed on the wire"  # the speaker's shutdown warning
 
 
-def sigterm_withdraw(lab: Lab, mon: RibMonitor, bulk: set[str]) -> float:
-    """SIGTERM the announcer holding ``bulk``: seconds until the router has withdrawn all.
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds ``pid`` has used, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """The last CPU reading of a process, taken every 10 ms until it exits or ``stop``."""
+
+    def __init__(self, pid: int) -> None:
+        self.first = cpu_seconds(pid) or 0.0
+        self.last = self.first
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pid: int) -> None:
+        while not self._stop.wait(0.01):
+            now = cpu_seconds(pid)
+            if now is None:
+                return
+            self.last = now
+
+    def stop(self) -> float:
+        """CPU seconds used since the sampler started."""
+        self._stop.set()
+        self._thread.join()
+        return self.last - self.first
+
+
+def sigterm_withdraw(lab: Lab, mon: RibMonitor, bulk: set[str]) -> tuple[float, float]:
+    """SIGTERM the announcer holding ``bulk``: seconds until the router has withdrawn all,
+    and the CPU seconds its ExaBGP used from the SIGTERM to its exit.
 
     The router drops the routes at the Cease too; the announcer's log says whether every
     withdrawal was on the wire before it (else this raises).
@@ -266,6 +300,8 @@ def sigterm_withdraw(lab: Lab, mon: RibMonitor, bulk: set[str]) -> float:
     proc = lab.node(1).proc
     assert proc is not None
     before = proc.log.read_text(errors="replace").count(UNCONFIRMED)
+    (exabgp,) = [pid for pid in children(proc.pid) if children(pid)]  # the one with a bridge
+    cpu = CpuSampler(exabgp)
     t0 = time.monotonic()
     proc.signal(signal.SIGTERM)
     took = mon.wait(bulk, False, t0, 60)
@@ -273,7 +309,7 @@ def sigterm_withdraw(lab: Lab, mon: RibMonitor, bulk: set[str]) -> float:
     proc.stop()
     if proc.log.read_text(errors="replace").count(UNCONFIRMED) > before:
         raise RuntimeError("the Cease went out before every withdrawal: see the announcer log")
-    return took
+    return took, cpu.stop()
 
 
 def sigterm_rounds(lab: Lab, mon: RibMonitor, bulk: set[str], rounds: int) -> dict[str, Any]:
@@ -286,10 +322,14 @@ def sigterm_rounds(lab: Lab, mon: RibMonitor, bulk: set[str], rounds: int) -> di
             mon.wait(bulk, True, t0, 300)
         time.sleep(2)
         load = round(os.getloadavg()[0], 2)
-        took = round(sigterm_withdraw(lab, mon, bulk), 3)
-        print(f"SIGTERM, {len(bulk)} withdrawn: {took} s (load {load})", flush=True)
-        runs.append({"s": took, "load_1m": load})
-    return {"sigterm_withdraw_all": runs, "median_s": statistics.median(r["s"] for r in runs)}
+        took, cpu = sigterm_withdraw(lab, mon, bulk)
+        print(f"SIGTERM, {len(bulk)} withdrawn: {took:.3f} s, ExaBGP CPU {cpu:.2f} s (load {load})")
+        runs.append({"s": round(took, 3), "exabgp_cpu_s": round(cpu, 2), "load_1m": load})
+    return {
+        "sigterm_withdraw_all": runs,
+        "median_s": statistics.median(r["s"] for r in runs),
+        "median_exabgp_cpu_s": statistics.median(r["exabgp_cpu_s"] for r in runs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         results["rss_mib_after_churn"] = rss_mib(proc.pid)
 
         # 5. SIGTERM with N routes: all explicitly withdrawn before the session closes
-        results["sigterm_withdraw_all_s"] = round(sigterm_withdraw(lab, mon, bulk), 2)
+        took, cpu = sigterm_withdraw(lab, mon, bulk)
+        results["sigterm_withdraw_all_s"] = round(took, 2)
+        results["sigterm_exabgp_cpu_s"] = round(cpu, 2)
     finally:
         if lab is not None:
             lab.close()

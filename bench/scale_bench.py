@@ -33,8 +33,10 @@ import argparse
 import json
 import os
 import re
+import signal
 import ssl
 import statistics
+import sys
 import tempfile
 import time
 import urllib.request
@@ -47,7 +49,7 @@ from typing import Any
 from kubernetes import client
 
 import exalb.assignments as contract
-from bench.announcer_bench import NS, RibMonitor, rss_mib, write_shards
+from bench.announcer_bench import NS, RibMonitor, cpu_seconds, rss_kib, rss_mib, write_shards
 from bench.stats import summary_ms
 from testbed.controlplane import ADMIN_TOKEN, ControlPlane, start_control_plane
 from testbed.lab import Lab
@@ -245,18 +247,6 @@ class ApiSnapshot:
     status_writes: float
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def snapshot(cp: ControlPlane) -> ApiSnapshot:
     pids = {name: cp.procs[name].pid for name in ("kube-apiserver", "etcd")}
     request = urllib.request.Request(
@@ -284,8 +274,8 @@ def snapshot(cp: ControlPlane) -> ApiSnapshot:
             writes += value
     return ApiSnapshot(
         time.monotonic(),
-        {k: _cpu_s(p) for k, p in pids.items()},
-        {k: round(_rss(p), 1) for k, p in pids.items()},
+        {k: cpu_seconds(p) or 0.0 for k, p in pids.items()},
+        {k: round(rss_kib(p) / 1024, 1) for k, p in pids.items()},
         watch_bytes,
         watch_events,
         watches,
@@ -430,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip-rate", type=float, default=5.0, help="readiness flips per second")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
     args = ap.parse_args(argv)
+    # SIGTERM tears down like ^C: no announcer, router or control plane outlives the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps = sorted(int(s) for s in args.steps.split(","))
     work = Path(tempfile.mkdtemp(prefix="exalb-scale-bench-"))
     results = run(work, steps, args.services, args.window, args.flip_rate)
