@@ -129,10 +129,12 @@ def patch_withdraw_copy() -> None:
     from copy import copy
 
     from exabgp.bgp.message import Action
+    from exabgp.logger import log
     from exabgp.rib.change import Change
     from exabgp.rib.outgoing import OutgoingRIB, RIBdict
 
     def del_from_rib(self: Any, change: Any) -> Any:
+        log.debug(lambda: f"remove {change}", "rib")
         change_index = change.index()
         change_family = change.nlri.family().afi_safi()
         # remove a previous announcement if cancelled or replaced before being sent
