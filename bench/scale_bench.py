@@ -5,8 +5,8 @@ One real kube-apiserver + etcd, one GoBGP router, and up to ``--nodes`` simulate
 each a real ``exalb-announcer`` process with its own ExaBGP, peering with the router from
 its own loopback address (127.1.91.<10+i>) with next hop 192.0.2.<10+i>. ``--services``
 Services are published as the announcers read them: an EndpointSlice each (Local policy,
-ready endpoints on three nodes, pod addresses in 198.19.0.0/16) and an assignment entry
-(an address in 198.18.0.0/16), so a node announces about ``3 * services / nodes`` /32s.
+ready endpoints on three nodes, pod addresses in 198.18.128.0/17) and an assignment entry
+(an address in 198.18.0.0/17), so a node announces about ``3 * services / nodes`` /32s.
 Each node also has a probe Service (203.0.113.<i>) with its one endpoint on that node.
 
 Every Node object exists from the start; announcers are started in steps (``--steps``,
@@ -91,7 +91,6 @@ class Cluster:
         # Any: dict bodies are fine for the API, the generated stubs want model objects
         self.api = api
         self.core: Any = client.CoreV1Api(api)
-        self.discovery: Any = client.DiscoveryV1Api(api)
 
     def setup(self) -> dict[str, float]:
         api = self.api
@@ -108,7 +107,7 @@ class Cluster:
         self.router.start()
         self.mon = RibMonitor(self.router)
         self.lab.add_peer("tor", self.router)
-        self.lab.add_pool(BULK_POOL, ["198.18.0.0/16"])
+        self.lab.add_pool(BULK_POOL, ["198.18.0.0/17"])  # pods: 198.18.128.0/17
         self.lab.add_pool(PROBE_POOL, ["203.0.113.0/24"])
         for i in range(1, self.nodes + 1):
             self.lab.add_node(i, start=False)
@@ -116,14 +115,15 @@ class Cluster:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(self._write_bulk_slice, range(self.services)))
         for i in range(1, self.nodes + 1):
-            self.write_slice(f"probe-{i}", {i: True})
+            self.lab.set_endpoints(f"probe-{i}", {i: True})
         slices_s = time.monotonic() - t
         entries = {a.key: contract.encode(a) for a in self.assignments()}
         write_shards(self.core, entries, contract.shard_count(entries))
         return {"endpointslices_s": round(slices_s, 1), "assignment_entries": len(entries)}
 
     def _write_bulk_slice(self, j: int) -> None:
-        self.write_slice(f"s{j}", {i: True for i in service_nodes(j, self.nodes)})
+        assert self.lab is not None
+        self.lab.set_endpoints(f"s{j}", {i: True for i in service_nodes(j, self.nodes)})
 
     def assignments(self) -> list[contract.Assignment]:
         out = [
@@ -135,31 +135,6 @@ class Cluster:
             for i in range(1, self.nodes + 1)
         ]
         return out
-
-    def write_slice(self, service: str, endpoints: dict[int, bool]) -> None:
-        """The Service's one EndpointSlice: node index -> ready."""
-        assert self.lab is not None
-        eps = [
-            {
-                "addresses": [f"198.19.{i}.{n + 1}"],
-                "conditions": {"ready": ready, "serving": ready, "terminating": False},
-                "nodeName": self.lab.node(i).name,
-            }
-            for n, (i, ready) in enumerate(sorted(endpoints.items()))
-        ]
-        name = f"{service}-slice"
-        body = {
-            "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4",
-            "endpoints": eps,
-            "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
-        }
-        try:
-            self.discovery.replace_namespaced_endpoint_slice(name, NS, body)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            self.discovery.create_namespaced_endpoint_slice(NS, body)
 
     def expected_routes(self, i: int) -> int:
         """Routes node ``i`` announces: its bulk Services' and its probe's."""
@@ -310,7 +285,7 @@ def difference(a: ApiSnapshot, b: ApiSnapshot) -> dict[str, Any]:
 def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[float]:
     """Readiness flips of the running nodes' probes, paced at ``rate``; with ``measure``,
     each one's time until the router's RIB follows (seconds)."""
-    assert cluster.mon is not None
+    assert cluster.mon is not None and cluster.lab is not None
     nodes = cluster.running or list(range(1, cluster.nodes + 1))
     ready = dict.fromkeys(nodes, True)
     out: list[float] = []
@@ -321,13 +296,13 @@ def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[
         k += 1
         ready[i] = not ready[i]
         t0 = time.monotonic()
-        cluster.write_slice(f"probe-{i}", {i: ready[i]})
+        cluster.lab.set_endpoints(f"probe-{i}", {i: ready[i]})
         if measure:
             out.append(cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, 15))
         time.sleep(max(0.0, t0 + 1 / rate - time.monotonic()))
     for i in nodes:  # every probe ready again, as expected_routes() counts them
         if not ready[i]:
-            cluster.write_slice(f"probe-{i}", {i: True})
+            cluster.lab.set_endpoints(f"probe-{i}", {i: True})
             if measure:
                 cluster.mon.wait({f"{probe_ip(i)}/32"}, True, 0, 15)
     return out

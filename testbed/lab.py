@@ -460,7 +460,7 @@ class Lab:
                 cond = {"ready": bool(state), "serving": bool(state), "terminating": False}
             eps.append(
                 {
-                    "addresses": [f"10.9.{i}.{j + 1}"],
+                    "addresses": [f"198.18.{128 + i}.{j + 1}"],  # pods: 198.18.128.0/17
                     "conditions": cond,
                     "nodeName": self.node(i).name,
                 }
