@@ -334,14 +334,6 @@ def _merge(old: Attrs | None, new: Attrs) -> Attrs:
     )
 
 
-@functools.lru_cache(maxsize=1024)
-def _family(address: str) -> int:
-    try:
-        return ipaddress.ip_address(address).version
-    except ValueError:
-        return 4
-
-
 @dataclass(frozen=True)
 class Context:
     """Everything a Service's decision depends on besides the Service itself.
@@ -438,7 +430,7 @@ def decide_service(
                 problem = NO_NEXT_HOP.format(version=version)
                 continue
             for p in ctx.peers:
-                if (adv.peers and p.name not in adv.peers) or _family(p.address) != version:
+                if (adv.peers and p.name not in adv.peers) or version not in p.families:
                     continue
                 attrs = path_attrs(ctx, adv, p, nh, grade, weight)
                 mine = routes.setdefault(p.name, {})
