@@ -36,6 +36,11 @@ class Frr(Router):
             "  maximum-paths 64",
             "  maximum-paths ibgp 64",
             " exit-address-family",
+            # IPv6 routes over the IPv4 sessions when the BGPPeer asks (MP-BGP).
+            " address-family ipv6 unicast",
+            *(f"  neighbor {n.address} activate" for n in self.neighbors),
+            "  maximum-paths 64",
+            " exit-address-family",
         ]
         conf.write_text("\n".join(lines) + "\n")
         self.proc = Proc(
