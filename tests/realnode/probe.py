@@ -35,12 +35,17 @@ def probe_namespace(bed: Bed) -> Iterator[str]:
         netns.delete(name)
 
 
-def http_get(namespace: str, address: str, port: int = 80) -> int:
-    """The HTTP status of ``GET /`` to ``address`` from ``namespace`` (a new connection)."""
+def http_gets(namespace: str, address: str, count: int, port: int = 80) -> list[float]:
+    """``count`` times ``GET /`` to ``address`` from ``namespace``, each on a new connection:
+    the seconds each took. Raises on any answer but 200 or any failure."""
     host = f"[{address}]" if ":" in address else address
-    code = (  # no proxy from the environment: the request must take the bed's route
-        "import urllib.request as u; "
-        "o = u.build_opener(u.ProxyHandler({})); "
-        f"print(o.open('http://{host}:{port}/', timeout={HTTP_TIMEOUT}).status)"
-    )
-    return int(netns.run(namespace, [sys.executable, "-c", code]).strip())
+    code = f"""
+import time, urllib.request as u
+opener = u.build_opener(u.ProxyHandler({{}}))  # never a proxy: the request takes the bed's route
+for _ in range({count}):
+    t0 = time.monotonic()
+    status = opener.open("http://{host}:{port}/", timeout={HTTP_TIMEOUT}).status
+    assert status == 200, status
+    print(time.monotonic() - t0)
+"""
+    return [float(line) for line in netns.run(namespace, [sys.executable, "-c", code]).split()]

@@ -116,7 +116,7 @@ def _web(bed: Bed, namespace: str, replicas: int) -> None:
     www = READY_FILE.rsplit("/", 1)[0]
     server = container(
         ["sh", "-c", f"mkdir -p {www} && touch {READY_FILE} && cd {www} && "
-         "exec python3 -m http.server 8080"],
+         "exec python3 -m http.server --bind :: 8080"],  # both families
         readinessProbe={
             "httpGet": {"path": "/ready", "port": 8080},
             "periodSeconds": 1,
