@@ -46,15 +46,9 @@ def _apply(bed: Bed, *objects: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def exalb(bed: Bed) -> Iterator[Bed]:
     """The chart installed, with a pool and the bed's router as every node's BGPPeer."""
-    bed.install_chart(RELEASE, SYSTEM, {})
-    _apply(
+    yield from installed(
         bed,
-        {
-            "apiVersion": "exalb.io/v1alpha1",
-            "kind": "VIPPool",
-            "metadata": {"name": "test", "namespace": SYSTEM},
-            "spec": {"addresses": [POOL]},
-        },
+        vippool("test", [POOL]),
         {
             "apiVersion": "exalb.io/v1alpha1",
             "kind": "BGPPeer",
@@ -62,6 +56,21 @@ def exalb(bed: Bed) -> Iterator[Bed]:
             "spec": {"myASN": EXALB_ASN, "peerASN": ROUTER_ASN, "peerAddress": ROUTER_ADDRESS},
         },
     )
+
+
+def vippool(name: str, addresses: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "exalb.io/v1alpha1",
+        "kind": "VIPPool",
+        "metadata": {"name": name, "namespace": SYSTEM},
+        "spec": {"addresses": addresses},
+    }
+
+
+def installed(bed: Bed, *objects: dict[str, Any]) -> Iterator[Bed]:
+    """The chart installed with ``objects`` applied; uninstalled at the end (a fixture's body)."""
+    bed.install_chart(RELEASE, SYSTEM, {})
+    _apply(bed, *objects)
     try:
         yield bed
     finally:

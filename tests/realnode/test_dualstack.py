@@ -24,7 +24,7 @@ from testbed.nodes import ROUTER_ADDRESS, ROUTER_ASN, Bed
 from testbed.procs import wait_for
 
 from .probe import http_gets, probe_namespace
-from .test_chart import CRDS, EXALB_ASN, RELEASE, SYSTEM, _announcer_logs, _apply, _web
+from .test_chart import EXALB_ASN, SYSTEM, _announcer_logs, _apply, _web, installed, vippool
 from .workloads import ready_pods
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
@@ -55,26 +55,7 @@ def _only_peers(bed: Bed, *peers: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def exalb(bed: Bed) -> Iterator[Bed]:
     """The chart installed with a dual-stack VIPPool; each test chooses the BGPPeers."""
-    bed.install_chart(RELEASE, SYSTEM, {})
-    _apply(
-        bed,
-        {
-            "apiVersion": "exalb.io/v1alpha1",
-            "kind": "VIPPool",
-            "metadata": {"name": "dual", "namespace": SYSTEM},
-            "spec": {"addresses": POOLS},
-        },
-    )
-    try:
-        yield bed
-    finally:
-        if RELEASE in bed.helm("list", "-n", SYSTEM, "-q").split():
-            bed.helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", "--timeout=120s")
-        bed.kubectl("delete", "crd", *CRDS, "--ignore-not-found", "--timeout=60s")
-        bed.kubectl(
-            "delete", "namespace", SYSTEM, f"{SYSTEM}-bgp-secrets", "--ignore-not-found",
-            "--timeout=90s",
-        )  # fmt: skip
+    yield from installed(bed, vippool("dual", POOLS))
 
 
 @pytest.fixture(scope="module")
@@ -182,21 +163,19 @@ def test_one_session_per_family_ipv6_sessions_carry_the_128(
     print(f"\nper-family sessions: the /128 at FRR from every node {took:.1f}s after Established")
 
 
-def test_one_ipv4_session_carries_both_families(exalb: Bed, service: tuple[str, str]) -> None:
+@pytest.mark.parametrize("family", [4, 6])
+def test_one_session_carries_both_families(
+    exalb: Bed, service: tuple[str, str], family: int
+) -> None:
     v4_prefix, v6_prefix = service
-    _only_peers(exalb, _peer("router-v4", ROUTER_ADDRESS, dualStackAddressFamily=True))
-    _wait_sessions(exalb, set(_v4(exalb)))
-    # The /128 arrives over each node's IPv4 session, with its IPv6 address as next hop.
-    _wait_paths(exalb, v6_prefix, set(zip(_v4(exalb), _v6(exalb), strict=True)))
-    _wait_paths(exalb, v4_prefix, {(a, a) for a in _v4(exalb)})
-
-
-def test_one_ipv6_session_carries_both_families(exalb: Bed, service: tuple[str, str]) -> None:
-    v4_prefix, v6_prefix = service
-    _only_peers(exalb, _peer("router-v6", ROUTER_ADDRESS_V6, dualStackAddressFamily=True))
-    _wait_sessions(exalb, set(_v6(exalb)))
-    _wait_paths(exalb, v4_prefix, set(zip(_v6(exalb), _v4(exalb), strict=True)))
-    _wait_paths(exalb, v6_prefix, {(a, a) for a in _v6(exalb)})
+    router, sessions = (
+        (ROUTER_ADDRESS, _v4(exalb)) if family == 4 else (ROUTER_ADDRESS_V6, _v6(exalb))
+    )
+    _only_peers(exalb, _peer(f"router-v{family}", router, dualStackAddressFamily=True))
+    _wait_sessions(exalb, set(sessions))
+    # Both prefixes over each node's one session, each with the node's address of its family.
+    _wait_paths(exalb, v4_prefix, set(zip(sessions, _v4(exalb), strict=True)))
+    _wait_paths(exalb, v6_prefix, set(zip(sessions, _v6(exalb), strict=True)))
 
 
 def test_http_answers_on_both_addresses_through_the_router(
