@@ -60,7 +60,7 @@ def test_a_deployment_of_the_image_serves_from_its_nodes_pod_range(
         for i, n in enumerate(bed.nodes)
     }
     for pod in pods:
-        ips = [ipaddress.ip_address(p.ip) for p in pod.status.pod_i_ps]
+        ips = [ipaddress.ip_address(p.ip) for p in pod.status.pod_ips]
         assert [ip.version for ip in ips] == [4, 6], pod.status
         assert all(ip in r for ip, r in zip(ips, ranges[pod.spec.node_name], strict=True))
 
