@@ -241,6 +241,9 @@ class Lab:
                     ],
                 }
             },
+            # A merge patch replaces the lists: a strategic one merges addresses by type,
+            # which two InternalIPs (one per family) break.
+            _content_type="application/merge-patch+json",
         )
 
     def label_node(self, i: int, labels: Mapping[str, str | None]) -> None:
