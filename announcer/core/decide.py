@@ -311,6 +311,14 @@ def node_id(node: Node | None, opts: Options) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _family(address: str) -> int:
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return 4
+
+
 def _merge(old: Attrs | None, new: Attrs) -> Attrs:
     """Two advertisements (or Services sharing an aggregate) for one prefix: union them.
 
