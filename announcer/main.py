@@ -45,9 +45,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--source-address",
         default=os.environ.get("EXALB_SOURCE_ADDRESS"),
-        help="session source address when a BGPPeer sets none (default: the node's InternalIP)",
+        help="session source address when a BGPPeer sets none, for peers of its family "
+        "(default: the node's InternalIP of the peer's family)",
     )
-    p.add_argument("--router-id", default=None, help="default: the source address")
+    p.add_argument(
+        "--router-id",
+        default=None,
+        help="default: the IPv4 source address, else the node's IPv4 InternalIP",
+    )
     p.add_argument("--next-hop", default=None, help="IPv4 next hop (default: node address)")
     p.add_argument("--next-hop-v6", default=None, help="IPv6 next hop (default: node address)")
     p.add_argument(

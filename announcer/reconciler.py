@@ -31,6 +31,7 @@ import structlog
 import exalb.assignments as contract
 from announcer.announcements import Announcements
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
+from announcer.core import source
 from announcer.core.decide import Context, context, unusable_peers, wake_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.drain import DrainClock
@@ -400,15 +401,10 @@ class Reconciler:
         return out
 
     def _session_key(self, peer: Peer, node: Node | None) -> SessionKey | None:
-        local = peer.source_address or self.opts.source_address
-        if local is None and node is not None:
-            local = next((a for t, a in node.addresses if t == "InternalIP"), None)
+        local = source.source_address(peer, node, self.opts)
         if local is None:
             return None
-        rid = peer.router_id or self.opts.router_id
-        if rid is None:
-            rid = local if ":" not in local else "0.0.0.1"
-        return SessionKey(peer.session(), local, rid)
+        return SessionKey(peer.session(), local, source.router_id(peer, node, self.opts, local))
 
     def _ensure_speakers(self, node: Node | None, ctx: Context) -> None:
         """Start, restart or stop peers' speakers to match the peers selecting this node.
@@ -420,7 +416,7 @@ class Reconciler:
         for p in ctx.peers:
             key = self._session_key(p, node)
             if key is None:
-                self._log.warning("no source address for peer", peer=p.name)
+                self._log.warning("no source address of the peer's family; no session", peer=p.name)
                 continue
             wanted[p.name] = key
         wanted = self._without_bfd_down(ctx.peers, wanted)

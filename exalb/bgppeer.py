@@ -63,11 +63,29 @@ class Peer:
     graceful_restart: bool = False
     description: str = ""
     bfd: Timers | None = None  # spec.bfd; None: no BFD session
+    dual_stack_address_family: bool = False  # MetalLB's name: both families on this session
     problem: str | None = None
 
     @property
     def ibgp(self) -> bool:
         return self.my_asn == self.peer_asn
+
+    @property
+    def version(self) -> int:
+        """The IP version of the session itself (of ``address``)."""
+        return ipaddress.ip_address(self.address).version
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions of the Service addresses this session carries, its own first.
+
+        One family per session unless ``dualStackAddressFamily`` asks for both (MP-BGP,
+        RFC 4760): then the other family's routes need a next hop of that family, the
+        node's address of it, which the decision supplies.
+        """
+        if self.dual_stack_address_family:
+            return (4, 6) if self.version == 4 else (6, 4)
+        return (self.version,)
 
     def session(self) -> Peer:
         """This peer without what only chooses its nodes or runs beside it: the BGP session.
@@ -102,6 +120,18 @@ def _ip(value: Any, what: str) -> str:
         return str(ipaddress.ip_address(str(value)))
     except ValueError:
         raise ValueError(f"{what} {value!r} is not an IP address") from None
+
+
+def _source_address(value: Any, peer_address: str) -> str | None:
+    """``sourceAddress``, which must be of the peer's family: a session has one of each end."""
+    if not value:
+        return None
+    source = _ip(value, "sourceAddress")
+    if ipaddress.ip_address(source).version != ipaddress.ip_address(peer_address).version:
+        raise ValueError(
+            f"sourceAddress {source} and peerAddress {peer_address} are of different IP families"
+        )
+    return source
 
 
 def _seconds(value: Any) -> int | None:
@@ -157,14 +187,15 @@ def parse_spec(spec: Mapping[str, Any], secrets_namespace: str, name: str = "") 
     hold_s = DEFAULT_HOLD_TIME if hold is None else hold
     if hold_s != 0 and hold_s < 3:
         raise ValueError("holdTime must be 0 or at least 3s")
-    source, router_id = spec.get("sourceAddress"), spec.get("routerID")
+    router_id = spec.get("routerID")
+    address = _ip(spec["peerAddress"], "peerAddress")
     return Peer(
         name=name,
         my_asn=my_asn,
         peer_asn=peer_asn,
-        address=_ip(spec["peerAddress"], "peerAddress"),
+        address=address,
         port=int(spec.get("peerPort") or 179),
-        source_address=_ip(source, "sourceAddress") if source else None,
+        source_address=_source_address(spec.get("sourceAddress"), address),
         router_id=_ip(router_id, "routerID") if router_id else None,
         hold_time=hold_s,
         connect_time=_seconds(spec.get("connectTime")),
@@ -176,4 +207,5 @@ def parse_spec(spec: Mapping[str, Any], secrets_namespace: str, name: str = "") 
         graceful_restart=bool(spec.get("enableGracefulRestart", False)),
         description=str(spec.get("description", "")),
         bfd=bfd_timers(spec.get("bfd")),
+        dual_stack_address_family=bool(spec.get("dualStackAddressFamily", False)),
     )

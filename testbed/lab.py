@@ -42,7 +42,7 @@ from testbed.routers import Neighbor, Router
 GROUP, VERSION, PLURAL = "exalb.io", "v1alpha1", "bgppeers"
 ANNOUNCER_SA = "exalb-announcer"
 POOL = "pool"
-POOL_ADDRESSES = ("198.51.100.0/24",)
+POOL_ADDRESSES = ("198.51.100.0/24", "2001:db8:5::/64")
 _LAB_IDS = itertools.count(20)
 
 
@@ -52,6 +52,7 @@ class SimNode:
     index: int
     source: str  # loopback session source address
     next_hop: str  # the Node's InternalIP
+    next_hop_v6: str  # its IPv6 InternalIP: every simulated node is dual-stack
     proc: Proc | None = None
     metrics_port: int = 0
 
@@ -97,6 +98,10 @@ class Lab:
     @staticmethod
     def hop(i: int) -> str:
         return f"192.0.2.{10 + i}"
+
+    @staticmethod
+    def hop_v6(i: int) -> str:
+        return f"2001:db8:2::{10 + i}"
 
     def neighbors(self, count: int, password: str | None = None) -> list[Neighbor]:
         return [Neighbor(self.source(i), self.asn, password) for i in range(1, count + 1)]
@@ -187,7 +192,7 @@ class Lab:
         extra_args: Sequence[str] = (),
     ) -> SimNode:
         name = f"node-{i}-{self.suffix}"
-        node = SimNode(name, i, self.source(i), self.hop(i))
+        node = SimNode(name, i, self.source(i), self.hop(i), self.hop_v6(i))
         self.nodes[name] = node
         self.core.create_node({"metadata": {"name": name, "labels": dict(labels or {})}})
         self.set_node_status(i, ready=ready, network_unavailable=network_unavailable)
@@ -231,10 +236,14 @@ class Lab:
                     "conditions": conditions,
                     "addresses": [
                         {"type": "InternalIP", "address": node.next_hop},
+                        {"type": "InternalIP", "address": node.next_hop_v6},
                         {"type": "Hostname", "address": node.name},
                     ],
                 }
             },
+            # A merge patch replaces the lists: a strategic one merges addresses by type,
+            # which two InternalIPs (one per family) break.
+            _content_type="application/merge-patch+json",
         )
 
     def label_node(self, i: int, labels: Mapping[str, str | None]) -> None:

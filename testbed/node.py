@@ -33,7 +33,11 @@ PRIVATE_TMPFS = ("/run/containerd", "/run/netns", "/var/lib/cni", "/var/log")
 
 @dataclass
 class Node:
-    """A node named ``name`` at ``address`` in ``netns``, pods from ``pod_cidr``."""
+    """A node named ``name`` at ``address`` in ``netns``, pods from ``pod_cidr``.
+
+    With ``address_v6`` and ``pod_cidr_v6`` it is dual-stack: an InternalIP of each
+    family, and pods with an address of each.
+    """
 
     name: str
     netns: str
@@ -42,7 +46,14 @@ class Node:
     workdir: Path
     kubeconfig: Path
     sandbox_image: str
+    address_v6: str | None = None
+    pod_cidr_v6: str | None = None
     procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def addresses(self) -> list[str]:
+        """The node's IPs, IPv4 first (kubelet's ``--node-ip``)."""
+        return [self.address, *([self.address_v6] if self.address_v6 else [])]
 
     @property
     def socket(self) -> Path:
@@ -76,7 +87,7 @@ class Node:
                 f"--root-dir={self.workdir / 'kubelet'}",
                 f"--cert-dir={self.workdir / 'kubelet-pki'}",
                 f"--hostname-override={self.name}",
-                f"--node-ip={self.address}",
+                f"--node-ip={','.join(self.addresses)}",
                 "--v=1",
             ],
         )
@@ -278,13 +289,19 @@ class Node:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": self.pod_cidr}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "ranges": [[{"subnet": c}] for c in self._pod_cidrs()],
+                        "routes": [{"dst": "0.0.0.0/0"}, *self._ipv6_default_route()],
                         "dataDir": str(self.workdir / "cni-ipam"),
                     },
                 }
             ],
         }
+
+    def _pod_cidrs(self) -> list[str]:
+        return [self.pod_cidr, *([self.pod_cidr_v6] if self.pod_cidr_v6 else [])]
+
+    def _ipv6_default_route(self) -> list[dict[str, str]]:
+        return [{"dst": "::/0"}] if self.pod_cidr_v6 else []
 
     def _kubelet_config(self) -> Path:
         resolv = self.workdir / "resolv.conf"

@@ -21,7 +21,9 @@ every node's pod range, and accepts BGP sessions on 198.18.255.1 (so one
 BGPPeer serves every node) from any address of 198.18.200.0/24 with another
 AS; zebra installs what bgpd learns into the router's kernel, one next hop
 per announcing node (ECMP, hashed on ports), so the client's requests to a
-Service address really travel to the nodes. Images come from OCI archives imported into
+Service address really travel to the nodes. Every link, the router and the pods
+are dual-stack: the IPv6 plan is in :mod:`testbed.dualstack`. Images come from
+OCI archives imported into
 each node's containerd; pods use ``imagePullPolicy: Never``.
 
 ``python -m testbed.nodes`` (``make nodes``) brings a bed up for a person and
@@ -53,7 +55,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from . import netns
+from . import dualstack, netns
 from .binaries import ROOT, find
 from .controlplane import ADMIN_TOKEN, ControlPlane
 from .hostsysctl import HostSettings
@@ -156,12 +158,13 @@ class Bed:
         require_images([PAUSE_IMAGE, *self.images])
         self.settings = HostSettings()
         self._phase("network", self._network)
+        self._phase("network (IPv6)", self._network_v6)
         self._phase("router", self._router)
         self.control_plane = ControlPlane(
             self.workdir / "control-plane",
             netns=self.ns("cp"),
             address=API_ADDRESS,
-            service_cidr=SERVICE_CIDR,
+            service_cidr=f"{SERVICE_CIDR},{dualstack.SERVICE_CIDR_V6}",
             service_account_admission=True,
             controllers="*",
             scheduler=True,
@@ -175,7 +178,7 @@ class Bed:
         self.control_plane.write_kubeconfig(self.node_kubeconfig, ADMIN_TOKEN)
         for node in self.nodes:
             node.start_kubelet()
-            node.start_proxy(PODS)
+            node.start_proxy(f"{PODS},{dualstack.PODS_V6}")
         self._phase("nodes ready", self._wait_ready)
 
     def _phase(self, name: str, step: Callable[[], None]) -> None:
@@ -220,6 +223,14 @@ class Bed:
         )
         netns.route(client_ns, "default", "via", router_end(CLIENT_LINK))
 
+    def _network_v6(self) -> None:
+        router = self.ns("router")
+        dualstack.add_router_address(router)
+        for k, part in enumerate(["cp", *(f"node{i}" for i in range(1, self.node_count + 1))]):
+            dualstack.add_link_addresses(router, f"to-{part}", self.ns(part), k)
+            if k:
+                dualstack.route_node_pods(router, self.ns(part), k)
+
     def _router(self) -> None:
         self.router = FrrNamespace(
             address=ROUTER_ADDRESS,
@@ -229,6 +240,7 @@ class Bed:
             workdir=self.workdir / "router",
             netns=self.ns("router"),
             listen_range=LINKS,
+            listen_range_v6=dualstack.LINKS_V6,
         )
         self.router.start()
 
@@ -241,6 +253,8 @@ class Bed:
                     netns=self.ns(f"node{i}"),
                     address=far_end(i),
                     pod_cidr=pod_cidr(i),
+                    address_v6=dualstack.far_end_v6(i),
+                    pod_cidr_v6=dualstack.pod_cidr_v6(i),
                     workdir=self.workdir / f"node{i}",
                     kubeconfig=self.node_kubeconfig,
                     sandbox_image=pause,
@@ -412,7 +426,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"exalb image: {image_name(EXALB_IMAGE)} (pods need imagePullPolicy: Never)")
         print(f"router: vtysh --vty_socket {bed.workdir / 'router'} -c 'show bgp summary'")
         print(f"  nodes: {', '.join(f'{n.name} {n.address}' for n in bed.nodes)}")
-        print(f"  BGP: the router is AS {ROUTER_ASN} at {ROUTER_ADDRESS}, for every node")
+        print(
+            f"  BGP: the router is AS {ROUTER_ASN} at {ROUTER_ADDRESS} and "
+            f"{dualstack.ROUTER_ADDRESS_V6}, for every node"
+        )
         print(f"\n  export KUBECONFIG={bed.kubeconfig} PATH={Path(find('kubectl')).parent}:$PATH")
         print("  kubectl get nodes -o wide; helm install exalb charts/exalb ...\n")
         print("Ctrl-C tears it all down.")

@@ -20,7 +20,6 @@ in a private directory; it is never logged.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import shlex
 from collections.abc import Mapping, Sequence
@@ -33,8 +32,9 @@ from .model import Attrs
 API_PROCESS = "exalb"
 
 
-def _family(address: str) -> str:
-    return "ipv6 unicast" if ipaddress.ip_address(address).version == 6 else "ipv4 unicast"
+def _families(peer: Peer) -> str:
+    """ExaBGP's ``family`` block: the session's own family, and the other with MP-BGP."""
+    return " ".join(f"ipv{v} unicast;" for v in peer.families)
 
 
 def render(
@@ -78,7 +78,7 @@ def render(
         restart = max(1, min(peer.hold_time or 120, 4095))
         lines += ["  capability {", f"    graceful-restart {restart};", "  }"]
     lines += [
-        f"  family {{ {_family(peer.address)}; }}",
+        f"  family {{ {_families(peer)} }}",
         "  api {",
         f"    processes [ {API_PROCESS} ];",
         "    neighbor-changes;",

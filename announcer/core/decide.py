@@ -311,6 +311,14 @@ def node_id(node: Node | None, opts: Options) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _family(address: str) -> int:
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return 4
+
+
 def _merge(old: Attrs | None, new: Attrs) -> Attrs:
     """Two advertisements (or Services sharing an aggregate) for one prefix: union them.
 
@@ -332,14 +340,6 @@ def _merge(old: Attrs | None, new: Attrs) -> Attrs:
         as_path=min(old.as_path, new.as_path, key=lambda p: (len(p), p)),
         link_bandwidth=max(bw, key=lambda b: (b[1], b[0])) if bw else None,
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _family(address: str) -> int:
-    try:
-        return ipaddress.ip_address(address).version
-    except ValueError:
-        return 4
 
 
 @dataclass(frozen=True)
@@ -438,7 +438,7 @@ def decide_service(
                 problem = NO_NEXT_HOP.format(version=version)
                 continue
             for p in ctx.peers:
-                if (adv.peers and p.name not in adv.peers) or _family(p.address) != version:
+                if (adv.peers and p.name not in adv.peers) or version not in p.families:
                     continue
                 attrs = path_attrs(ctx, adv, p, nh, grade, weight)
                 mine = routes.setdefault(p.name, {})

@@ -101,9 +101,10 @@ def _evidence(
         return _no_peers(peers, node)
     if reason == decide.NO_MATCHING_PEER:
         names = sorted({p for adv in a.advertisements for p in adv.peers})
+        carried = [f"{p.name} ({'+'.join(f'IPv{v}' for v in p.families)})" for p in ctx.peers]
         return (
             f"the advertisements name peers {names or 'any'} with the Service's address "
-            f"families; the Node's peers are {list(ctx.peer_names)}"
+            f"families; the Node's peers (and the families their sessions carry) are {carried}"
         )
     if reason.startswith("noIPv"):
         return (

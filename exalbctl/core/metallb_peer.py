@@ -13,9 +13,6 @@ from .metallb_bfd import peer_bfd
 MAX_PASSWORD = 80  # BGPPeer.spec.password maxLength (TCP MD5's key limit)
 PEER_DROPPED = {
     "vrf": "exalb has no VRFs: the session runs in the node's default routing table",
-    "dualStackAddressFamily": (
-        "exalb sends IPv4 Service IPs to IPv4 peers and IPv6 ones to IPv6 peers only"
-    ),
 }
 PEER_NOTES = {"disableMP": "deprecated in MetalLB, where it has no effect"}
 PEER_CARRIED = (
@@ -27,6 +24,7 @@ PEER_CARRIED = (
     "connectTime",
     "enableGracefulRestart",
     "nodeSelectors",
+    "dualStackAddressFamily",
 )
 PEER_HANDLED = (
     *PEER_CARRIED,

@@ -36,6 +36,11 @@ class Frr(Router):
             "  maximum-paths 64",
             "  maximum-paths ibgp 64",
             " exit-address-family",
+            # IPv6 routes over the IPv4 sessions when the BGPPeer asks (MP-BGP).
+            " address-family ipv6 unicast",
+            *(f"  neighbor {n.address} activate" for n in self.neighbors),
+            "  maximum-paths 64",
+            " exit-address-family",
         ]
         conf.write_text("\n".join(lines) + "\n")
         self.proc = Proc(
@@ -128,14 +133,18 @@ class Frr(Router):
         A withdraw and re-announce of that prefix moves it; End-of-RIB markers and other
         prefixes, which FRR's UPDATE counter also counts, do not.
         """
-        detail = self._vtysh(f"show bgp ipv4 unicast {prefix} json") or {}
+        detail = self._vtysh(f"show bgp {_afi(prefix)} unicast {prefix} json") or {}
         stamps = (int((p.get("lastUpdate") or {}).get("epoch", 0)) for p in detail.get("paths", []))
         return tuple(sorted(stamps))
 
     def paths(self, prefix: str) -> list[RibPath]:
         """One prefix's paths: a single vtysh call, cheap enough to poll every 100 ms."""
-        detail = self._vtysh(f"show bgp ipv4 unicast {prefix} json") or {}
+        detail = self._vtysh(f"show bgp {_afi(prefix)} unicast {prefix} json") or {}
         return [_path(prefix, p) for p in detail.get("paths", [])]
+
+
+def _afi(prefix: str) -> str:
+    return "ipv6" if ":" in prefix else "ipv4"
 
 
 # FRR names well-known communities in its JSON; the other routers show their numbers.

@@ -4,7 +4,9 @@ Unlike :class:`~testbed.routers.frr.Frr` (bgpd alone on a loopback address),
 this router installs what it learns into its namespace's kernel, so traffic
 really follows the routes. It accepts sessions from any address of
 ``listen_range`` (the nodes' links) with any AS but its own, so nodes can join
-without a configuration change. Each daemon gets its own config file owned by
+without a configuration change; with ``listen_range_v6`` also from IPv6
+addresses, and every neighbor gets both address families (IPv6 routes over
+an IPv4 session and the reverse, MP-BGP). Each daemon gets its own config file owned by
 the ``frr`` user, ``-N`` names the instance and every socket lives in workdir.
 """
 
@@ -26,6 +28,7 @@ from .frr import Frr
 class FrrNamespace(Frr):
     netns: str = ""
     listen_range: str = ""
+    listen_range_v6: str = ""
     zebra: Proc | None = field(default=None, init=False)
 
     kind = "frr-netns"
@@ -47,12 +50,24 @@ class FrrNamespace(Frr):
                 # Sessions come to the router's loopback address, one hop away.
                 " neighbor nodes disable-connected-check",
                 f" bgp listen range {self.listen_range} peer-group nodes",
+                *self._ipv6_config(),
                 " address-family ipv4 unicast",
                 "  maximum-paths 64",
                 " exit-address-family",
             ],
         )
         wait_for("FRR vtysh", lambda: bool(self.version()), 20, on_timeout=self.log_tail)
+
+    def _ipv6_config(self) -> list[str]:
+        if not self.listen_range_v6:
+            return []
+        return [
+            f" bgp listen range {self.listen_range_v6} peer-group nodes",
+            " address-family ipv6 unicast",
+            "  neighbor nodes activate",
+            "  maximum-paths 64",
+            " exit-address-family",
+        ]
 
     def _daemon(self, name: str, config: list[str]) -> Proc:
         conf = self.workdir / f"{name}.conf"

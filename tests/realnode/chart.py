@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,7 +27,9 @@ CRDS = ("vippools.exalb.io", "bgppeers.exalb.io", "bgpsessionstatuses.exalb.io")
 
 
 @contextmanager
-def installed(bed: Bed, peer: Mapping[str, Any] | None = None) -> Iterator[Bed]:
+def installed(
+    bed: Bed, peer: Mapping[str, Any] | None = None, pool: Sequence[str] = (POOL,)
+) -> Iterator[Bed]:
     """The chart, a pool and the router as every node's BGPPeer (``peer`` adds to its spec).
 
     On exit the release, the CRDs and the namespaces go, so the next module
@@ -40,7 +42,7 @@ def installed(bed: Bed, peer: Mapping[str, Any] | None = None) -> Iterator[Bed]:
             "apiVersion": "exalb.io/v1alpha1",
             "kind": "VIPPool",
             "metadata": {"name": "test", "namespace": SYSTEM},
-            "spec": {"addresses": [POOL]},
+            "spec": {"addresses": list(pool)},
         },
         {
             "apiVersion": "exalb.io/v1alpha1",

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from testbed import netns
+from testbed.dualstack import ROUTER_ADDRESS_V6, pod_cidr_v6
 from testbed.nodes import CLIENT_LINK, ROUTER_ADDRESS, Bed, pod_cidr, ready_nodes, router_end
 from testbed.procs import wait_for
 
@@ -28,7 +29,8 @@ def test_every_node_is_ready_at_its_address(bed: Bed) -> None:
         ]
         for n in listed
     }
-    assert internal == {n.name: [n.address] for n in bed.nodes}
+    assert internal == {n.name: n.addresses for n in bed.nodes}
+    assert all(len(n.addresses) == 2 for n in bed.nodes), "the bed is dual-stack"
 
 
 def test_a_deployment_of_the_image_serves_from_its_nodes_pod_range(
@@ -53,9 +55,14 @@ def test_a_deployment_of_the_image_serves_from_its_nodes_pod_range(
     with bed.api_client() as api:
         client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
     pods = ready_pods(bed, namespace, "app=web", 2)
-    ranges = {n.name: ipaddress.ip_network(pod_cidr(i + 1)) for i, n in enumerate(bed.nodes)}
+    ranges = {
+        n.name: [ipaddress.ip_network(c) for c in (pod_cidr(i + 1), pod_cidr_v6(i + 1))]
+        for i, n in enumerate(bed.nodes)
+    }
     for pod in pods:
-        assert ipaddress.ip_address(pod.status.pod_ip) in ranges[pod.spec.node_name], pod.status
+        ips = [ipaddress.ip_address(p.ip) for p in pod.status.pod_ips]
+        assert [ip.version for ip in ips] == [4, 6], pod.status
+        assert all(ip in r for ip, r in zip(ips, ranges[pod.spec.node_name], strict=True))
 
 
 def test_a_host_network_daemonset_runs_the_announcer_non_root_read_only_reaching_the_api(
@@ -110,9 +117,10 @@ def test_the_router_runs_frr_and_every_node_reaches_its_bgp_address(bed: Bed) ->
     assert bed.router is not None
     assert "FRRouting" in bed.router.version()
     assert bed.router.sessions() == {}
-    connect = f"import socket; socket.create_connection(('{ROUTER_ADDRESS}', 179), 5)"
     for node in bed.nodes:
-        netns.run(node.netns, [sys.executable, "-c", connect])
+        for address in (ROUTER_ADDRESS, ROUTER_ADDRESS_V6):
+            connect = f"import socket; socket.create_connection(('{address}', 179), 5)"
+            netns.run(node.netns, [sys.executable, "-c", connect])
 
 
 def test_the_client_reaches_every_node_through_the_router_only(bed: Bed) -> None:

@@ -123,6 +123,7 @@ def test_bad_assignment_configmaps_keep_the_last_good_state(
         ({"holdTime": "2s"}, "holdTime must be 0 or at least 3s"),
         ({"peerAddress": "not-an-ip"}, "peerAddress must be an IP address"),
         ({"routerID": "2001:db8::1"}, "routerID must be an IPv4 address"),
+        ({"sourceAddress": "2001:db8::1"}, "sourceAddress and peerAddress must be of the same"),
         ({"password": "a", "passwordSecret": {"name": "s"}}, "mutually exclusive"),
         ({"peerASN": 64513, "ebgpMultiHop": True}, "ebgpMultiHop is meaningless"),
         ({"keepaliveTime": "5s"}, "keepaliveTime must be holdTime/3"),

@@ -113,7 +113,7 @@ def test_a_deleted_nodes_status_is_not_written_again(lab: Lab, router: RouterFac
 def test_status_written_before_its_node_exists_gets_the_owner_later(lab: Lab) -> None:
     # An announcer whose Node is not registered yet (Lab.add_node would create it first).
     name = f"node-1-{lab.suffix}"
-    node = lab.nodes[name] = SimNode(name, 1, lab.source(1), lab.hop(1))
+    node = lab.nodes[name] = SimNode(name, 1, lab.source(1), lab.hop(1), lab.hop_v6(1))
     lab.start_announcer(1, FAST)
     wait_for("status without an owner", lambda: owners(lab, name) == [], 30)
 

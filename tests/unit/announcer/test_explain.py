@@ -131,6 +131,15 @@ def test_announced_names_its_peers_and_prefixes() -> None:
             "name peers ['other']",
         ),
         (
+            NODE,
+            [PEER, replace(PEER, name="tor-mp", dual_stack_address_family=True)],
+            svc(peers=("other",)),
+            HERE,
+            OPTS,
+            decide.NO_MATCHING_PEER,
+            "their sessions carry) are ['tor (IPv4)', 'tor-mp (IPv4+IPv6)']",
+        ),
+        (
             replace(NODE, addresses=()),
             [PEER],
             svc(),

@@ -65,7 +65,7 @@ def test_migrate_prints_yaml_and_reports_on_stderr() -> None:
     code, out, err = cli("migrate", "metallb", "-f", str(FIXTURES / "metallb" / "peers.yaml"))
     assert code == exits.OK
     assert out == (FIXTURES / "exalb" / "peers.yaml").read_text()
-    assert "7 not carried over" in err
+    assert "6 not carried over" in err
     assert "LOST  BGPPeer/in-vrf          spec.vrf" in err
 
 
