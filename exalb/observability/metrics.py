@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, disable_created_metrics
 
 
 def _version() -> str:
@@ -22,7 +22,13 @@ def _version() -> str:
 
 
 def register_process_metrics(registry: CollectorRegistry) -> None:
-    """Adds ``exalb_build_info`` and the standard ``process_*`` metrics to ``registry``."""
+    """Adds ``exalb_build_info`` and the standard ``process_*`` metrics to ``registry``.
+
+    It also turns off the client library's ``*_created`` series, process-wide: in the
+    text format they are extra gauges beside every counter and histogram, doubling the
+    series for nothing Prometheus's own ``increase()`` and ``rate()`` need.
+    """
+    disable_created_metrics()
     build_info = Gauge(
         "exalb_build_info",
         "Always 1; the labels say which exalb version and Python run this process.",
