@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-# exalb's own metrics and the standard process_* ones; {} and [ ] end a name in PromQL
-USED = re.compile(r"\b(?:exalb|process)_[a-z0-9_]*[a-z0-9]")
+# exalb's own metrics and the standard process_* ones, whole words: not a family written
+# as `exalb_allocator_*`, not BIRD's `exalb_1` protocol names
+USED = re.compile(r"\b(?:exalb|process)_[a-z][a-z0-9_]*[a-z0-9]\b")
 _SERIES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 
 
