@@ -75,6 +75,9 @@ def test_every_metric_named_in_rules_dashboard_and_docs_is_served(
 
     wait_for("the allocator gives web an IP", allocated, 30, interval=0.1)
     r.wait_next_hops(f"{ip}/32", {lab.hop(1)}, timeout=30)
+    # ExaBGP sends its seeded routes as the session opens and tells the announcer just after
+    session_line = 'exalb_announcer_bgp_session_up{peer="tor"} 1.0'
+    wait_for("the announcer reports the session up", lambda: session_line in lab.metrics(1), 5)
 
     served = {"allocator": allocator.metrics(), "announcer": lab.metrics(1)}
     available = exposed(served["allocator"]) | exposed(served["announcer"])
@@ -88,6 +91,7 @@ def test_every_metric_named_in_rules_dashboard_and_docs_is_served(
         )
         assert re.search(r"^process_resident_memory_bytes [0-9.e+]+$", text, re.M)
         assert "_created" not in text
-    assert 'exalb_announcer_bgp_session_up{peer="tor"} 1.0' in served["announcer"]
+    sessions = [line for line in served["announcer"].splitlines() if "bgp_session_up{" in line]
+    assert sessions == [session_line], sessions
     assert "node=" not in served["announcer"]
     assert "exalb_allocator_is_leader 1.0" in served["allocator"]
