@@ -28,7 +28,7 @@ def register_process_metrics(registry: CollectorRegistry) -> None:
     text format they are extra gauges beside every counter and histogram, doubling the
     series for nothing Prometheus's own ``increase()`` and ``rate()`` need.
     """
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     build_info = Gauge(
         "exalb_build_info",
         "Always 1; the labels say which exalb version and Python run this process.",
