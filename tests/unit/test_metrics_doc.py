@@ -44,7 +44,10 @@ def test_names_follow_prometheus_conventions() -> None:
             if family.type == "counter":
                 continue  # the exposition adds _total; the reference test checks it is there
             assert not name.endswith(("_total", "_count", "_errors", "_restarts")), name
-            if name.endswith("_seconds") and not name.startswith("process_"):
-                assert family.type == "histogram", name
+            # a duration measured is a histogram; a gauge in seconds is a timestamp or a setting
+            if family.type == "histogram" or "duration" in name:
+                assert family.type == "histogram" and name.endswith("_seconds"), name
+            elif name.endswith("_seconds") and not name.startswith("process_"):
+                assert name.endswith(("_timestamp_seconds", "_hold_time_seconds")), name
             labels = {label for s in family.samples for label in s.labels}
             assert "node" not in labels, name
