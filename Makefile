@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo nodes setup venv routers nodepkgs kubebin image lint typecheck unit integration bench clean
+.PHONY: test demo nodes setup venv routers nodepkgs kubebin promtool image lint typecheck unit integration bench clean
 
 test: setup lint typecheck
 	$(BIN)/pytest
@@ -18,7 +18,7 @@ demo: setup
 nodes: setup
 	$(BIN)/python -m testbed.nodes
 
-setup: venv routers nodepkgs kubebin image
+setup: venv routers nodepkgs kubebin promtool image
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -36,6 +36,10 @@ nodepkgs:
 
 kubebin:
 	bash tools/kubebin/build.sh
+
+# Prometheus's promtool, for `promtool check rules` and `promtool test rules` (tests/chart).
+promtool:
+	bash tools/promtool/build.sh
 
 # The exalb image and the nodes' pause image, as OCI archives in .build/.
 image: venv nodepkgs kubebin

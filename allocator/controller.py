@@ -334,7 +334,7 @@ class Allocator:
 
     def _lap(self, since: float, phase: str) -> float:
         now = time.perf_counter()
-        self.metrics.phase_seconds.labels(phase).inc(now - since)
+        self.metrics.phase_seconds.labels(phase).observe(now - since)
         return now
 
     def _diff(
@@ -478,5 +478,5 @@ class Allocator:
 
     def _shards_written(self, shards: int, sizes: list[int], written: int) -> None:
         self.metrics.writes.labels("ConfigMap").inc(written)
-        self.metrics.configmap_shards.set(shards)
-        self.metrics.configmap_bytes.set(max(sizes) if sizes else 0)
+        self.metrics.assignments_shards.set(shards)
+        self.metrics.largest_shard_bytes.set(max(sizes) if sizes else 0)

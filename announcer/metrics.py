@@ -1,7 +1,10 @@
-"""Prometheus metrics of the announcer, on a registry of its own (no global state in tests).
+"""Prometheus metrics of the announcer (``exalb_announcer_*``), on a registry of its own.
 
-Label ``peer`` is the BGPPeer name (not ``addr:port``: metallb#2806 shows what
-two spellings of one peer do to alerts), ``node`` is this node.
+A registry per instance keeps several announcers in one test process apart. Label
+``peer`` is the BGPPeer name (not ``addr:port``: metallb#2806 shows what two
+spellings of one peer do to alerts). There is no ``node`` label: one announcer runs
+per node, so the scrape target (pod, and the node the ServiceMonitor adds) already
+says which. Every name is listed in docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from announcer.core.session import Notification, SessionEvent, SessionRecord
+from exalb.observability.metrics import register_process_metrics
 
 SESSION_STATES = ("down", "connected", "up")
 
@@ -17,10 +21,11 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        register_process_metrics(r)
         self.session_up = Gauge(
-            "exalb_bgp_session_up",
+            "exalb_announcer_bgp_session_up",
             "1 when the BGP session is established",
-            ["peer", "node"],
+            ["peer"],
             registry=r,
         )
         self.bfd_session_up = Gauge(
@@ -30,13 +35,16 @@ class Metrics:
             registry=r,
         )
         self.announced = Gauge(
-            "exalb_bgp_announced_prefixes",
+            "exalb_announcer_bgp_announced_prefixes",
             "prefixes ExaBGP has acknowledged for the peer",
-            ["peer", "node"],
+            ["peer"],
             registry=r,
         )
         self.updates_sent = Counter(
-            "exalb_bgp_updates_sent", "BGP UPDATE messages sent", ["peer", "node"], registry=r
+            "exalb_announcer_bgp_updates_sent_total",
+            "BGP UPDATE messages sent",
+            ["peer"],
+            registry=r,
         )
         self.ack_latency = Histogram(
             "exalb_announcer_decision_to_ack_seconds",
@@ -46,13 +54,16 @@ class Metrics:
             registry=r,
         )
         self.command_errors = Counter(
-            "exalb_announcer_exabgp_command_errors",
+            "exalb_announcer_exabgp_command_errors_total",
             "commands ExaBGP answered with error",
             ["peer"],
             registry=r,
         )
         self.exabgp_restarts = Counter(
-            "exalb_announcer_exabgp_restarts", "ExaBGP process restarts", ["peer"], registry=r
+            "exalb_announcer_exabgp_restarts_total",
+            "ExaBGP process restarts",
+            ["peer"],
+            registry=r,
         )
         self.assignments_stale = Gauge(
             "exalb_announcer_assignments_stale",
@@ -67,8 +78,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.assignment_errors = Gauge(
-            "exalb_announcer_assignment_entry_errors",
+        self.malformed_entries = Gauge(
+            "exalb_announcer_malformed_assignment_entries",
             "assignment entries skipped because they are malformed",
             registry=r,
         )
@@ -82,7 +93,7 @@ class Metrics:
             registry=r,
         )
         self.reconcile_seconds = Histogram(
-            "exalb_announcer_reconcile_seconds",
+            "exalb_announcer_reconcile_duration_seconds",
             "one pass: kind=full re-decides every Service (grows with their number), "
             "kind=changed only those whose inputs changed",
             ["kind"],
@@ -90,7 +101,7 @@ class Metrics:
             registry=r,
         )
         self.reconciles = Counter(
-            "exalb_announcer_reconciles",
+            "exalb_announcer_reconciles_total",
             "passes of the reconciler, by kind (full, changed)",
             ["kind"],
             registry=r,
@@ -119,7 +130,7 @@ class Metrics:
             registry=r,
         )
         self.notifications = Counter(
-            "exalb_announcer_bgp_notifications",
+            "exalb_announcer_bgp_notifications_total",
             "NOTIFICATION messages, direction=received (from the router) or sent",
             ["peer", "direction", "code", "subcode"],
             registry=r,

@@ -364,7 +364,7 @@ class Reconciler:
 
     def _report_errors(self) -> None:
         errors = self._published.errors()
-        self.metrics.assignment_errors.set(len(errors))
+        self.metrics.malformed_entries.set(len(errors))
         for key, reason in errors.items():
             self._log.warning("assignment entry skipped", service=key, reason=reason)
 
@@ -476,24 +476,23 @@ class Reconciler:
     def _new_speaker(self, key: SessionKey) -> Speaker:
         name = key.peer.name
         m = self.metrics
-        labels = (name, self.opts.node_name)
 
         def observe(kind: str, details: dict[str, Any]) -> None:
             if kind == "ack":
                 m.ack_latency.labels(name).observe(details["latency"])
-                m.announced.labels(*labels).set(details["acked"])
+                m.announced.labels(name).set(details["acked"])
             elif kind == "update_sent":
-                m.updates_sent.labels(*labels).inc()
+                m.updates_sent.labels(name).inc()
             elif kind == "state":
-                m.session_up.labels(*labels).set(1 if details["state"] == "up" else 0)
+                m.session_up.labels(name).set(1 if details["state"] == "up" else 0)
                 if details["state"] == "down":
-                    m.announced.labels(*labels).set(0)
+                    m.announced.labels(name).set(0)
             elif kind == "error":
                 m.command_errors.labels(name).inc()
             elif kind == "exabgp_restart":
                 m.exabgp_restarts.labels(name).inc()
             elif kind == "seeded":
-                m.announced.labels(*labels).set(details["routes"])
+                m.announced.labels(name).set(details["routes"])
             elif kind == "session":
                 m.record_session(name, details["record"], details["event"])
                 self.on_session_event()
@@ -511,5 +510,5 @@ class Reconciler:
             predecessor=self._retiring.pop(name, None),
             weight_hold=self.opts.weight_hold,
         )
-        m.session_up.labels(*labels).set(0)
+        m.session_up.labels(name).set(0)
         return sp

@@ -197,7 +197,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
                 ),
                 "phase_seconds": {
                     phase: alloc.metric(
-                        "exalb_allocator_reconcile_phase_seconds_total", phase=phase
+                        "exalb_allocator_reconcile_phase_duration_seconds_sum", phase=phase
                     )
                     for phase in PHASES
                 },
@@ -215,7 +215,7 @@ PHASES = ("read", "plan", "diff", "write", "publish", "finish")
 
 def _phases(alloc: AllocatorProc) -> dict[str, float]:
     out = {
-        p: alloc.metric("exalb_allocator_reconcile_phase_seconds_total", phase=p) or 0.0
+        p: alloc.metric("exalb_allocator_reconcile_phase_duration_seconds_sum", phase=p) or 0.0
         for p in PHASES
     }
     out["passes"] = alloc.metric("exalb_allocator_reconcile_duration_seconds_count") or 0.0

@@ -36,6 +36,7 @@ _HOW = {
     "bfdd": "make routers   (apt-get install -y frr)",
     "ip": "apt-get install -y iproute2",
     "exabgp": "make venv   (pip install -e '.[dev]' installs the pinned exabgp)",
+    "promtool": "make promtool   (builds tools/promtool into .bin/)",
 }
 
 

@@ -31,6 +31,7 @@ class ExaBgpSpeaker:
     peers: Sequence[Peer]
     workdir: Path
     hold_time: int = 9
+    argv_prefix: Sequence[str] = ()  # e.g. nsenter into the node's network namespace
     proc: Proc | None = field(default=None, init=False)
     _fifo_fd: int | None = field(default=None, init=False)
 
@@ -55,7 +56,7 @@ class ExaBgpSpeaker:
         conf.write_text("\n".join(blocks) + "\n")
         self.proc = Proc(
             "exabgp",
-            [find("exabgp"), "server", str(conf)],
+            [*self.argv_prefix, find("exabgp"), "server", str(conf)],
             self.workdir / "exabgp.log",
             env={
                 "exabgp_daemon_drop": "false",

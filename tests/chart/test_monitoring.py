@@ -2,47 +2,55 @@
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest
 
 from allocator.metrics import AllocatorMetrics
 from announcer.metrics import Metrics
 from tests.chart.conftest import NS, containers, only, template
+from tests.metric_names import exposed, used
 
-ON = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+ON = {
+    "serviceMonitor": {"enabled": True},
+    "prometheusRule": {"enabled": True},
+    "grafanaDashboard": {"enabled": True},
+}
 
 
 def exported_names() -> set[str]:
-    names = set()
+    names: set[str] = set()
     for registry in (AllocatorMetrics().registry, Metrics().registry):
-        assert isinstance(registry, CollectorRegistry)
-        for family in registry.collect():
-            names.add(family.name)
-            names |= {s.name for s in family.samples}
+        names |= exposed(generate_latest(registry).decode())
     return names
 
 
 def test_off_by_default(tmp_path: Path) -> None:
     kinds = {o["kind"] for o in template(tmp_path)}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule", "Service"}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "Service", "ConfigMap"}
 
 
 def test_rules_use_metrics_the_processes_export(tmp_path: Path) -> None:
     rule = only(template(tmp_path, {"monitoring": ON}), "PrometheusRule")
-    rules = rule["spec"]["groups"][0]["rules"]
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
     assert {r["alert"] for r in rules} == {
         "ExalbBGPSessionDown",
+        "ExalbNodeWithoutBGPSession",
+        "ExalbAssignmentsStale",
+        "ExalbExaBGPRestarting",
         "ExalbNoAllocatorLeader",
+        "ExalbPoolUsageHigh",
+        "ExalbPoolUsageCritical",
+        "ExalbAllocationFailures",
         "ExalbServicesWithoutIP",
     }
     exported = exported_names()
     for r in rules:
-        used = set(re.findall(r"\bexalb_[a-z_]+", r["expr"]))
-        assert used, r["expr"]
-        assert used <= exported, f"{r['alert']} uses unknown metrics {used - exported}"
+        names = used(r["expr"])
+        assert names, r["expr"]
+        assert names <= exported, f"{r['alert']} uses unknown metrics {names - exported}"
         assert f'namespace="{NS}"' in r["expr"]
 
 
@@ -64,3 +72,29 @@ def test_metrics_services_reach_each_process(tmp_path: Path, mode: str) -> None:
             if svc["spec"]["selector"].items() <= pod_labels.items():
                 targets += [p for p in c["ports"] if p["name"] == port["targetPort"]]
         assert [p["containerPort"] for p in targets] == [port["port"]]
+
+
+def test_dashboard_for_the_grafana_sidecar_uses_exported_metrics(tmp_path: Path) -> None:
+    objs = template(tmp_path, {"monitoring": ON})
+    (cm,) = [
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap" and "grafana_dashboard" in o["metadata"]["labels"]
+    ]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["exalb.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) > 20
+    exported = exported_names()
+    for expr in exprs:
+        names = used(expr)
+        assert names, expr
+        assert names <= exported, f"{expr} uses unknown metrics {names - exported}"
+
+
+def test_service_monitor_labels_series_with_the_node(tmp_path: Path) -> None:
+    monitor = only(template(tmp_path, {"monitoring": ON}), "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"} in (
+        endpoint["relabelings"]
+    )

@@ -112,7 +112,7 @@ def test_bad_assignment_configmaps_keep_the_last_good_state(
     assert PREFIX in r.rib()
     text = lab.metrics(1)
     assert metric(text, "exalb_announcer_assignments_stale") == 0.0
-    assert metric(text, "exalb_announcer_assignment_entry_errors") == 1.0
+    assert metric(text, "exalb_announcer_malformed_assignment_entries") == 1.0
     proc = lab.node(1).proc
     assert proc is not None and proc.alive()
 

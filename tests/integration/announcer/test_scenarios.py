@@ -155,9 +155,9 @@ def test_md5_right_password_establishes_wrong_one_never(
     assert {p.next_hop for p in r.rib()[PREFIX]} == {lab.hop(1)}
     # The decision announces from node 2 too; its session, down, is the failing check.
     lab.wait_explained("web", {1: "", 2: SESSION_DOWN})
-    up = metric(lab.metrics(2), "exalb_bgp_session_up")
+    up = metric(lab.metrics(2), "exalb_announcer_bgp_session_up")
     assert up == 0.0
-    assert metric(lab.metrics(1), "exalb_bgp_session_up") == 1.0
+    assert metric(lab.metrics(1), "exalb_announcer_bgp_session_up") == 1.0
     for i in (1, 2):
         proc = lab.node(i).proc
         assert proc is not None
