@@ -101,3 +101,8 @@ class AllocatorMetrics:
             "Bytes of data in the largest shard.",
             registry=r,
         )
+        self.configmap_written_bytes = Counter(
+            "exalb_allocator_assignments_written_bytes",
+            "Bytes of shard data written: what every announcer receives and reads again.",
+            registry=r,
+        )

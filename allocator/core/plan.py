@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import json
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from exalb.assignments import LOCAL, Advertisement, Assignment, entry_key
 from exalb.assignments.addresses import AddressError, AddressRange, parse_ip, to_str
@@ -55,6 +56,7 @@ class Failed:
 
 
 Result = Allocated | Failed
+V = TypeVar("V")
 
 _ORDER = operator.attrgetter("created", "namespace", "name")  # who came first
 
@@ -69,12 +71,38 @@ class PoolReport:
     assigned: dict[int, int] = field(default_factory=dict)
 
 
+class Layers(Mapping[str, V]):
+    """Phase 1's entries and phase 2's, which never share a key, read as one mapping.
+
+    Phase 1's are the memo's own, not a copy: copying 10,000 of them per plan is the
+    per-pass walk that plans from changes avoid. So a plan's mappings are valid until the
+    next plan made with the same memo.
+    """
+
+    def __init__(self, kept: Mapping[str, V]) -> None:
+        self.kept = kept
+        self.added: dict[str, V] = {}
+
+    def __getitem__(self, key: str) -> V:
+        hit = self.added.get(key)
+        return self.kept[key] if hit is None else hit
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(self.kept, self.added)
+
+    def __len__(self) -> int:
+        return len(self.kept) + len(self.added)
+
+
 @dataclass
 class Plan:
-    results: dict[str, Result] = field(default_factory=dict)  # key ns/name -> result
+    """What every Service should have. ``results`` and ``assignments`` are valid until the
+    next plan made with the same memo (see :class:`Layers`)."""
+
+    results: Layers[Result]  # key ns/name -> result
+    assignments: Layers[Assignment]  # entry key -> record
     release: dict[str, ServiceInfo] = field(default_factory=dict)  # not ours, carry our marks
     pools: dict[str, PoolReport] = field(default_factory=dict)
-    assignments: dict[str, Assignment] = field(default_factory=dict)  # entry key -> record
     incremental: bool = False  # phase 1 was updated from the previous plan, not recomputed
     # Keys whose result or record may differ from the previous plan made with the same memo
     # (None: any of them may). Lets a caller look at a handful of Services, not 10,000.
@@ -710,10 +738,10 @@ def make_plan(
     planner.counts = {name: r.assigned for name, r in reports.items()}
     planner.undo = []
     plan = Plan(
-        results=dict(held.kept),
+        results=Layers(held.kept),
+        assignments=Layers(held.records),
         release=dict(roster.releasing),
         pools=reports,
-        assignments=dict(held.records),
         incremental=incremental,
     )
     pending = [*roster.waiting.values(), *(held.holders[k] for k in held.moved)]
@@ -726,8 +754,8 @@ def make_plan(
             if s.current_ips:
                 result = Allocated(result.ips, result.pool, s.current_ips, held.moved[s.key])
             record = planner.record(s, result, planner.by_name.get(result.pool))
-            plan.assignments[record.key] = record
-        plan.results[s.key] = result
+            plan.assignments.added[record.key] = record
+        plan.results.added[s.key] = result
     planner.rollback()
 
     # forget what belonged to Services that are gone

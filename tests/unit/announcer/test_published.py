@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from announcer.core.published import Published
-from exalb.assignments import SCHEMA_KEY, Assignment, encode
+from exalb.assignments import SCHEMA_KEY, SCHEMA_VERSION, Assignment, encode
 
 A = Assignment("ns", "a", "u1", ("198.51.100.1",), "pool")
 B = Assignment("ns", "b", "u2", ("198.51.100.2",), "pool")
 
 
 def shard(*entries: Assignment, **raw: str) -> dict[str, str]:
-    return {SCHEMA_KEY: "1", **{a.key: encode(a) for a in entries}, **raw}
+    return {SCHEMA_KEY: str(SCHEMA_VERSION), **{a.key: encode(a) for a in entries}, **raw}
 
 
 def test_only_the_entries_that_changed_are_reported() -> None:
@@ -29,7 +31,8 @@ def test_a_bad_entry_is_skipped_and_named() -> None:
     assert p.replace("s0", shard(A, **{"ns.x": "{not json"})) == {A.key, "ns.x"}
     assert p.entries() == {A.key: A}
     assert set(p.errors()) == {"ns.x"}
-    misfiled = shard(**{"ns.y": encode(B)})
+    schema_1 = {"namespace": "ns", "name": "b", "uid": "u2", "ips": ["198.51.100.2"], "pool": "p"}
+    misfiled = shard(**{"ns.y": json.dumps(schema_1)})  # a schema 1 entry names its Service
     p.replace("s1", misfiled)
     assert "stored under" in p.errors()["ns.y"]
 
