@@ -161,6 +161,13 @@ def configmap_size(api: client.ApiClient) -> dict[str, Any]:
 
 def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(key: str, value: Any) -> None:
+        """Keep each figure as soon as it is measured: a later failure must not lose it."""
+        results[key] = value
+        out.write_text(json.dumps(results, indent=2))
+
     work = Path(tempfile.mkdtemp(prefix="exalb-bench-alloc-"))
 
     # Run 1: an empty cluster.
@@ -171,8 +178,8 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
                 _setup(cp, api, ["small"])
                 alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
                 watch = rest.connect(str(cp.admin_kubeconfig))
-                results["single_empty"] = per_create(api, watch, alloc, "small", 200)
-                results["burst_1000_empty"] = burst(api, watch, "small", 1000)
+                record("single_empty", per_create(api, watch, alloc, "small", 200))
+                record("burst_1000_empty", burst(api, watch, "small", 1000))
                 alloc.proc.stop()
         finally:
             cp.stop()
@@ -183,7 +190,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
         with cp.api_client() as api:
             watch = rest.connect(str(cp.admin_kubeconfig))
             _setup(cp, api, ["bulk", "after"])
-            results["create_only_s"] = round(create_only(api, "bulk", big), 2)
+            record("create_only_s", round(create_only(api, "bulk", big), 2))
             t0 = time.monotonic()
             alloc = start_allocator(
                 cp, EXALB_NS, work, "bench-2", wait_ready=False, log_level="info"
@@ -192,17 +199,17 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
                 time.sleep(0.5)
                 if time.monotonic() - t0 > 600:
                     raise RuntimeError("allocation did not finish in 10 minutes")
-            results[f"allocate_{big}_s"] = round(time.monotonic() - t0, 2)
+            record(f"allocate_{big}_s", round(time.monotonic() - t0, 2))
             time.sleep(3)  # let the ConfigMap writer and pool status settle
-            results[f"rss_at_{big}_kib"] = _rss(alloc)
-            results[f"configmap_at_{big}"] = configmap_size(api)
+            record(f"rss_at_{big}_kib", _rss(alloc))
+            record(f"configmap_at_{big}", configmap_size(api))
             single = per_create(api, watch, alloc, "after", 200)
-            results[f"single_with_{big}_existing"] = single
+            record(f"single_with_{big}_existing", single)
             if "single_empty" in results:
                 p99_empty = results["single_empty"]["p99_ms"]
-                results["p99_ratio_to_empty"] = round(single["p99_ms"] / p99_empty, 2)
-            results[f"burst_1000_with_{big}_existing"] = burst(api, watch, "after", 1000)
-            results[f"rss_at_{big + 1100}_kib"] = _rss(alloc)
+                record("p99_ratio_to_empty", round(single["p99_ms"] / p99_empty, 2))
+            record(f"burst_1000_with_{big}_existing", burst(api, watch, "after", 1000))
+            record(f"rss_at_{big + 1100}_kib", _rss(alloc))
             results["reconcile_metrics"] = {
                 "plan_seconds_sum": alloc.metric("exalb_allocator_plan_duration_seconds_sum"),
                 "plan_seconds_count": alloc.metric("exalb_allocator_plan_duration_seconds_count"),
@@ -226,7 +233,6 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
             alloc.proc.stop()
     finally:
         cp.stop()
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     return results
 
