@@ -6,12 +6,13 @@ mirrors (which are the API's own word, updated with the responses of our
 writes) and converges Services, pools and the ConfigMap to it. Changes that
 arrive while a reconcile runs are coalesced into the next.
 
-Every pass looks at every Service, but what did not change since the last pass
-(the same parsed object, the same result object) costs an identity check: with
-10,000 allocated Services a create must not wait for 10,000 Services' worth of
-work. The plan itself is updated in place when that is provably the same as
-recomputing it (``allocator.core.plan.make_plan``), and recomputed in full at
-least every ``resync_seconds``.
+A pass looks only at the Services that changed since the last one (watch events
+and our own writes' responses name them): with 10,000 allocated Services a create
+must not wait for 10,000 Services' worth of work. The plan is updated from those
+changes when that is provably the same as recomputing it
+(``allocator.core.plan.make_plan``); every Service is walked, and the plan
+recomputed in full, on the first pass, after errors and at least every
+``resync_seconds``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class PublishedEntries(Mapping[str, Assignment]):
         for data in self._shards:
             if key in data and key != SCHEMA_KEY:
                 try:
-                    return decode(data[key])
+                    return decode(key, data[key])
                 except ContractError:
                     break
         raise KeyError(key)
@@ -148,7 +149,6 @@ class Allocator:
         self._memo = PlanMemo()  # per-Service work reused while a Service is unchanged
         self._last_full = 0.0  # monotonic time of the last full plan
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
-        self.last_plan: Plan | None = None
         self.reconciles = 0
         self.last_reconcile_error: str | None = None
 
@@ -215,8 +215,11 @@ class Allocator:
         with self._changed_lock:
             self._changed.add(key)
 
-    def _read_services(self, everything: bool) -> dict[str, ServiceInfo]:
-        """Every Service's ServiceInfo: the changed ones re-read, or all of them walked.
+    def _read_services(
+        self, everything: bool
+    ) -> tuple[dict[str, ServiceInfo], dict[str, ServiceInfo | None] | None]:
+        """Every Service's ServiceInfo, and those that may have changed since the last pass
+        (None: all of them were walked).
 
         Every change to the Service mirror is either a watch event (or relist) that calls
         back with its key, or the response of one of our writes, which reports its key too;
@@ -227,16 +230,18 @@ class Allocator:
             changed, self._changed = self._changed, set()
         if everything:
             self._infos_now = self._infos()
-            return self._infos_now
+            return self._infos_now, None
         out, mirror = self._infos_now, self.watches.services
+        changes: dict[str, ServiceInfo | None] = {}
         for key in changed:
             obj = mirror.get(key)
             if obj is None:
                 out.pop(key, None)
                 self._parsed.pop(key, None)
+                changes[key] = None
             else:
-                out[key] = self._parse(key, obj)
-        return out
+                out[key] = changes[key] = self._parse(key, obj)
+        return out, changes
 
     def _parse(self, key: str, obj: dict[str, Any]) -> ServiceInfo:
         rv = obj.get("metadata", {}).get("resourceVersion", "")
@@ -263,7 +268,7 @@ class Allocator:
         t0 = time.perf_counter()
         stats = ReconcileStats()
         full = time.monotonic() - self._last_full >= self.cfg.resync_seconds
-        infos = self._read_services(full or self._look_at_all)
+        infos, changes = self._read_services(full or self._look_at_all)
         pools = self.watches.pools.snapshot()
         specs = [
             PoolSpec(
@@ -278,14 +283,19 @@ class Allocator:
         shards = [o.get("data") or {} for o in self.watches.configmaps.snapshot().values()]
         lap = self._lap(t0, "read")
         plan = make_plan(
-            infos.values(), specs, ns_labels, PublishedEntries(shards), self._memo, full=full
+            infos.values(),
+            specs,
+            ns_labels,
+            PublishedEntries(shards),
+            self._memo,
+            full=full,
+            changes=changes,
         )
         if not plan.incremental:
             self._last_full = time.monotonic()
         stats.plan_seconds = time.perf_counter() - t0
         self.metrics.plan_seconds.observe(stats.plan_seconds)
         self.metrics.plans.labels("incremental" if plan.incremental else "full").inc()
-        self.last_plan = plan
         lap = self._lap(lap, "plan")
 
         # An incremental plan says which Services it may have changed; the others are the
@@ -307,7 +317,7 @@ class Allocator:
             self._look_at_all = True  # and publish what is held back now
 
         # Publish only what the Services' status now says (or already said).
-        published = plan.assignments
+        published: Mapping[str, Assignment] = plan.assignments
         if failed:
             published = {
                 entry_key: a
@@ -476,7 +486,8 @@ class Allocator:
         m.services.labels("pending").set(len(pending))
         stats.pending = pending
 
-    def _shards_written(self, shards: int, sizes: list[int], written: int) -> None:
+    def _shards_written(self, shards: int, sizes: list[int], written: int, size: int) -> None:
         self.metrics.writes.labels("ConfigMap").inc(written)
+        self.metrics.assignments_written_bytes.inc(size)
         self.metrics.assignments_shards.set(shards)
         self.metrics.largest_shard_bytes.set(max(sizes) if sizes else 0)

@@ -102,7 +102,12 @@ class AllocatorMetrics:
         )
         self.largest_shard_bytes = Gauge(
             "exalb_allocator_assignments_largest_shard_bytes",
-            "Bytes of data in the largest assignments ConfigMap shard (the apiserver refuses "
-            "a ConfigMap over 1 MiB).",
+            "Bytes of data in the largest assignments ConfigMap shard (at most 16 KiB; the "
+            "apiserver refuses a ConfigMap over 1 MiB).",
+            registry=r,
+        )
+        self.assignments_written_bytes = Counter(
+            "exalb_allocator_assignments_written_bytes",
+            "Bytes of shard data written: what every announcer receives and reads again.",
             registry=r,
         )

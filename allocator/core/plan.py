@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import json
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from exalb.assignments import LOCAL, Advertisement, Assignment, entry_key
 from exalb.assignments.addresses import AddressError, AddressRange, parse_ip, to_str
@@ -55,6 +56,7 @@ class Failed:
 
 
 Result = Allocated | Failed
+V = TypeVar("V")
 
 _ORDER = operator.attrgetter("created", "namespace", "name")  # who came first
 
@@ -69,12 +71,38 @@ class PoolReport:
     assigned: dict[int, int] = field(default_factory=dict)
 
 
+class Layers(Mapping[str, V]):
+    """Phase 1's entries and phase 2's, which never share a key, read as one mapping.
+
+    Phase 1's are the memo's own, not a copy: copying 10,000 of them per plan is the
+    per-pass walk that plans from changes avoid. So a plan's mappings are valid until the
+    next plan made with the same memo.
+    """
+
+    def __init__(self, kept: Mapping[str, V]) -> None:
+        self.kept = kept
+        self.added: dict[str, V] = {}
+
+    def __getitem__(self, key: str) -> V:
+        hit = self.added.get(key)
+        return self.kept[key] if hit is None else hit
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(self.kept, self.added)
+
+    def __len__(self) -> int:
+        return len(self.kept) + len(self.added)
+
+
 @dataclass
 class Plan:
-    results: dict[str, Result] = field(default_factory=dict)  # key ns/name -> result
+    """What every Service should have. ``results`` and ``assignments`` are valid until the
+    next plan made with the same memo (see :class:`Layers`)."""
+
+    results: Layers[Result]  # key ns/name -> result
+    assignments: Layers[Assignment]  # entry key -> record
     release: dict[str, ServiceInfo] = field(default_factory=dict)  # not ours, carry our marks
     pools: dict[str, PoolReport] = field(default_factory=dict)
-    assignments: dict[str, Assignment] = field(default_factory=dict)  # entry key -> record
     incremental: bool = False  # phase 1 was updated from the previous plan, not recomputed
     # Keys whose result or record may differ from the previous plan made with the same memo
     # (None: any of them may). Lets a caller look at a handful of Services, not 10,000.
@@ -165,11 +193,50 @@ class PlanMemo:
         default_factory=dict
     )
     held: _Held | None = None
+    roster: Roster | None = None  # every Service of the previous plan, by what it does
     allocated: set[str] = field(default_factory=set)  # keys phase 2 gave a result last time
 
     def forget(self) -> None:
-        """Make the next plan recompute phase 1 from scratch (the periodic safety net)."""
+        """Make the next plan walk every Service and recompute phase 1 (the safety net)."""
         self.held = None
+        self.roster = None
+
+
+@dataclass
+class Roster:
+    """Every Service, by what the plan does with it; kept between plans and updated by key,
+    so a plan given the changes never walks the Services that did not change."""
+
+    holding: dict[str, ServiceInfo] = field(default_factory=dict)  # ours, with IPs in status
+    waiting: dict[str, ServiceInfo] = field(default_factory=dict)  # ours, without
+    releasing: dict[str, ServiceInfo] = field(default_factory=dict)  # not ours, with our marks
+    in_use: dict[str, int] = field(default_factory=dict)  # pool -> holders naming it
+
+    @classmethod
+    def of(cls, services: Iterable[ServiceInfo]) -> Roster:
+        roster = cls()
+        for s in services:
+            roster.put(s.key, s)
+        return roster
+
+    def put(self, key: str, svc: ServiceInfo | None) -> None:
+        """``svc`` is now the Service under ``key`` (None: it was deleted)."""
+        old = self.holding.pop(key, None)
+        if old is not None and old.current_pool:
+            self.in_use[old.current_pool] -= 1
+        self.waiting.pop(key, None)
+        self.releasing.pop(key, None)
+        if svc is None:
+            return
+        if not svc.ours:
+            if svc.current_pool is not None:
+                self.releasing[key] = svc
+        elif svc.current_ips:
+            self.holding[key] = svc
+            if svc.current_pool:
+                self.in_use[svc.current_pool] = self.in_use.get(svc.current_pool, 0) + 1
+        else:
+            self.waiting[key] = svc
 
 
 @dataclass
@@ -608,9 +675,15 @@ def make_plan(
     previous: Mapping[str, Assignment] | None = None,
     memo: PlanMemo | None = None,
     full: bool = False,
+    changes: Mapping[str, ServiceInfo | None] | None = None,
 ) -> Plan:
     """Compute the whole plan. ``previous`` (the published entries) is consulted only for
     Services frozen in a currently broken pool, to keep announcing them as before.
+
+    ``changes`` names every Service that may differ from the previous plan made with this
+    ``memo`` (None: deleted). Given it, ``services`` is never walked: the memo's roster of
+    every Service is updated by key. Without it (or without a previous plan), every Service
+    is walked once.
 
     With a ``memo`` from the previous plan, phase 1 is not recomputed but updated: holders
     that changed or left are released and new ones admitted out of turn, which gives the
@@ -621,35 +694,29 @@ def make_plan(
     (pending Services) is always recomputed: it is usually a handful of Services.
     """
     memo = memo if memo is not None else PlanMemo()
-    held, memo.held = memo.held, None  # not reusable if this plan fails half-way
-    pool_specs = list(pool_specs)
-    # Pools in use only break ties between pools created in the same second: count only then.
-    ties = len({p.created for p in pool_specs}) != len(pool_specs)
-    holders: dict[str, ServiceInfo] = {}
-    waiting: list[ServiceInfo] = []
-    release: dict[str, ServiceInfo] = {}
-    in_use: dict[str, int] = {}  # pool -> holders, for resolve_pools' tie-break
+    # Neither is reusable if this plan fails half-way.
+    held, memo.held = memo.held, None
+    roster, memo.roster = memo.roster, None
     known = held.holders if held is not None else {}
-    changed: list[ServiceInfo] = []
-    for s in services:
-        if not s.ours:
-            if s.current_pool is not None:
-                release[s.key] = s  # not ours, still carries our marks
-        elif s.current_ips:
-            holders[s.key] = s
-            if ties and s.current_pool:
-                in_use[s.current_pool] = in_use.get(s.current_pool, 0) + 1
-            if known.get(s.key) is not s:
-                changed.append(s)
-        else:
-            waiting.append(s)
-    pools, reports = resolve_pools(pool_specs, in_use)
+    if roster is None or changes is None:
+        roster = Roster.of(services)
+        holding = roster.holding
+        changed = [s for k, s in holding.items() if known.get(k) is not s]
+        gone = [k for k, s in known.items() if holding.get(k) is not s]
+    else:
+        for key, svc in changes.items():
+            roster.put(key, svc)
+        holding = roster.holding
+        changed = [
+            s for k in changes if (s := holding.get(k)) is not None and known.get(k) is not s
+        ]
+        gone = [k for k in changes if k in known and holding.get(k) is not known[k]]
+    pool_specs = list(pool_specs)
+    # Pools in use only break ties between pools created in the same second.
+    pools, reports = resolve_pools(pool_specs, roster.in_use)
     signature = (tuple(pools), frozenset(n for n, r in reports.items() if not r.ready))
     planner = _Planner(pools, reports, namespaces or {}, previous or {}, memo, signature)
 
-    gone = [s.key for s in changed if s.key in known]  # changed holders, and those that left:
-    if len(holders) - len(changed) + len(gone) != len(known):
-        gone = [k for k, s in known.items() if holders.get(k) is not s]
     if (
         full
         or held is None
@@ -658,7 +725,7 @@ def make_plan(
         or not _update(planner, held, gone, changed)
     ):
         planner.use(_Held(signature))
-        for s in sorted(holders.values(), key=_ORDER):
+        for s in sorted(holding.values(), key=_ORDER):
             planner.hold(s)
         incremental = False
     else:
@@ -671,13 +738,13 @@ def make_plan(
     planner.counts = {name: r.assigned for name, r in reports.items()}
     planner.undo = []
     plan = Plan(
-        results=dict(held.kept),
-        release=release,
+        results=Layers(held.kept),
+        assignments=Layers(held.records),
+        release=dict(roster.releasing),
         pools=reports,
-        assignments=dict(held.records),
         incremental=incremental,
     )
-    pending = waiting + [held.holders[k] for k in held.moved]
+    pending = [*roster.waiting.values(), *(held.holders[k] for k in held.moved)]
     plan.allocating = [s.key for s in pending]
     if incremental:
         plan.touched = {*gone, *(s.key for s in changed), *memo.allocated, *plan.allocating}
@@ -687,8 +754,8 @@ def make_plan(
             if s.current_ips:
                 result = Allocated(result.ips, result.pool, s.current_ips, held.moved[s.key])
             record = planner.record(s, result, planner.by_name.get(result.pool))
-            plan.assignments[record.key] = record
-        plan.results[s.key] = result
+            plan.assignments.added[record.key] = record
+        plan.results.added[s.key] = result
     planner.rollback()
 
     # forget what belonged to Services that are gone
@@ -702,6 +769,7 @@ def make_plan(
         memo.verdicts.pop(k, None)
     memo.allocated = set(plan.allocating)
     memo.held = held
+    memo.roster = roster
     return plan
 
 

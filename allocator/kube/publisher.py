@@ -50,7 +50,8 @@ class Publisher:
         prefix: str,
         mirror: Informer,
         validity: Callable[[], float],
-        on_written: Callable[[int, list[int], int], None] | None = None,
+        # (shards, bytes per shard, shards written, bytes written) after each write
+        on_written: Callable[[int, list[int], int, int], None] | None = None,
         owners: list[dict[str, Any]] | None = None,
     ) -> None:
         self._api = api
@@ -205,7 +206,10 @@ class Publisher:
             self._matched[i] = self._write(i, wanted[i], current.get(self._name(i)))
             self._touched.discard(i)
         if (creates or updates) and self._on_written:
-            self._on_written(len(wanted), list(self._sizes), len(creates) + len(updates))
+            written = creates + updates
+            self._on_written(
+                len(wanted), list(self._sizes), len(written), sum(self._sizes[i] for i in written)
+            )
 
     def _write(
         self, i: int, data: dict[str, str], obj: dict[str, object] | None

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, check_schema, decode_entry
+from exalb.assignments import SCHEMA_KEY, Assignment, ContractError, check_schema, decode
 
 # entry key -> (its raw text, the decoded entry or why it was skipped)
 _Cache = dict[str, tuple[str, Assignment | str]]
@@ -130,6 +130,6 @@ class Published:
 
 def _decode(key: str, raw: str) -> Assignment | str:
     try:
-        return decode_entry(key, raw)
+        return decode(key, raw)
     except ContractError as exc:
         return str(exc)

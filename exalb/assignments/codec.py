@@ -5,12 +5,18 @@ Layout (documented in docs/assignments-contract.md):
   ``exalb.io/assignments=true``, in the allocator's namespace; readers list by
   that label, so they never need to know S in advance.
 - Each shard's ``data`` holds ``schemaVersion`` and one key per Service,
-  ``<namespace>.<name>``, whose value is the compact JSON of one entry.
+  ``<namespace>.<name>``, whose value is the compact JSON of one entry. From
+  schema 2 the entry does not repeat the key's namespace and name, and leaves
+  out fields at their defaults.
 - A Service lives in shard ``crc32(key) % S``. S is a power of two chosen so
   that no shard exceeds :data:`SHARD_BUDGET` bytes, and it only grows, so a
-  Service moves only when S doubles (to ``i`` or ``i + S``).
+  Service moves only when S doubles (to ``i`` or ``i + S``). The budget is
+  small because one change rewrites its whole shard, and every announcer
+  receives and reads that shard again.
 - The writer adds before it removes; a reader takes the union of all shards,
   so a Service mid-move is seen twice (identically), never zero times.
+- Readers read every schema up to :data:`SCHEMA_VERSION`: a shard an older
+  allocator wrote is read as it is.
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import SCHEMA_VERSION, Advertisement, Assignment, Degraded
+from .model import CLUSTER, SCHEMA_VERSION, Advertisement, Assignment, Degraded, entry_key
 from .selectors import LabelSelector, SelectorError
 
 LABEL = "exalb.io/assignments"
 SCHEMA_KEY = "schemaVersion"
-SHARD_BUDGET = 512 * 1024  # bytes of data per ConfigMap: half of the 1 MiB limit
+SHARD_BUDGET = 16 * 1024  # bytes of data per ConfigMap: what one change makes every node re-read
 
 
 class ContractError(ValueError):
@@ -38,16 +44,16 @@ class NewerSchema(ContractError):
 
 
 # --- one entry --------------------------------------------------------------
+_DEFAULT_ADVERTISEMENTS = (Advertisement(),)
+
+
 def encode(a: Assignment) -> str:
-    doc: dict[str, Any] = {
-        "namespace": a.namespace,
-        "name": a.name,
-        "uid": a.uid,
-        "ips": list(a.ips),
-        "pool": a.pool,
-        "trafficPolicy": a.traffic_policy,
-        "advertisements": [_adv_json(x) for x in a.advertisements],
-    }
+    """Schema 2: the Service is named by the entry's key, and defaults are left out."""
+    doc: dict[str, Any] = {"uid": a.uid, "ips": list(a.ips), "pool": a.pool}
+    if a.traffic_policy != CLUSTER:
+        doc["trafficPolicy"] = a.traffic_policy
+    if a.advertisements != _DEFAULT_ADVERTISEMENTS:
+        doc["advertisements"] = [_adv_json(x) for x in a.advertisements]
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
@@ -91,11 +97,22 @@ def _degraded_json(d: Degraded) -> dict[str, Any]:
     return out
 
 
-def decode(raw: str) -> Assignment:
+def decode(key: str, raw: str) -> Assignment:
+    """The entry stored under ``key``; raises :class:`ContractError` if it is malformed.
+
+    Reads both schemas: a schema 1 entry also names its Service, which must be the
+    key's (else it is misfiled); a schema 2 entry is named by its key alone.
+    """
+    namespace, dot, name = key.partition(".")
+    if not (namespace and dot and name) or "." in name:
+        raise ContractError(f"key {key!r} is not <namespace>.<name>")
     try:
         doc = json.loads(raw)
         if not isinstance(doc, dict):
             raise ContractError("entry is not a JSON object")
+        named = entry_key(str(doc.get("namespace", namespace)), str(doc.get("name", name)))
+        if named != key:
+            raise ContractError(f"entry names {named!r} but is stored under {key!r}")
         ips = doc["ips"]
         if not isinstance(ips, list) or not ips or not all(isinstance(i, str) for i in ips):
             raise ContractError("ips must be a non-empty list of strings")
@@ -104,8 +121,8 @@ def decode(raw: str) -> Assignment:
             raise ContractError(f"trafficPolicy {policy!r} is not Cluster or Local")
         advs = tuple(_adv(x) for x in doc.get("advertisements") or [{}])
         return Assignment(
-            namespace=str(doc["namespace"]),
-            name=str(doc["name"]),
+            namespace=namespace,
+            name=name,
             uid=str(doc["uid"]),
             ips=tuple(ips),
             pool=str(doc["pool"]),
@@ -218,14 +235,6 @@ def check_schema(data: Mapping[str, str]) -> None:
         raise NewerSchema(f"shard schema {v} is newer than supported {SCHEMA_VERSION}")
 
 
-def decode_entry(key: str, raw: str) -> Assignment:
-    """One shard entry; raises :class:`ContractError` if it is malformed or misfiled."""
-    a = decode(raw)
-    if a.key != key:
-        raise ContractError(f"entry names {a.key!r} but is stored under {key!r}")
-    return a
-
-
 def read_shards(shards: Iterable[Mapping[str, str]]) -> Snapshot:
     """Union of all shards. Raises :class:`NewerSchema` if any shard is newer than we know."""
     snap = Snapshot()
@@ -235,7 +244,7 @@ def read_shards(shards: Iterable[Mapping[str, str]]) -> Snapshot:
             if k == SCHEMA_KEY:
                 continue
             try:
-                snap.entries[k] = decode_entry(k, raw)
+                snap.entries[k] = decode(k, raw)
             except ContractError as exc:
                 snap.errors[k] = str(exc)
     return snap

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .selectors import LabelSelector
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CLUSTER = "Cluster"
 LOCAL = "Local"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from exalb.assignments import (
     SCHEMA_KEY,
+    SCHEMA_VERSION,
     SHARD_BUDGET,
     Advertisement,
     Assignment,
@@ -60,11 +61,34 @@ def test_round_trip_with_every_field() -> None:
             Advertisement(),
         ),
     )
-    assert decode(encode(a)) == a
+    assert decode(a.key, encode(a)) == a
 
 
 def test_default_entry_is_small() -> None:
-    assert len(encode(entry(1))) < 200
+    assert len(encode(entry(1))) < 80
+
+
+def test_schema_1_entries_are_read_as_they_are() -> None:
+    """An older allocator may still lead during an upgrade: its entries name their Service."""
+    a = entry(3, traffic_policy="Local")
+    v1 = {
+        "namespace": a.namespace,
+        "name": a.name,
+        "uid": a.uid,
+        "ips": list(a.ips),
+        "pool": a.pool,
+        "trafficPolicy": "Local",
+        "advertisements": [{"aggregationLength": 32}],
+    }
+    snap = read_shards([{SCHEMA_KEY: "1", a.key: json.dumps(v1), "ns0.other": json.dumps(v1)}])
+    assert snap.entries == {a.key: a}
+    assert "stored under" in snap.errors["ns0.other"]
+
+
+def test_keys_that_do_not_name_a_service_are_refused() -> None:
+    raw = encode(entry(1))
+    for key in ("nodot", ".name", "ns.", "ns.a.b"):
+        assert "is not <namespace>.<name>" in read_shards([{SCHEMA_KEY: "2", key: raw}]).errors[key]
 
 
 @settings(max_examples=20, deadline=None)
@@ -86,18 +110,18 @@ def test_growth_moves_entries_only_to_i_or_i_plus_s() -> None:
 def test_reader_skips_bad_entries_and_refuses_newer_schema() -> None:
     good = entry(1)
     shard = {
-        SCHEMA_KEY: "1",
+        SCHEMA_KEY: str(SCHEMA_VERSION),
         good.key: encode(good),
         "ns.bad": "{not json",
-        "ns.other": encode(entry(2)),
+        "ns.other": json.dumps({"uid": "u"}),
     }
     snap = read_shards([shard])
     assert set(snap.entries) == {good.key}
     assert "malformed" in snap.errors["ns.bad"]
-    assert "stored under" in snap.errors["ns.other"]
+    assert "malformed" in snap.errors["ns.other"]  # no ips, no pool
     with pytest.raises(NewerSchema):
-        read_shards([{SCHEMA_KEY: "2"}])
-    bad_policy = json.loads(encode(good))
+        read_shards([{SCHEMA_KEY: str(SCHEMA_VERSION + 1)}])
+    bad_policy = json.loads(encode(good)) | {"namespace": good.namespace, "name": good.name}
     bad_policy["trafficPolicy"] = "Sometimes"
     assert (
         "trafficPolicy"

@@ -32,7 +32,7 @@ from announcer.core.pools import (
     pool_space,
 )
 from announcer.core.published import Published
-from exalb.assignments import SCHEMA_KEY, Advertisement, Assignment, encode
+from exalb.assignments import SCHEMA_KEY, SCHEMA_VERSION, Advertisement, Assignment, encode
 from exalb.assignments.addresses import AddressError, parse_addresses
 from exalb.bgppeer import Peer
 
@@ -40,6 +40,8 @@ OPTS = Options(node_name="n1")
 NODE = Node("n1", addresses=(("InternalIP", "192.0.2.11"), ("InternalIP", "2001:db8:ff::11")))
 PEERS = [Peer("tor", 64513, 64512, "127.1.0.1"), Peer("tor6", 64513, 64512, "2001:db8:ff::1")]
 POOL_NAMES = ["a", "b", "c"]
+CURRENT, NEWER = str(SCHEMA_VERSION), str(SCHEMA_VERSION + 1)
+READABLE = [str(v) for v in range(1, SCHEMA_VERSION + 1)]  # a reader reads every older schema
 
 pool_entries = st.sampled_from(
     [
@@ -89,7 +91,7 @@ def assignments(draw: st.DrawFn, name: str) -> Assignment:
 
 @st.composite
 def shard_data(draw: st.DrawFn, names: Sequence[str]) -> dict[str, str]:
-    data = {SCHEMA_KEY: draw(st.sampled_from(["1"] * 8 + ["2", "x"]))}
+    data = {SCHEMA_KEY: draw(st.sampled_from([*READABLE * 4, NEWER, "x"]))}
     for name in names:
         a = draw(assignments(name))
         raw = encode(a)
@@ -185,7 +187,7 @@ def test_deleting_every_shard_then_rebuilding_them_never_removes_a_desired_route
         for key in published.replace(name, None):
             state.update(key, published.get(key), [Endpoint("n1")])
         assert state.routes == before
-    assert set(published.stale()) == {n for n, data in cms.items() if data[SCHEMA_KEY] == "1"}
+    assert set(published.stale()) == {n for n, data in cms.items() if data[SCHEMA_KEY] in READABLE}
     assert state.routes == desired(published, pools).routes
     rnd.shuffle(order)
     for name in order:  # the allocator writes them again, in any order
@@ -203,7 +205,7 @@ def test_each_refusal_reason() -> None:
     def refused(ip: str, pool: str, length: int) -> set[str]:
         a = Assignment("ns", "web", "u", (ip,), pool, "Cluster", (Advertisement(length),))
         published = Published()
-        published.replace("ns/exalb-assignments-0", {SCHEMA_KEY: "1", a.key: encode(a)})
+        published.replace("ns/exalb-assignments-0", {SCHEMA_KEY: CURRENT, a.key: encode(a)})
         state = desired(published, pools)
         reasons = {r.reason for r in state.refused.get(a.key, ())}
         assert bool(_all_routes(state)) == (not reasons)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from announcer.core.published import Published
-from exalb.assignments import SCHEMA_KEY, Assignment, encode
+from exalb.assignments import SCHEMA_KEY, SCHEMA_VERSION, Assignment, encode, layout
 
 A = Assignment("ns", "a", "u1", ("198.51.100.1",), "pool")
 B = Assignment("ns", "b", "u2", ("198.51.100.2",), "pool")
 
 
 def shard(*entries: Assignment, **raw: str) -> dict[str, str]:
-    return {SCHEMA_KEY: "1", **{a.key: encode(a) for a in entries}, **raw}
+    return {SCHEMA_KEY: str(SCHEMA_VERSION), **{a.key: encode(a) for a in entries}, **raw}
 
 
 def test_only_the_entries_that_changed_are_reported() -> None:
@@ -29,7 +31,8 @@ def test_a_bad_entry_is_skipped_and_named() -> None:
     assert p.replace("s0", shard(A, **{"ns.x": "{not json"})) == {A.key, "ns.x"}
     assert p.entries() == {A.key: A}
     assert set(p.errors()) == {"ns.x"}
-    misfiled = shard(**{"ns.y": encode(B)})
+    schema_1 = {"namespace": "ns", "name": "b", "uid": "u2", "ips": ["198.51.100.2"], "pool": "p"}
+    misfiled = shard(**{"ns.y": json.dumps(schema_1)})  # a schema 1 entry names its Service
     p.replace("s1", misfiled)
     assert "stored under" in p.errors()["ns.y"]
 
@@ -84,3 +87,23 @@ def test_an_entry_mid_move_between_shards_is_not_lost_or_an_error() -> None:
     p.replace("s1", shard(B))  # the allocator wrote the new shard first
     assert p.replace("s0", shard(A)) == {B.key}  # reported; its value is unchanged
     assert p.get(B.key) == B and p.errors() == {}
+
+
+def test_a_schema_1_layout_rewritten_as_schema_2_keeps_every_entry_throughout() -> None:
+    """The upgraded allocator creates the new shards, then rewrites the old one: a reader
+    sees every Service, with the same assignment, after every step, whatever it reads first."""
+    entries = [Assignment("ns", f"s{i}", f"u{i}", (f"198.51.100.{i}",), "pool") for i in range(40)]
+    named = ({"namespace": a.namespace, "name": a.name, "uid": a.uid} for a in entries)
+    v1 = {
+        a.key: json.dumps({**doc, "ips": list(a.ips), "pool": a.pool})
+        for a, doc in zip(entries, named, strict=True)
+    }
+    p = Published()
+    p.replace("ns/exalb-assignments-0", {SCHEMA_KEY: "1", **v1})
+    want = {a.key: a for a in entries}
+    assert p.entries() == want
+    new = layout({a.key: encode(a) for a in entries}, 8)
+    for i in [*range(1, 8), 0]:  # creates before the update, as the writer does
+        p.replace(f"ns/exalb-assignments-{i}", new[i])
+        assert p.entries() == want
+        assert p.errors() == {} and p.stale() == {}
