@@ -2,12 +2,14 @@
 
 Unlike :class:`~testbed.routers.frr.Frr` (bgpd alone on a loopback address),
 this router installs what it learns into its namespace's kernel, so traffic
-really follows the routes. It accepts sessions from any address of
-``listen_range`` (the nodes' links) with any AS but its own, so nodes can join
-without a configuration change; with ``listen_range_v6`` also from IPv6
-addresses, and every neighbor gets both address families (IPv6 routes over
-an IPv4 session and the reverse, MP-BGP). Each daemon gets its own config file owned by
-the ``frr`` user, ``-N`` names the instance and every socket lives in workdir.
+really follows the routes, and runs ``bfdd`` so a test can turn BFD on for
+the nodes (:meth:`enable_bfd`) as an operator would, without a restart. It
+accepts sessions from any address of ``listen_range`` (the nodes' links) with
+any AS but its own, so nodes can join without a configuration change; with
+``listen_range_v6`` also from IPv6 addresses, and every neighbor gets both
+address families (IPv6 routes over an IPv4 session and the reverse, MP-BGP).
+Each daemon gets its own config file owned by the ``frr`` user, ``-N`` names
+the instance and every socket lives in workdir.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.binaries import find
 from testbed.netns import enter, run
@@ -30,12 +33,17 @@ class FrrNamespace(Frr):
     listen_range: str = ""
     listen_range_v6: str = ""
     zebra: Proc | None = field(default=None, init=False)
+    bfdd: Proc | None = field(default=None, init=False)
 
     kind = "frr-netns"
 
     def start(self) -> None:
         shutil.chown(self.workdir, "frr", "frr")
         self.zebra = self._daemon("zebra", ["hostname exalb-router"])
+        # Millisecond log timestamps: when bfdd declared a session down.
+        self.bfdd = self._daemon(
+            "bfdd", ["hostname exalb-router", "log timestamp precision 3", "debug bfd peer"]
+        )
         self.proc = self._daemon(
             "bgpd",
             [
@@ -88,6 +96,7 @@ class FrrNamespace(Frr):
                 str(self.workdir / "zserv.api"),
                 "-f",
                 str(conf),
+                *(["--bfdctl", str(self.workdir / "bfdd.sock")] if name == "bfdd" else []),
                 "-P",
                 "0",
                 "--log",
@@ -97,13 +106,49 @@ class FrrNamespace(Frr):
         )
 
     def version(self) -> str:
-        return subprocess.run(
-            [find("vtysh"), "--vty_socket", str(self.workdir), "-c", "show version"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
+        return self.vtysh("show version")
+
+    def enable_bfd(self, nodes: list[str], rx_ms: int, tx_ms: int, multiplier: int) -> None:
+        """BFD for every node's session, single hop (eBGP without ebgp-multihop), tied to BGP:
+        a BFD session that goes down from Up takes the node's BGP session down with it.
+
+        Each node is a configured neighbor: a dynamic one (the listen range) is deleted with
+        its BGP session, and its BFD session with it, while the announcer holds BGP down
+        until BFD is Up again, so neither side would ever start again."""
+        self.configure(
+            "bfd",
+            "profile nodes",
+            f"receive-interval {rx_ms}",
+            f"transmit-interval {tx_ms}",
+            f"detect-multiplier {multiplier}",
+            "exit",
+            "exit",
+            f"router bgp {self.asn}",
+            "neighbor nodes bfd",
+            "neighbor nodes bfd profile nodes",
+            *(f"neighbor {node} peer-group nodes" for node in nodes),
+        )
+
+    def disable_bfd(self, nodes: list[str]) -> None:
+        """Undo :meth:`enable_bfd`: the nodes are dynamic neighbors again, without BFD."""
+        self.configure(
+            f"router bgp {self.asn}",
+            "no neighbor nodes bfd",
+            *(f"no neighbor {node}" for node in nodes),
+        )
+
+    def bfd_peers(self) -> dict[str, dict[str, Any]]:
+        """``show bfd peers json``, by peer address."""
+        return {p["peer"]: p for p in json.loads(self.vtysh("show bfd peers json") or "[]")}
+
+    def configure(self, *lines: str) -> None:
+        self.vtysh("configure terminal", *lines)
+
+    def vtysh(self, *commands: str) -> str:
+        argv = [find("vtysh"), "--vty_socket", str(self.workdir)]
+        for c in commands:
+            argv += ["-c", c]
+        return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
 
     def kernel_next_hops(self, prefix: str) -> set[str]:
         """The gateways of ``prefix``'s route in the namespace's kernel: where packets go."""
@@ -117,10 +162,12 @@ class FrrNamespace(Frr):
 
     def stop(self) -> None:
         super().stop()
-        if self.zebra is not None:
-            self.zebra.stop()
-            self.zebra = None
+        for daemon in (self.bfdd, self.zebra):
+            if daemon is not None:
+                daemon.stop()
+        self.bfdd = self.zebra = None
 
     def log_tail(self) -> str:
         zebra = self.zebra.tail() if self.zebra else ""
-        return f"{super().log_tail()}\n--- zebra ---\n{zebra}"
+        bfdd = self.bfdd.tail() if self.bfdd else ""
+        return f"{super().log_tail()}\n--- zebra ---\n{zebra}\n--- bfdd ---\n{bfdd}"

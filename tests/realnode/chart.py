@@ -28,14 +28,16 @@ CRDS = ("vippools.exalb.io", "bgppeers.exalb.io", "bgpsessionstatuses.exalb.io")
 
 @contextmanager
 def installed(
-    bed: Bed, peer: Mapping[str, Any] | None = None, pool: Sequence[str] = (POOL,)
+    bed: Bed, peers: Mapping[str, Mapping[str, Any]] | None = None, pool: Sequence[str] = (POOL,)
 ) -> Iterator[Bed]:
-    """The chart, a pool and the router as every node's BGPPeer (``peer`` adds to its spec).
+    """The chart, a pool and BGPPeers to the router: by default one, its loopback address for
+    every node; ``peers`` (name to what it adds to the spec) replaces it.
 
     On exit the release, the CRDs and the namespaces go, so the next module
     finds the bed as it was.
     """
     bed.install_chart(RELEASE, SYSTEM, {})
+    base = {"myASN": EXALB_ASN, "peerASN": ROUTER_ASN, "peerAddress": ROUTER_ADDRESS}
     apply(
         bed,
         {
@@ -44,17 +46,15 @@ def installed(
             "metadata": {"name": "test", "namespace": SYSTEM},
             "spec": {"addresses": list(pool)},
         },
-        {
-            "apiVersion": "exalb.io/v1alpha1",
-            "kind": "BGPPeer",
-            "metadata": {"name": "router", "namespace": SYSTEM},
-            "spec": {
-                "myASN": EXALB_ASN,
-                "peerASN": ROUTER_ASN,
-                "peerAddress": ROUTER_ADDRESS,
-                **(peer or {}),
-            },
-        },
+        *(
+            {
+                "apiVersion": "exalb.io/v1alpha1",
+                "kind": "BGPPeer",
+                "metadata": {"name": name, "namespace": SYSTEM},
+                "spec": {**base, **spec},
+            }
+            for name, spec in (peers or {"router": {}}).items()
+        ),
     )
     try:
         yield bed

@@ -1,0 +1,150 @@
+"""A lost node with BFD: the router withdraws it within BFD's detection time, not its hold time.
+
+Each node peers with the router's end of its own link (a BGPPeer per node,
+selected by ``kubernetes.io/hostname``), so both BFD speakers are one hop
+apart as RFC 5881 requires; FRR runs BFD for the peer group, single hop
+(eBGP without ebgp-multihop), 300 ms x 3 on both sides. The figures join
+test_traffic.py's in bench/TRAFFIC.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from testbed import netns
+from testbed.nodes import Bed, router_end
+from testbed.procs import wait_for
+from testbed.traffic import outage
+
+from . import test_traffic
+from .chart import installed
+from .test_traffic import (
+    FIGURES,
+    Vip,
+    _new_vip,
+    _record,
+    _started_after,
+    answering,
+    steady,
+    timeline,
+)
+
+# test_traffic.py's module fixtures, for this module: the web pods, and its figures printed.
+web_pods = test_traffic.web_pods
+figures = test_traffic.figures
+
+pytestmark = [pytest.mark.integration, pytest.mark.realnode]
+
+RX_MS = TX_MS = 300
+MULTIPLIER = 3
+DETECTION = RX_MS * MULTIPLIER / 1000
+
+
+@pytest.fixture(scope="module")
+def exalb(bed: Bed) -> Iterator[Bed]:
+    """The chart with one BFD BGPPeer per node, to the router's end of that node's link."""
+    assert bed.router is not None
+    bfd = {
+        "minReceiveInterval": RX_MS,
+        "minTransmitInterval": TX_MS,
+        "detectMultiplier": MULTIPLIER,
+    }
+    peers = {
+        f"link-{node.name}": {
+            "peerAddress": router_end(k),
+            "nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": node.name}}],
+            "bfd": bfd,
+        }
+        for k, node in enumerate(bed.nodes, start=1)
+    }
+    bed.router.enable_bfd([n.address for n in bed.nodes], RX_MS, TX_MS, MULTIPLIER)
+    try:
+        with installed(bed, peers) as running:
+            yield running
+    finally:
+        bed.router.disable_bfd([n.address for n in bed.nodes])
+
+
+@pytest.fixture(scope="module")
+def local_vip(exalb: Bed, web_pods: str) -> Vip:
+    return _new_vip(exalb, web_pods, "web-local", "Local")
+
+
+@pytest.fixture(scope="module")
+def cluster_vip(exalb: Bed, web_pods: str) -> Vip:
+    return _new_vip(exalb, web_pods, "web-cluster", "Cluster")
+
+
+def bfd_up_metric(bed: Bed, k: int) -> str:
+    """The announcer's ``exalb_announcer_bfd_session_up`` lines, read from inside node k."""
+    node = bed.nodes[k - 1]
+    url = f"http://{node.address}:7473/metrics"
+    code = (
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    )
+    metrics = netns.run(node.netns, ["python3", "-c", code])
+    return "\n".join(
+        m for m in metrics.splitlines() if m.startswith("exalb_announcer_bfd_session_up")
+    )
+
+
+def test_bfd_comes_up_at_the_router_and_at_every_announcer(exalb: Bed, local_vip: Vip) -> None:
+    assert exalb.router is not None
+    router, nodes = exalb.router, {n.address for n in exalb.nodes}
+
+    def up() -> bool:
+        peers = exalb.router.bfd_peers() if exalb.router else {}
+        return all(peers.get(a, {}).get("status") == "up" for a in nodes)
+
+    wait_for("FRR's BFD peers Up", up, timeout=60, interval=0.5, on_timeout=router.log_tail)
+    for peer in router.bfd_peers().values():
+        assert peer["detect-multiplier"] == MULTIPLIER and peer["transmit-interval"] == TX_MS, peer
+        assert "multihop" not in peer or not peer["multihop"], peer
+    for k, node in enumerate(exalb.nodes, start=1):
+        metric = bfd_up_metric(exalb, k)
+        assert f'exalb_announcer_bfd_session_up{{peer="link-{node.name}"}} 1.0' in metric, metric
+
+
+def test_a_frozen_node_is_withdrawn_within_bfd_s_detection_time(
+    exalb: Bed, web_pods: str, local_vip: Vip, cluster_vip: Vip
+) -> None:
+    """The no-BFD twin is test_traffic.py's frozen node; Cluster is measured too, but its
+    requests entering the live node still reach the frozen node's pod (kube-proxy's part)."""
+    assert exalb.router is not None
+    steady(exalb, web_pods, local_vip, cluster_vip)
+    lost, other = exalb.nodes
+    with answering(exalb, "bfd-frozen", Local=local_vip, Cluster=cluster_vip) as runs:
+        event = time.time()
+        try:
+            lost.freeze()
+            wait_for(
+                "FRR withdrew the frozen node",
+                lambda: _hops(exalb, local_vip) == {other.address},
+                timeout=20,
+                interval=0.05,
+            )
+            withdrawn = time.time()
+            runs["Local"].wait_until("2 s of requests after", _started_after(withdrawn + 2), 10)
+        finally:
+            lost.thaw()
+        thawed = time.time()
+        steady(exalb, web_pods, local_vip, cluster_vip)
+        announced = time.time()
+    bfd_down = exalb.router.bfd_peers().get(lost.address, {})
+    extra = f"BFD {RX_MS} ms x {MULTIPLIER}, FRR withdrew the node +{withdrawn - event:.2f}s"
+    for name, c in runs.items():
+        _record(f"(f) {name}, a node frozen, BFD", outage(c.records(), event, until=thawed), extra)
+    FIGURES["(f) BFD: the thawed node announced again"] = f"+{announced - thawed:.1f}s"
+    local = outage(runs["Local"].records(), event, until=thawed)
+    assert withdrawn - event <= 1.0 + 0.5, f"{extra}; FRR BFD {bfd_down}"
+    assert local.last_failure is not None and local.last_failure <= DETECTION + 1.5, (
+        f"{local.line()}\n{timeline(runs['Local'].records(), event)}"
+    )
+
+
+def _hops(bed: Bed, vip: Vip) -> set[str]:
+    assert bed.router is not None
+    return {p.next_hop for p in bed.router.paths(vip.prefix)}
