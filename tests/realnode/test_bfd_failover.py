@@ -24,7 +24,6 @@ from .chart import installed
 from .test_traffic import (
     FIGURES,
     Vip,
-    _new_vip,
     _record,
     _started_after,
     answering,
@@ -32,8 +31,11 @@ from .test_traffic import (
     timeline,
 )
 
-# test_traffic.py's module fixtures, for this module: the web pods, and its figures printed.
+# test_traffic.py's module fixtures, for this module's exalb: the web pods, the Services,
+# and the figures printed at the end.
 web_pods = test_traffic.web_pods
+local_vip = test_traffic.local_vip
+cluster_vip = test_traffic.cluster_vip
 figures = test_traffic.figures
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
@@ -66,16 +68,6 @@ def exalb(bed: Bed) -> Iterator[Bed]:
             yield running
     finally:
         bed.router.disable_bfd([n.address for n in bed.nodes])
-
-
-@pytest.fixture(scope="module")
-def local_vip(exalb: Bed, web_pods: str) -> Vip:
-    return _new_vip(exalb, web_pods, "web-local", "Local")
-
-
-@pytest.fixture(scope="module")
-def cluster_vip(exalb: Bed, web_pods: str) -> Vip:
-    return _new_vip(exalb, web_pods, "web-cluster", "Cluster")
 
 
 def bfd_up_metric(bed: Bed, k: int) -> str:
