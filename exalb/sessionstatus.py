@@ -35,6 +35,8 @@ def down_summary(peer: str, entry: Mapping[str, Any]) -> str:
         text += f", router sent {notification_summary(entry.get('lastNotificationReceived'))}"
     elif ended_by == "sent":
         text += f", this node sent {notification_summary(entry.get('lastNotificationSent'))}"
+        if entry.get("lastError"):  # why it did: a restart to apply a change, say
+            text += f" ({entry['lastError']})"
     elif entry.get("lastError"):
         text += f" ({entry['lastError']})"
     return text

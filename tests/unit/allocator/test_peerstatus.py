@@ -17,7 +17,7 @@ from allocator.core.peerstatus import (
     peer_status,
 )
 from exalb.conditions import Condition, with_transitions
-from exalb.sessionstatus import ESTABLISHED
+from exalb.sessionstatus import ESTABLISHED, down_summary
 
 NS = "exalb-system"
 SPEC: dict[str, Any] = {
@@ -222,3 +222,17 @@ def test_a_selected_node_without_a_session_is_not_established() -> None:
     assert (nothing.summary, nothing.conditions[-1].status) == ("0/0", "Unknown")
     invalid = peer_status("tor", {**SPEC, "myASN": 0}, NS, RACK_A, ALL_FINE, {})
     assert invalid.conditions[-1].reason == "InvalidSpec"
+
+
+def test_a_session_this_node_closed_names_the_reason_with_the_cease() -> None:
+    closed = {
+        "state": "down",
+        "since": "2026-11-30T09:00:00Z",
+        "endedBy": "sent",
+        "lastNotificationSent": {"code": 6, "subcode": 2, "name": "Cease/Administrative Shutdown"},
+        "lastError": "closed by this node to apply a changed BGPPeer or password Secret",
+    }
+    assert down_summary("tor", closed) == (
+        "tor: down since 2026-11-30T09:00:00Z, this node sent Cease/Administrative Shutdown "
+        "(6/2) (closed by this node to apply a changed BGPPeer or password Secret)"
+    )
