@@ -41,6 +41,8 @@ class ControlPlane:
     etcd_port: int = 0
     api_port: int = 0
     procs: dict[str, Proc] = field(default_factory=dict)
+    # etcd's data, in RAM (/dev/shm): removed on stop, or every run would keep its copy.
+    etcd_data: list[Path] = field(default_factory=list)
     # Where it runs: the host's loopback, or a namespace and an address routed to it.
     netns: str | None = None
     address: str = "127.0.0.1"
@@ -83,6 +85,7 @@ class ControlPlane:
         peer = self._port(2380)
         etcd_url = f"http://{self.address}:{self.etcd_port}"
         data = Path(tempfile.mkdtemp(prefix="exalb-etcd-", dir=_tmpfs()))
+        self.etcd_data.append(data)
         self.procs["etcd"] = Proc(
             "etcd",
             [
@@ -196,6 +199,8 @@ class ControlPlane:
             proc = self.procs.pop(name, None)
             if proc:
                 proc.stop()
+        while self.etcd_data:
+            shutil.rmtree(self.etcd_data.pop(), ignore_errors=True)
 
     # --- credentials -----------------------------------------------------
     def _keys(self) -> None:
