@@ -141,6 +141,7 @@ class Allocator:
         self._parsed: dict[str, tuple[str, ServiceInfo]] = {}
         self._infos_now: dict[str, ServiceInfo] = {}  # every Service, as of the last read
         self._outcomes: dict[str, Outcome] = {}
+        self._attributes_told: dict[str, Outcome] = {}  # bad BGP attribute annotations
         # (Service, result) pairs whose last diff asked for no write: the same pair again
         # asks for nothing again, so it is skipped (writes are always looked at again).
         self._quiet: dict[str, tuple[ServiceInfo, Result]] = {}
@@ -195,6 +196,7 @@ class Allocator:
             self.metrics.leader.set(1 if leading else 0)
             if not leading:
                 self._outcomes.clear()
+                self._attributes_told.clear()
                 self._quiet.clear()
                 self._look_at_all = True
                 continue
@@ -331,7 +333,7 @@ class Allocator:
         self._publisher.publish(published, touched)
         lap = self._lap(lap, "publish")
 
-        for key, (type_, reason, message) in notes.items():
+        for key, (type_, reason, message) in notes:
             self._event(infos[key], type_, reason, message)
         self._pool_status.want(plan.pools)
         self._observe(plan, infos, stats)
@@ -349,9 +351,10 @@ class Allocator:
 
     def _diff(
         self, plan: Plan, infos: dict[str, ServiceInfo], everything: bool = True
-    ) -> tuple[list[ServiceWrite], dict[str, tuple[str, str, str]]]:
+    ) -> tuple[list[ServiceWrite], list[tuple[str, tuple[str, str, str]]]]:
         writes: list[ServiceWrite] = []
         notes: dict[str, tuple[str, str, str]] = {}
+        attribute_notes: dict[str, tuple[str, str, str]] = {}
         quiet, loud, results = self._quiet, self._loud, plan.results
         if everything or plan.touched is None:
             keys: Iterable[str] = results
@@ -369,6 +372,7 @@ class Allocator:
                 continue  # asked for no write last pass, and nothing about it changed
             asked = len(writes)
             self._diff_one(key, svc, res, writes, notes)
+            self._attribute_note(svc, res, attribute_notes)
             if len(writes) == asked:
                 quiet[key] = (svc, res)
                 loud.discard(key)
@@ -398,11 +402,31 @@ class Allocator:
                     assert isinstance(res, Failed)
                     self.metrics.failures.labels(res.reason).inc()
                 changed[key] = (type_, reason, message)
-        for uid, outcome in list(self._outcomes.items()):
-            now = infos.get(outcome.key)
-            if now is None or now.uid != uid:
-                del self._outcomes[uid]
-        return writes, changed
+        for told in (self._outcomes, self._attributes_told):
+            for uid, outcome in list(told.items()):
+                now = infos.get(outcome.key)
+                if now is None or now.uid != uid:
+                    del told[uid]
+        return writes, [*changed.items(), *attribute_notes.items()]
+
+    def _attribute_note(
+        self, svc: ServiceInfo, res: Result, notes: dict[str, tuple[str, str, str]]
+    ) -> None:
+        """Bad BGP attribute annotations get their own Event, on the first pass that sees them.
+
+        They never hold an address back, so they are not the allocation's story: told in
+        its place, they would wait for a later pass that a quiet cluster never runs.
+        """
+        if not isinstance(res, Allocated) or not svc.attribute_errors:
+            self._attributes_told.pop(svc.uid, None)
+            return
+        message = (
+            f"{'; '.join(svc.attribute_errors)}; announcing {', '.join(res.ips)} without those"
+        )
+        told = self._attributes_told.get(svc.uid)
+        if told is None or told.message != message:
+            self._attributes_told[svc.uid] = Outcome("InvalidBGPAttributes", message, svc.key)
+            notes[svc.key] = ("Warning", "InvalidBGPAttributes", message)
 
     def _diff_one(
         self,
@@ -439,13 +463,6 @@ class Allocator:
                     "Warning",
                     "InvalidAnnotation",
                     f"{'; '.join(svc.errors)}; keeping {', '.join(res.ips)}",
-                )
-            elif svc.attribute_errors:
-                notes[key] = (
-                    "Warning",
-                    "InvalidBGPAttributes",
-                    f"{'; '.join(svc.attribute_errors)}; announcing {', '.join(res.ips)} "
-                    "without those",
                 )
             elif res.frozen:
                 notes[key] = (
