@@ -179,8 +179,10 @@ def test_cordon_drains_with_graceful_shutdown_then_withdraws_sessions_stay_up(
         r,
         PREFIX,
         "node 1 with GRACEFUL_SHUTDOWN, node 2 selected",
-        lambda p: "65535:0" in by_hop(p).get(lab.hop(1), RibPath("", "")).communities
-        and selected(p) == {lab.hop(2)},
+        lambda p: (
+            "65535:0" in by_hop(p).get(lab.hop(1), RibPath("", "")).communities
+            and selected(p) == {lab.hop(2)}
+        ),
         timeout=5,
     )
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=10)
@@ -232,8 +234,10 @@ def test_weighted_ecmp_follows_ready_local_endpoints_coalesced(
         r,
         PREFIX,
         "3:1, both multipathed",
-        lambda p: bandwidths(p) == {lab.hop(1): 3 * 1_250_000, lab.hop(2): 1_250_000}
-        and selected(p) == {lab.hop(1), lab.hop(2)},
+        lambda p: (
+            bandwidths(p) == {lab.hop(1): 3 * 1_250_000, lab.hop(2): 1_250_000}
+            and selected(p) == {lab.hop(1), lab.hop(2)}
+        ),
     )
 
     # A scale-up in steps is coalesced: node 1's weight reaches the router at most twice
