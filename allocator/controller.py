@@ -438,7 +438,10 @@ class Allocator:
     ) -> None:
         if isinstance(res, Allocated):
             ingress = res.ips if svc.current_ips != res.ips else None
-            pool: str | bool | None = res.pool if svc.current_pool != res.pool else False
+            # The label travels with the pool annotation: an assigned Service unlabelled
+            # (an older allocator's, or a user's edit) is written again.
+            unmarked = svc.current_pool != res.pool or not svc.labelled
+            pool: str | bool | None = res.pool if unmarked else False
             if ingress is not None or pool is not False:
                 writes.append(
                     ServiceWrite(svc.namespace, svc.name, ingress, pool, self._version(key))

@@ -84,7 +84,9 @@ def start_allocator(
     extra: tuple[str, ...] = (),
     wait_ready: bool = True,
     log_level: str = "debug",
+    code: Path = ROOT,
 ) -> AllocatorProc:
+    """``code``: the source tree to run (another version's, for upgrade tests)."""
     token = cp.service_account_token(namespace, "exalb-allocator")
     kubeconfig = cp.write_kubeconfig(workdir / f"{identity}.kubeconfig", token)
     port = free_port()
@@ -102,7 +104,7 @@ def start_allocator(
             *extra,
         ],
         workdir / f"allocator-{identity}.log",
-        cwd=ROOT,
+        cwd=code,
     )
     handle = AllocatorProc(proc, port, identity)
     if wait_ready:

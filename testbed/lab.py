@@ -249,7 +249,8 @@ class Lab:
     def label_node(self, i: int, labels: Mapping[str, str | None]) -> None:
         self.core.patch_node(self.node(i).name, {"metadata": {"labels": dict(labels)}})
 
-    def start_announcer(self, i: int, extra_args: Sequence[str] = ()) -> Proc:
+    def start_announcer(self, i: int, extra_args: Sequence[str] = (), code: Path = ROOT) -> Proc:
+        """``code``: the source tree to run (another version's, for upgrade tests)."""
         node = self.node(i)
         if node.proc is not None and node.proc.alive():
             # A second one would orphan the first (and its ExaBGP) past the test's end.
@@ -284,7 +285,7 @@ class Lab:
             run_dir = self.confined_home() / f"run-{i}"
             run_dir.mkdir(exist_ok=True)
             argv = [*confine.command(argv, run_dir), "--run-dir", str(run_dir)]
-        node.proc = Proc(f"announcer-{i}", argv, self.workdir / f"announcer-{i}.log", cwd=ROOT)
+        node.proc = Proc(f"announcer-{i}", argv, self.workdir / f"announcer-{i}.log", cwd=code)
         return node.proc
 
     def stop_announcer(self, i: int, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:

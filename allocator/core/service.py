@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exalb.assignments.addresses import AddressError, parse_ip
+from exalb.assignments.slicescope import SERVICE_LABEL
 
 from .attributes import ServiceAttributes, parse_attributes
 
@@ -38,6 +39,7 @@ class ServiceInfo:
     require_all_families: bool = False
     current_ips: tuple[str, ...] = ()  # from status.loadBalancer.ingress (the truth)
     current_pool: str | None = None  # from our pool annotation
+    labelled: bool = False  # carries SERVICE_LABEL, which scopes the announcers' slice watch
     errors: tuple[str, ...] = ()
     attributes: ServiceAttributes | None = None  # BGP attributes from its annotations
     attribute_errors: tuple[str, ...] = ()  # reported; never stop the allocation
@@ -155,6 +157,7 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         require_all_families=require_all,
         current_ips=tuple(current),
         current_pool=ann.get(POOL_ANNOTATION),
+        labelled=(md.get("labels") or {}).get(SERVICE_LABEL) == "true",
         errors=tuple(errors),
         attributes=attributes,
         attribute_errors=attribute_errors,

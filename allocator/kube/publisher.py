@@ -35,6 +35,7 @@ from exalb.assignments import (
     shard_count,
     shard_of,
 )
+from exalb.assignments.slicescope import SCOPE_ANNOTATION, SLICE_SELECTOR, declared_selector
 from exalb.kube import retry
 from exalb.kube.informer import Informer
 from exalb.kube.rest import ApiError, Client, resource_path
@@ -196,7 +197,7 @@ class Publisher:
                 creates.append(i)
             elif i not in self._touched and self._matched.get(i) is obj:
                 continue  # unchanged on both sides since they last matched
-            elif (obj.get("data") or {}) != data:
+            elif (obj.get("data") or {}) != data or not _declares_scope(obj):
                 updates.append(i)
             else:
                 self._matched[i] = obj
@@ -222,7 +223,7 @@ class Publisher:
                 "name": name,
                 "namespace": self._ns,
                 "labels": {LABEL: "true", "app.kubernetes.io/managed-by": "exalb-allocator"},
-                "annotations": {"exalb.io/shard": str(i)},
+                "annotations": {"exalb.io/shard": str(i), SCOPE_ANNOTATION: SLICE_SELECTOR},
                 **({"ownerReferences": self._owners} if self._owners else {}),
             },
             "data": data,
@@ -266,3 +267,12 @@ class Publisher:
         except ApiError:
             return
         self._mirror.observe(now)
+
+
+def _declares_scope(obj: dict[str, Any]) -> bool:
+    """Whether a shard already tells its readers that assigned Services are labelled.
+
+    A shard an older allocator wrote does not, and is written again with the same data.
+    """
+    md = obj.get("metadata") or {}
+    return declared_selector(md.get("annotations")) is not None

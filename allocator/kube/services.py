@@ -10,7 +10,9 @@ Service changed since, so a deposed leader's late write cannot overwrite the
 new leader's, and nobody's edit is planned over. A 409 re-reads the Service
 into the mirror and fails the write; the next pass plans from what it read.
 Status goes first (a subresource, so a request of its own), then the pool
-annotation, conditional on the version the status write produced.
+annotation with the ``exalb.io/assigned`` label (``exalb.assignments.slicescope``:
+it scopes the announcers' EndpointSlice watch), conditional on the version the
+status write produced; a released Service loses both.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import structlog
 
 from allocator.core.service import POOL_ANNOTATION
+from exalb.assignments.slicescope import SERVICE_LABEL
 from exalb.kube import retry
 from exalb.kube.informer import Informer
 from exalb.kube.rest import ApiError, Client, resource_path
@@ -74,7 +77,11 @@ class ServiceWriter:
             body = {"status": {"loadBalancer": {"ingress": ingress}}}
             version = self._write(w, body, version, "status")
         if w.pool is None or isinstance(w.pool, str):  # False: leave it alone
-            self._write(w, {"metadata": {"annotations": {POOL_ANNOTATION: w.pool}}}, version)
+            marks = {
+                "annotations": {POOL_ANNOTATION: w.pool},
+                "labels": {SERVICE_LABEL: None if w.pool is None else "true"},
+            }
+            self._write(w, {"metadata": marks}, version)
 
     def _write(self, w: ServiceWrite, body: dict[str, Any], version: str, sub: str = "") -> str:
         """One conditional merge patch; returns the resourceVersion it produced."""

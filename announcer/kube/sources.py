@@ -13,6 +13,8 @@ from typing import Any
 
 import exalb.assignments as contract
 from announcer.kube.convert import slice_endpoints
+from announcer.kube.slicescope import ScopedSlices
+from exalb.assignments.slicescope import SCOPE_ANNOTATION
 from exalb.kube.informer import Informer
 from exalb.kube.rest import Client, resource_path
 
@@ -78,7 +80,12 @@ def slim_node(obj: Obj) -> Obj:
 
 
 def slim_configmap(obj: Obj) -> Obj:
-    return {"metadata": _meta(obj), "data": obj.get("data") or {}}
+    """A shard's entries, and the EndpointSlice selector its writer vouches for."""
+    md = _meta(obj)
+    selector = ((obj.get("metadata") or {}).get("annotations") or {}).get(SCOPE_ANNOTATION)
+    if selector is not None:
+        md["annotations"] = {SCOPE_ANNOTATION: selector}
+    return {"metadata": md, "data": obj.get("data") or {}}
 
 
 def slim_secret(obj: Obj) -> Obj:
@@ -138,42 +145,51 @@ class Sources:
             changed("vippools"),
             transform=slim_pool,
         )
+
+        def shard_changed(key: str, _obj: Obj | None) -> None:
+            self.slices.shards_changed()  # a shard may change which slices to watch
+            self.on_change("assignments", key)
+
         self.configmaps = Informer(
             "assignments",
             api.lister(
                 resource_path("v1", "configmaps", namespace),
                 label_selector=f"{contract.LABEL}=true",
             ),
-            changed("assignments"),
+            shard_changed,
             transform=slim_configmap,
         )
-        self.slices = Informer(
-            "endpointslices",
-            api.lister(resource_path("discovery.k8s.io/v1", "endpointslices")),
-            changed("endpointslices"),
-            transform=slim_slice,
+        self.slices = ScopedSlices(
+            api,
+            self.configmaps,
+            lambda key: self.on_change("endpointslices", key),
+            slim_slice,
+            node_name,
         )
         self._node_name = node_name
         self._secrets_namespace = secrets_namespace
-        self.all = [self.node, self.peers, self.secrets, self.pools, self.configmaps, self.slices]
+        self.informers = [self.node, self.peers, self.secrets, self.pools, self.configmaps]
 
     def start(self) -> None:
-        for inf in self.all:
+        for inf in self.informers:
             inf.start()
+        self.slices.start()
 
     def stop(self) -> None:
-        for inf in self.all:
+        for inf in self.informers:
             inf.stop()
+        self.slices.stop()
 
     def synced(self) -> bool:
-        return all(inf.synced.is_set() for inf in self.all)
+        return not self.unsynced()
 
     def has_synced(self, kind: str) -> bool:
         """Whether the informer named ``kind`` (e.g. "assignments") has listed once."""
-        return any(inf.name == kind and inf.synced.is_set() for inf in self.all)
+        return kind not in self.unsynced()
 
     def unsynced(self) -> list[str]:
-        return [inf.name for inf in self.all if not inf.synced.is_set()]
+        names = [inf.name for inf in self.informers if not inf.synced.is_set()]
+        return names if self.slices.is_synced() else [*names, self.slices.name]
 
     def view(self) -> View:
         secrets = {k.split("/", 1)[-1]: v for k, v in self.secrets.snapshot().items()}
