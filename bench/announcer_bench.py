@@ -176,10 +176,13 @@ def phases(log: Path, t0_wall: float) -> dict[str, float]:
     return out
 
 
-def write_shards(core: Any, entries: dict[str, str], shards: int) -> None:
+def write_shards(
+    core: Any, entries: dict[str, str], shards: int, annotations: dict[str, str] | None = None
+) -> None:
     for i, data in enumerate(contract.layout(entries, shards)):
         name = f"exalb-assignments-{i}"
-        body = {"metadata": {"name": name, "labels": {contract.LABEL: "true"}}, "data": data}
+        md = {"name": name, "labels": {contract.LABEL: "true"}, "annotations": annotations or {}}
+        body = {"metadata": md, "data": data}
         try:
             core.replace_namespaced_config_map(name, NS, body)
         except client.ApiException as exc:

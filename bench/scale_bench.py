@@ -8,11 +8,16 @@ Services are published as the announcers read them: an EndpointSlice each (Local
 ready endpoints on three nodes, pod addresses in 198.18.128.0/17) and an assignment entry
 (an address in 198.18.0.0/17), so a node announces about ``3 * services / nodes`` /32s.
 Each node also has a probe Service (203.0.113.<i>) with its one endpoint on that node.
+``--others`` more EndpointSlices belong to Services exalb does not serve (ClusterIP: no
+assignment, no ``exalb.io/assigned`` label); the slices of assigned Services carry the
+label, as the EndpointSlice controller copies it from a Service this version's allocator
+labelled.
 
 Every Node object exists from the start; announcers are started in steps (``--steps``,
 e.g. ``10,30,50``). Before the first step and after each one, the same measuring window
-runs: ``--window`` seconds of readiness flips of the probes at ``--flip-rate`` per second,
-during which the benchmark reads
+runs: ``--window`` seconds of readiness flips of the probes at ``--flip-rate`` per second
+(and as many flips of the other Services' slices, when there are any), during which the
+benchmark reads
 
 * the API server's and etcd's CPU seconds and RSS (from /proc);
 * watch traffic: the API server's own ``apiserver_watch_events_sizes`` (bytes and events
@@ -20,9 +25,16 @@ during which the benchmark reads
 * BGPSessionStatus writes (``apiserver_request_total`` for that resource);
 * readiness flip -> the router's RIB (GoBGP's ``monitor global rib`` stream);
 
-then every announcer's RSS (with its ExaBGP and bridge). After the last step, every
-announcer is stopped at once and all are started at once (a DaemonSet's full restart):
-the time until the router has accepted every node's routes again.
+then every announcer's RSS (with its ExaBGP and bridge) and CPU seconds. After the last
+step, every announcer is stopped at once and all are started at once (a DaemonSet's full
+restart): the time until the router has accepted every node's routes again, and the CPU
+seconds the API server and the announcers spent on it.
+
+Up to here the shards do not vouch for the label (as an allocator before the change
+writes them), so every announcer watches every EndpointSlice. With ``--narrow`` the
+shards are then written again vouching for it (``exalb.assignments.slicescope``): every
+announcer narrows its watch while running (the time it takes, and the fewest paths the
+router held meanwhile), and the window and the full restart run again.
 
 Window 0 (no announcers) is the "without exalb" figure; the difference is exalb's cost.
 """
@@ -51,6 +63,7 @@ from kubernetes import client
 import exalb.assignments as contract
 from bench.announcer_bench import NS, RibMonitor, cpu_seconds, rss_kib, rss_mib, write_shards
 from bench.stats import summary_ms
+from exalb.assignments.slicescope import SCOPE_ANNOTATION, SERVICE_LABEL, SLICE_SELECTOR
 from testbed.controlplane import ADMIN_TOKEN, ControlPlane, start_control_plane
 from testbed.lab import Lab
 from testbed.manifests import install_crds
@@ -62,6 +75,8 @@ LAB_ID = 91
 BULK_POOL, PROBE_POOL = "bulk", "probe"
 ENDPOINTS_PER_SERVICE = 3
 WRITE_VERBS = ("CREATE", "PATCH", "UPDATE")
+ASSIGNED = {SERVICE_LABEL: "true"}  # what the EndpointSlice controller copies from the Service
+NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch
 
 
 def service_ip(j: int) -> str:
@@ -80,13 +95,14 @@ def service_nodes(j: int, nodes: int) -> list[int]:
 class Cluster:
     """The control plane, the router, the lab of simulated nodes and what they publish."""
 
-    def __init__(self, work: Path, nodes: int, services: int) -> None:
-        self.work, self.nodes, self.services = work, nodes, services
+    def __init__(self, work: Path, nodes: int, services: int, others: int = 0) -> None:
+        self.work, self.nodes, self.services, self.others = work, nodes, services, others
         self.cp: ControlPlane = start_control_plane(work / "cp")
         self.router: GoBgp | None = None
         self.mon: RibMonitor | None = None
         self.lab: Lab | None = None
         self.running: list[int] = []
+        self.other_flips = 0  # across windows: each flip changes a slice (no no-op writes)
         api = self.cp.api_client()
         # Any: dict bodies are fine for the API, the generated stubs want model objects
         self.api = api
@@ -114,16 +130,27 @@ class Cluster:
         t = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(self._write_bulk_slice, range(self.services)))
+            list(pool.map(self._write_other_slice, range(self.others)))
         for i in range(1, self.nodes + 1):
-            self.lab.set_endpoints(f"probe-{i}", {i: True})
+            self.lab.set_endpoints(f"probe-{i}", {i: True}, ASSIGNED)
         slices_s = time.monotonic() - t
-        entries = {a.key: contract.encode(a) for a in self.assignments()}
-        write_shards(self.core, entries, contract.shard_count(entries))
-        return {"endpointslices_s": round(slices_s, 1), "assignment_entries": len(entries)}
+        self.write_shards(vouch=False)
+        return {"endpointslices_s": round(slices_s, 1), "assignment_entries": len(self.entries)}
+
+    def write_shards(self, vouch: bool) -> None:
+        """The assignments; with ``vouch``, as this version's allocator writes them."""
+        entries = self.entries = {a.key: contract.encode(a) for a in self.assignments()}
+        scope = {SCOPE_ANNOTATION: SLICE_SELECTOR} if vouch else {}
+        write_shards(self.core, entries, contract.shard_count(entries), scope)
 
     def _write_bulk_slice(self, j: int) -> None:
         assert self.lab is not None
-        self.lab.set_endpoints(f"s{j}", {i: True for i in service_nodes(j, self.nodes)})
+        nodes = service_nodes(j, self.nodes)
+        self.lab.set_endpoints(f"s{j}", dict.fromkeys(nodes, True), ASSIGNED)
+
+    def _write_other_slice(self, j: int) -> None:
+        assert self.lab is not None
+        self.lab.set_endpoints(f"other{j}", dict.fromkeys(service_nodes(j, self.nodes), True))
 
     def assignments(self) -> list[contract.Assignment]:
         out = [
@@ -168,6 +195,12 @@ class Cluster:
         for i in nodes:
             self.lab.start_announcer(i)
         self.running += nodes
+
+    def log_count(self, i: int, text: str) -> int:
+        assert self.lab is not None
+        proc = self.lab.node(i).proc
+        assert proc is not None
+        return proc.log.read_text(errors="replace").count(text)
 
     def pid(self, i: int) -> int:
         assert self.lab is not None
@@ -220,6 +253,7 @@ class ApiSnapshot:
     watch_events: dict[str, float]
     watches_open: float
     status_writes: float
+    list_bytes: float  # EndpointSlice lists served so far (response bytes)
 
 
 def snapshot(cp: ControlPlane) -> ApiSnapshot:
@@ -232,13 +266,19 @@ def snapshot(cp: ControlPlane) -> ApiSnapshot:
         text = r.read().decode()
     watch_bytes: dict[str, float] = {}
     watch_events: dict[str, float] = {}
-    watches = writes = 0.0
+    watches = writes = lists = 0.0
     for name, labels, value in parse_metrics(text):
         resource = labels.get("resource", "")
         if name == "apiserver_watch_events_sizes_sum":
             watch_bytes[resource] = watch_bytes.get(resource, 0.0) + value
         elif name == "apiserver_watch_events_total":
             watch_events[resource] = watch_events.get(resource, 0.0) + value
+        elif (
+            name == "apiserver_response_sizes_sum"
+            and resource == "endpointslices"
+            and labels.get("verb") == "LIST"
+        ):
+            lists += value
         elif name == "apiserver_longrunning_requests" and labels.get("verb") == "WATCH":
             watches += value
         elif (
@@ -255,6 +295,7 @@ def snapshot(cp: ControlPlane) -> ApiSnapshot:
         watch_events,
         watches,
         writes,
+        lists,
     )
 
 
@@ -278,6 +319,7 @@ def difference(a: ApiSnapshot, b: ApiSnapshot) -> dict[str, Any]:
         ),
         "watches_open": b.watches_open,
         "status_writes_per_s": round((b.status_writes - a.status_writes) / span, 3),
+        "endpointslice_list_mib": round((b.list_bytes - a.list_bytes) / 2**20, 1),
     }
 
 
@@ -293,24 +335,36 @@ def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[
     k = 0
     while time.monotonic() < end:
         i = nodes[k % len(nodes)]
+        if cluster.others:  # a Service exalb does not serve changes as often
+            n, cluster.other_flips = cluster.other_flips, cluster.other_flips + 1
+            j, ready_now = n % cluster.others, (n // cluster.others) % 2 == 1
+            other = dict.fromkeys(service_nodes(j, cluster.nodes), ready_now)
+            cluster.lab.set_endpoints(f"other{j}", other)
         k += 1
         ready[i] = not ready[i]
         t0 = time.monotonic()
-        cluster.lab.set_endpoints(f"probe-{i}", {i: ready[i]})
+        cluster.lab.set_endpoints(f"probe-{i}", {i: ready[i]}, ASSIGNED)
         if measure:
             out.append(cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, 15))
         time.sleep(max(0.0, t0 + 1 / rate - time.monotonic()))
     for i in nodes:  # every probe ready again, as expected_routes() counts them
         if not ready[i]:
-            cluster.lab.set_endpoints(f"probe-{i}", {i: True})
+            cluster.lab.set_endpoints(f"probe-{i}", {i: True}, ASSIGNED)
             if measure:
                 cluster.mon.wait({f"{probe_ip(i)}/32"}, True, 0, 15)
     return out
 
 
+def announcer_cpu(cluster: Cluster) -> list[float]:
+    """CPU seconds each running announcer process (not its ExaBGP) has used so far."""
+    return [cpu_seconds(cluster.pid(i)) or 0.0 for i in cluster.running]
+
+
 def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
     before = snapshot(cluster.cp)
+    cpu_before = announcer_cpu(cluster)
     latencies = flips(cluster, seconds, rate, measure=bool(cluster.running))
+    cpu_after = announcer_cpu(cluster)
     out = difference(before, snapshot(cluster.cp))
     out["load_1m"] = round(os.getloadavg()[0], 2)
     if latencies:
@@ -322,6 +376,11 @@ def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
             "median": round(statistics.median(totals), 1),
             "max": max(totals),
             "sum": round(sum(totals), 1),
+        }
+        used = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
+        out["announcer_cpu_cores"] = {
+            "median": round(statistics.median(used) / out["seconds"], 4),
+            "sum": round(sum(used) / out["seconds"], 3),
         }
     return out
 
@@ -335,15 +394,46 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
     stopped = time.monotonic() - t0
     left = sum(cluster.paths().values())  # SIGTERM withdraws: nothing may be left
     cluster.running = []
+    api_before = snapshot(cluster.cp)
     t0 = time.monotonic()
     cluster.start(nodes)
-    cluster.wait_converged(nodes, 900)
+    cluster.wait_converged(nodes, 1800)
+    converged = time.monotonic() - t0
+    used = announcer_cpu(cluster)  # new processes: all they used, up to convergence
+    api = difference(api_before, snapshot(cluster.cp))
     return {
         "nodes": len(nodes),
         "all_stopped_s": round(stopped, 1),
         "paths_left_after_stop": left,
-        "converged_s": round(time.monotonic() - t0, 1),
+        "converged_s": round(converged, 1),
         "load_1m_before": load,
+        "load_1m_after": round(os.getloadavg()[0], 2),
+        "announcer_cpu_s": {"median": round(statistics.median(used), 2), "sum": round(sum(used))},
+        "apiserver_cpu_s": round(api["cpu_cores"]["kube-apiserver"] * api["seconds"], 1),
+        "endpointslice_list_mib": api["endpointslice_list_mib"],
+    }
+
+
+def narrow(cluster: Cluster, timeout: float = 600) -> dict[str, Any]:
+    """The shards vouch for the label: every running announcer narrows its watch, live."""
+    want = sum(cluster.paths().values())
+    t0 = time.monotonic()
+    cluster.write_shards(vouch=True)
+    fewest = want
+    while time.monotonic() - t0 < timeout:
+        fewest = min(fewest, sum(cluster.paths().values()))
+        if all(cluster.log_count(i, NARROWED) >= 1 for i in cluster.running):
+            break
+        time.sleep(0.5)
+    else:
+        raise TimeoutError(f"not every announcer narrowed its watch in {timeout} s")
+    took = time.monotonic() - t0
+    cluster.wait_converged(cluster.running, 60)
+    return {
+        "narrowed_s": round(took, 1),
+        "paths": want,
+        "fewest_paths_meanwhile": min(fewest, sum(cluster.paths().values())),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -354,10 +444,17 @@ def run(
     seconds: float,
     rate: float,
     progress: Callable[[str], None] = print,
+    others: int = 0,
+    narrowed: bool = False,
 ) -> dict[str, Any]:
     """The whole benchmark; the figures as a dict (see the module docstring)."""
-    cluster = Cluster(work, max(steps), services)
-    results: dict[str, Any] = {"nodes": max(steps), "services": services, "steps": {}}
+    cluster = Cluster(work, max(steps), services, others)
+    results: dict[str, Any] = {
+        "nodes": max(steps),
+        "services": services,
+        "other_services": others,
+        "steps": {},
+    }
     try:
         results["setup"] = cluster.setup()
         progress(f"setup: {results['setup']}")
@@ -382,6 +479,14 @@ def run(
             progress(f"{n} announcers: {json.dumps(step)}")
         results["full_restart"] = full_restart(cluster)
         progress(f"full restart: {results['full_restart']}")
+        if narrowed:
+            results["narrow"] = narrow(cluster)
+            progress(f"narrowed: {results['narrow']}")
+            time.sleep(5)
+            results["narrowed"] = window(cluster, seconds, rate)
+            progress(f"{len(cluster.running)} announcers, narrowed: {results['narrowed']}")
+            results["full_restart_narrowed"] = full_restart(cluster)
+            progress(f"full restart, narrowed: {results['full_restart_narrowed']}")
     finally:
         cluster.close()
     return results
@@ -390,7 +495,9 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", default="10,30,50", help="announcers running at each step")
-    ap.add_argument("--services", type=int, default=10_000)
+    ap.add_argument("--services", type=int, default=10_000, help="assigned (LoadBalancer)")
+    ap.add_argument("--others", type=int, default=0, help="Services exalb does not serve")
+    ap.add_argument("--narrow", action="store_true", help="then vouch for the label, again")
     ap.add_argument("--window", type=float, default=30.0, help="seconds per measuring window")
     ap.add_argument("--flip-rate", type=float, default=5.0, help="readiness flips per second")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
@@ -399,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps = sorted(int(s) for s in args.steps.split(","))
     work = Path(tempfile.mkdtemp(prefix="exalb-scale-bench-"))
-    results = run(work, steps, args.services, args.window, args.flip_rate)
+    results = run(
+        work, steps, args.services, args.window, args.flip_rate, print, args.others, args.narrow
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))

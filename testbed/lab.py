@@ -453,15 +453,28 @@ class Lab:
             advertisements=tuple(advertisements),
         )
 
-    def set_endpoints(self, service: str, endpoints: Mapping[int, bool | str]) -> None:
-        """node index -> True (ready), False (not ready) or "terminating" (serving, terminating)."""
-        self._write_slice(service, sorted(endpoints.items()))
+    def set_endpoints(
+        self,
+        service: str,
+        endpoints: Mapping[int, bool | str],
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """node index -> True (ready), False (not ready) or "terminating" (serving, terminating).
+
+        ``labels``: the Service's, which the EndpointSlice controller would copy to it.
+        """
+        self._write_slice(service, sorted(endpoints.items()), labels or {})
 
     def set_endpoints_counts(self, service: str, counts: Mapping[int, int]) -> None:
         """node index -> how many ready endpoints the Service has on it."""
         self._write_slice(service, [(i, True) for i, n in sorted(counts.items()) for _ in range(n)])
 
-    def _write_slice(self, service: str, endpoints: Sequence[tuple[int, bool | str]]) -> None:
+    def _write_slice(
+        self,
+        service: str,
+        endpoints: Sequence[tuple[int, bool | str]],
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         eps = []
         for j, (i, state) in enumerate(endpoints):
             if state == "terminating":
@@ -477,7 +490,10 @@ class Lab:
             )
         name = f"{service}-slice"
         body = {
-            "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service}},
+            "metadata": {
+                "name": name,
+                "labels": {**(labels or {}), "kubernetes.io/service-name": service},
+            },
             "addressType": "IPv4",
             "endpoints": eps,
             "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],

@@ -13,7 +13,9 @@ from bench import scale_bench
 
 
 def test_the_scale_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
-    out = scale_bench.run(tmp_path, [2, 3], services=30, seconds=3, rate=4, progress=print)
+    out = scale_bench.run(
+        tmp_path, [2, 3], services=30, seconds=3, rate=4, progress=print, others=20, narrowed=True
+    )
     baseline, full = out["steps"]["0"], out["steps"]["3"]
     assert "readiness_to_rib" not in baseline  # nothing announces without announcers
     assert full["readiness_to_rib"]["n"] >= 6
@@ -24,3 +26,11 @@ def test_the_scale_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     restart = out["full_restart"]
     assert restart["nodes"] == 3 and restart["paths_left_after_stop"] == 0
     assert restart["converged_s"] > 0
+
+    # The shards vouch for the label: every node narrows, and the router loses no path.
+    assert out["narrow"]["fewest_paths_meanwhile"] == out["narrow"]["paths"] > 0
+    narrowed = out["narrowed"]
+    assert narrowed["readiness_to_rib"]["n"] >= 6
+    # Only the probes' flips reach the nodes now, not those of the Services exalb ignores.
+    assert narrowed["watch_events_per_s"] < full["watch_events_per_s"]
+    assert out["full_restart_narrowed"]["paths_left_after_stop"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from exalb.assignments.slicescope import SCOPE_ANNOTATION, SERVICE_LABEL, SLICE_SELECTOR
 from testbed.procs import wait_for
 from tests.integration.allocator.conftest import Cluster, StartAllocator
 
@@ -52,3 +53,32 @@ def test_allocate_publish_release_and_reuse(
     assert cluster.ingress(namespace, "api") == []
     assert alloc.is_leader()
     assert alloc.metric("exalb_allocator_pool_in_use", pool="main", family="IPv4") == 1.0
+
+
+def test_assigned_services_carry_the_label_that_scopes_the_announcers(
+    cluster: Cluster, start_allocator: StartAllocator, namespace: str
+) -> None:
+    """``exalb.io/assigned`` follows the assignment: set, restored after an edit, removed."""
+
+    def label() -> str | None:
+        md = cluster.core.read_namespaced_service("web", namespace).metadata
+        return (md.labels or {}).get(SERVICE_LABEL)
+
+    cluster.pool("main", "198.51.100.0/30")
+    start_allocator()
+    cluster.service(namespace, "web", labels={"app": "web"})
+    cluster.wait_ips(namespace, "web")
+    wait_for("the Service labelled", lambda: label() == "true", 10)
+    for cm in cluster.core.list_namespaced_config_map(namespace).items:
+        if (cm.metadata.labels or {}).get("exalb.io/assignments") == "true":
+            assert cm.metadata.annotations[SCOPE_ANNOTATION] == SLICE_SELECTOR
+
+    # Someone's edit drops it (kubectl apply of a manifest without it): written again.
+    cluster.core.patch_namespaced_service(
+        "web", namespace, {"metadata": {"labels": {SERVICE_LABEL: None}}}
+    )
+    wait_for("the label restored", lambda: label() == "true", 10)
+    assert cluster.core.read_namespaced_service("web", namespace).metadata.labels["app"] == "web"
+
+    cluster.core.patch_namespaced_service("web", namespace, {"spec": {"type": "ClusterIP"}})
+    wait_for("the label removed on release", lambda: label() is None, 10)

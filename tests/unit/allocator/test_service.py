@@ -77,3 +77,10 @@ def test_dual_stack_families() -> None:
     assert s.families == (6, 4) and s.require_all_families
     p = svc("a", families=("IPv4",), family_policy="PreferDualStack")
     assert p.families == (4, 6) and not p.require_all_families
+
+
+def test_the_assigned_label_is_read_only_as_true() -> None:
+    """The label scopes the announcers' slice watch; anything but "true" is written again."""
+    assert parse_service(svc_obj("a", labels={"exalb.io/assigned": "true"})).labelled
+    assert not parse_service(svc_obj("a", labels={"exalb.io/assigned": "yes"})).labelled
+    assert not parse_service(svc_obj("a")).labelled
