@@ -9,7 +9,10 @@ the shards say, and narrowing is checked against the API, not believed:
   its Services carry no label), else the node watches every EndpointSlice;
 - a running node narrows only once the labelled view holds every slice of every
   assigned Service that the full view holds (the labels may still be on their way);
-- widening needs no check: every slice is a superset.
+- widening needs no check: every slice is a superset;
+- a slice that leaves the labelled view while its Service is still assigned is not a
+  deletion until the API says so: the node reads it from the API instead
+  (:func:`keep_unlabelled`) until it is labelled again, deleted, or no longer needed.
 
 A node that starts while the shards declare the selector watches the labelled slices
 from the start: it has announced nothing yet, so there is nothing a missing label
@@ -55,3 +58,14 @@ def unlabelled(
     While this is not empty, narrowing would take those Services' endpoints away.
     """
     return sorted(key for key, svc in every.items() if svc in assigned and key not in labelled)
+
+
+def keep_unlabelled(service: str | None, assigned: Collection[str]) -> bool:
+    """Whether a slice that left the labelled view, and still exists, stays in the decision.
+
+    Its Service lost the label (someone's edit, or an older allocator's) while still
+    assigned: the allocator writes the label again at its next pass, and meanwhile the
+    node keeps reading the slice from the API rather than withdrawing a healthy route.
+    Once the Service has no assignment, it is nothing to this node.
+    """
+    return service is not None and service in assigned

@@ -4,6 +4,10 @@ The scope can change while the node runs (an allocator upgraded or rolled back),
 the mirror is swapped make-before-break: the informer of the new scope lists and
 syncs beside the one in use, which keeps serving the decision until the swap; then
 every slice either one held is re-decided once, and the old informer stops.
+
+A slice that drops out of the labelled view (its Service lost the label) is read from
+the API before the node believes it gone: while it exists and its Service is assigned,
+it is held, read again every second, until it is labelled again or gone.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import structlog
 
 from announcer.core import slicescope
 from exalb.kube.informer import Informer
-from exalb.kube.rest import Client, resource_path
+from exalb.kube.rest import ApiError, Client, resource_path
 
 Obj = dict[str, Any]
 CHECK_EVERY = 1.0  # seconds between looks at the shards' scope, besides their changes
@@ -45,6 +49,9 @@ class ScopedSlices:
         self._candidate: Informer | None = None
         self._candidate_selector: str | None = None
         self._pending = -1  # unlabelled slices last reported, so each count is logged once
+        # Slices that left the labelled view but exist, with their Service still assigned:
+        # read from the API every CHECK_EVERY, by key.
+        self._held: dict[str, Obj] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="slice-scope", daemon=True)
@@ -63,11 +70,12 @@ class ScopedSlices:
 
     def get(self, key: str) -> Obj | None:
         active = self._active
-        return None if active is None else active.get(key)
+        found = None if active is None else active.get(key)
+        return self._held.get(key) if found is None else found
 
     def snapshot(self) -> dict[str, Obj]:
         active = self._active
-        return {} if active is None else active.snapshot()
+        return {**self._held, **({} if active is None else active.snapshot())}
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -101,6 +109,7 @@ class ScopedSlices:
         if not self._shards.synced.is_set():
             return
         shards = list(self._shards.snapshot().values())
+        self._recheck_held(shards)
         wanted = slicescope.wanted_selector(shards)
         with self._lock:
             if self._stop.is_set():
@@ -123,8 +132,9 @@ class ScopedSlices:
             old, new = self._active, self._candidate
             self._active, self._active_selector = new, wanted
             self._candidate = None
+            held, self._held = self._held, {}
         old.stop()
-        keys = set(old.snapshot()) | set(new.snapshot())
+        keys = set(old.snapshot()) | set(new.snapshot()) | set(held)
         self._log.info(
             "EndpointSlice scope changed", selector=wanted or "(all)", endpointslices=len(new)
         )
@@ -151,6 +161,51 @@ class ScopedSlices:
                 )
         return not missing
 
+    def _left_view(self, key: str) -> None:
+        """A slice left the labelled view: hold it if the API still has it unlabelled."""
+        try:
+            fetched = self._fetch(key)
+        except Exception as exc:  # unreadable: believe the watch, as before the scope
+            self._log.warning("could not read an EndpointSlice", endpointslice=key, error=str(exc))
+            return
+        if fetched is not None:
+            self._held[key] = fetched
+
+    def _recheck_held(self, shards: list[Obj]) -> None:
+        """Each held slice, read again: kept, or let go (labelled again, gone, unassigned)."""
+        if not self._held:
+            return
+        assigned = slicescope.assigned_services(shards)
+        for key, was in list(self._held.items()):
+            now = self._fetch(key)
+            active = self._active
+            back = active is not None and active.get(key) is not None
+            if now is None or back or not slicescope.keep_unlabelled(now["service"], assigned):
+                del self._held[key]
+                self._log.info("let go of a held EndpointSlice", endpointslice=key, labelled=back)
+            else:
+                self._held[key] = now
+            if now is None or now["metadata"] != was["metadata"]:
+                self._on_change(key)
+
+    def _fetch(self, key: str) -> Obj | None:
+        """The slice as the API has it now, transformed; None if it is gone.
+
+        From the API server's watch cache (resourceVersion 0): the same cache the watch
+        that reported the change reads, so at least as new, and no read of etcd per node.
+        """
+        namespace, _, name = key.partition("/")
+        try:
+            obj = self._api.get(
+                resource_path("discovery.k8s.io/v1", "endpointslices", namespace, name),
+                {"resourceVersion": "0"},
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._transform(obj)
+
     def _drop_candidate(self) -> None:
         if self._candidate is not None:
             self._candidate.stop()
@@ -160,9 +215,14 @@ class ScopedSlices:
     def _informer(self, selector: str | None) -> Informer:
         """Not started: the caller makes it active or the candidate first."""
 
-        def changed(key: str, _obj: Obj | None) -> None:
-            if inf is self._active:
-                self._on_change(key)
+        def changed(key: str, obj: Obj | None) -> None:
+            if inf is not self._active:
+                return
+            if obj is None and selector is not None:
+                self._left_view(key)  # before the decision hears of it: no gap
+            elif obj is not None and self._held.pop(key, None) is not None:
+                self._log.info("a held EndpointSlice is labelled again", endpointslice=key)
+            self._on_change(key)
 
         inf = Informer(
             self.name,

@@ -7,12 +7,14 @@ allocators and announcers: this version's, and the version before the change (th
 commit :data:`BEFORE`, run from a ``git archive`` of it) on either side of the rollout.
 
 "No route dropped" is the router's word: node 1's UPDATE count at GoBGP does not move
-from its first announcement to the end, through allocator upgrade and rollback.
+from its first announcement to the end, through allocator upgrade and rollback, and a
+label someone removed while no allocator ran.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,6 +202,30 @@ def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
         )
         wait_for("node 1 narrows its watch", lambda: _scope_changes(lab, 1) == 1, 30)
         assert _logged(lab, 1, f'"selector": "{SLICE_SELECTOR}"')
+        # Someone's edit drops the label while no allocator runs to write it back: the
+        # controller takes it off the slice, and node 1 reads the slice from the API
+        # instead of withdrawing; the next allocator labels it again.
+        new.proc.stop()
+        client.CoreV1Api(lab.api).patch_namespaced_service(
+            "web", lab.namespace, {"metadata": {"labels": {SERVICE_LABEL: None}}}
+        )
+        wait_for(
+            "the label off the slice",
+            lambda: all(SERVICE_LABEL not in ls for ls in _slice_labels(lab, "web")),
+            30,
+        )
+        time.sleep(3)  # three re-reads of the held slice
+        assert _logged(lab, 1, "could not read") is False
+        assert router.rib()[web][0].next_hop == lab.hop(1)
+        new = allocator("new-2", ROOT)
+        wait_for(
+            "node 1 sees the held slice labelled again",
+            lambda: (
+                _logged(lab, 1, "a held EndpointSlice is labelled again")
+                or _logged(lab, 1, '"labelled": true')
+            ),
+            30,
+        )
         # An old announcer against this allocator: it still reads every slice, and announces.
         lab.start_announcer(2, code=before)
         _service_with_pod(lab, "api", 2, "198.18.128.2")
