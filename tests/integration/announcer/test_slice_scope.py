@@ -27,8 +27,8 @@ from testbed.binaries import ROOT
 from testbed.controlplane import TEST_CONTROLLERS, ControlPlane
 from testbed.lab import Lab
 from testbed.manifests import install_crds
-from testbed.procs import free_port, wait_for
-from testbed.routers import GoBgp
+from testbed.procs import wait_for
+from tests.conftest import RouterFactory
 
 pytestmark = pytest.mark.integration
 
@@ -158,16 +158,9 @@ def _logged(lab: Lab, i: int, text: str) -> bool:
 
 
 def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
-    lab: Lab, before: Path, tmp_path: Path
+    lab: Lab, before: Path, tmp_path: Path, router: RouterFactory
 ) -> None:
-    router = GoBgp(
-        address=lab.router_ip,
-        port=free_port(lab.router_ip),
-        asn=64512,
-        neighbors=lab.neighbors(2),
-        workdir=tmp_path / "gobgp",
-    )
-    router.start()
+    gobgp = router("gobgp", lab.router_ip, 64512, lab.neighbors(2))
     started: list[AllocatorProc] = []
 
     def allocator(identity: str, code: Path) -> AllocatorProc:
@@ -175,7 +168,7 @@ def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
         return started[-1]
 
     try:
-        lab.add_peer("tor", router)
+        lab.add_peer("tor", gobgp)
         lab.add_pool("main", [POOL_CIDR])
         lab.add_node(1, start=False)
         lab.add_node(2, start=False)
@@ -185,10 +178,10 @@ def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
         web = f"{_ip(lab, 'web')}/32"
         # This version's announcer watches every EndpointSlice, as the shards do not vouch.
         lab.start_announcer(1)
-        router.wait_next_hops(web, {lab.hop(1)}, timeout=60)
+        gobgp.wait_next_hops(web, {lab.hop(1)}, timeout=60)
         assert _logged(lab, 1, '"selector": "(all)"')
         assert not _logged(lab, 1, "EndpointSlice scope changed")
-        updates = router.updates_received(lab.source(1))
+        updates = gobgp.updates_received(lab.source(1))
 
         # Upgrade: this version's allocator labels the Service, the EndpointSlice
         # controller copies it to the slice, the shards vouch, and the announcer narrows.
@@ -216,7 +209,7 @@ def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
         )
         time.sleep(3)  # three re-reads of the held slice
         assert _logged(lab, 1, "could not read") is False
-        assert router.rib()[web][0].next_hop == lab.hop(1)
+        assert gobgp.rib()[web][0].next_hop == lab.hop(1)
         new = allocator("new-2", ROOT)
         wait_for(
             "node 1 sees the held slice labelled again",
@@ -230,7 +223,7 @@ def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
         lab.start_announcer(2, code=before)
         _service_with_pod(lab, "api", 2, "198.18.128.2")
         api = f"{_ip(lab, 'api')}/32"
-        router.wait_next_hops(api, {lab.hop(2)}, timeout=60)
+        gobgp.wait_next_hops(api, {lab.hop(2)}, timeout=60)
 
         # Rollback: the old allocator publishes a new Service; the shard it rewrites no
         # longer vouches, so this version's announcer widens again and sees the new one.
@@ -240,15 +233,14 @@ def test_upgrade_and_rollback_of_the_allocator_drop_no_route(
         allocator("old-2", before)
         _service_with_pod(lab, "db", 2, "198.18.128.3")
         db = f"{_ip(lab, 'db')}/32"
-        router.wait_next_hops(db, {lab.hop(2)}, timeout=60)
+        gobgp.wait_next_hops(db, {lab.hop(2)}, timeout=60)
         wait_for("node 1 widens its watch", lambda: _scope_changes(lab, 1) == 2, 30)
 
-        assert router.rib()[web][0].next_hop == lab.hop(1)
-        assert router.updates_received(lab.source(1)) == updates, "node 1 sent an UPDATE"
+        assert gobgp.rib()[web][0].next_hop == lab.hop(1)
+        assert gobgp.updates_received(lab.source(1)) == updates, "node 1 sent an UPDATE"
     finally:
         for a in started:
             a.proc.stop()
-        router.stop()
 
 
 def _scope_changes(lab: Lab, i: int) -> int:
