@@ -230,6 +230,7 @@ class Bed:
             dualstack.add_link_addresses(router, f"to-{part}", self.ns(part), k)
             if k:
                 dualstack.route_node_pods(router, self.ns(part), k)
+        dualstack.add_link_addresses(router, "to-client", self.ns("client"), CLIENT_LINK)
 
     def _router(self) -> None:
         self.router = FrrNamespace(
@@ -331,6 +332,23 @@ class Bed:
         if self.router:
             parts.append(self.router.log_tail())
         return "\n".join(parts)
+
+    # --- faults ----------------------------------------------------------
+    def cut_link(self, node: Node) -> None:
+        """``node`` loses its one link to the router, as a node whose cable or NIC fails.
+
+        Set down inside the node, as its NIC would go: the router's end loses its
+        carrier (a veth's two ends share it) but keeps its addresses and routes.
+        """
+        netns.ip("-n", node.netns, "link", "set", "eth0", "down")
+
+    def restore_link(self, node: Node) -> None:
+        """Undo :meth:`cut_link`: the link up, with what the node's kernel dropped when it went
+        down (its default routes and its IPv6 address)."""
+        k = self.nodes.index(node) + 1
+        netns.ip("-n", node.netns, "link", "set", "eth0", "up")
+        netns.route(node.netns, "default", "via", router_end(k))
+        dualstack.add_far_end(node.netns, k)
 
     # --- teardown --------------------------------------------------------
     def stop(self) -> None:
