@@ -20,7 +20,7 @@ The router (AS 64512) forwards between the links, holds static routes to
 every node's pod range, and accepts BGP sessions on 198.18.255.1 (so one
 BGPPeer serves every node) from any address of 198.18.200.0/24 with another
 AS; zebra installs what bgpd learns into the router's kernel, one next hop
-per announcing node (ECMP, hashed on ports), so the client's requests to a
+per announcing node (ECMP, hashed on ports for both families), so the client's requests to a
 Service address really travel to the nodes. Every link, the router and the pods
 are dual-stack: the IPv6 plan is in :mod:`testbed.dualstack`. Images come from
 OCI archives imported into
@@ -195,6 +195,9 @@ class Bed:
         netns.sysctl(router, "net.ipv4.ip_forward", "1")
         netns.sysctl(router, "net.ipv6.conf.all.forwarding", "1")
         netns.sysctl(router, "net.ipv4.fib_multipath_hash_policy", "1")
+        # IPv6's default (0) hashes addresses and the flow label, which a client's TCP stack
+        # changes on a retransmission timeout: the connection would move to another node.
+        netns.sysctl(router, "net.ipv6.fib_multipath_hash_policy", "1")
         for k, part in enumerate(["cp", *(f"node{i}" for i in range(1, self.node_count + 1))]):
             netns.link(
                 (router, f"to-{part}", f"{router_end(k)}/30"),

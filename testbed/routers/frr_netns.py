@@ -152,7 +152,9 @@ class FrrNamespace(Frr):
 
     def kernel_next_hops(self, prefix: str) -> set[str]:
         """The gateways of ``prefix``'s route in the namespace's kernel: where packets go."""
-        routes = json.loads(run(self.netns, ["ip", "-j", "route", "show", "exact", prefix]) or "[]")
+        family = "-6" if ":" in prefix else "-4"  # ip route shows IPv4 unless told
+        argv = ["ip", family, "-j", "route", "show", "exact", prefix]
+        routes = json.loads(run(self.netns, argv) or "[]")
         hops = set()
         for route in routes:
             hops |= {hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop}
