@@ -18,10 +18,10 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from testbed.node import Node
 from testbed.nodes import Bed
@@ -341,6 +341,48 @@ def allocator_leader_killed(bed: Bed, web_pods: str, cluster_vip: Vip, local_vip
         assert o.failed == 0, f"{o.line()}\n{timeline(c.records(), event)}"
 
 
+# --- (f) a node is lost -----------------------------------------------------
+
+
+class Loss(NamedTuple):
+    """When (epoch seconds) a node was lost, FRR withdrew it, it came back, FRR announced it."""
+
+    event: float
+    withdrawn: float
+    restored: float
+    announced: float
+
+
+def lose_node(
+    bed: Bed,
+    web_pods: str,
+    vip: Vip,
+    counting: Client,
+    lose: Callable[[], None],
+    restore: Callable[[], None],
+    timeout: float,
+) -> Loss:
+    """The first node lost (``lose``) while ``counting`` sends requests to ``vip``, until FRR
+    has withdrawn it (within ``timeout``) and 2 s more; then ``restore`` it (whatever
+    happened), until every node announces again and 2 s more."""
+    other = bed.nodes[1]
+    event = time.time()
+    try:
+        lose()
+        wait_next_hops(bed, vip.prefix, {vip.hop(other)}, timeout=timeout)
+        withdrawn = time.time()
+        counting.wait_until(
+            "2 s of requests after the withdrawal", started_after(withdrawn + 2), 10
+        )
+    finally:
+        restore()
+    restored = time.time()
+    steady(bed, web_pods, vip)
+    announced = time.time()
+    counting.wait_until("2 s of requests after", started_after(announced + 2), 10)
+    return Loss(event, withdrawn, restored, announced)
+
+
 # --- (f) a node is lost: its link goes down ---------------------------------
 
 
@@ -365,18 +407,11 @@ def node_link_down(
         route_log(bed, local_vip.prefix) as changes,
     ):
         c = runs[local_vip.label]
-        event = time.time()
-        try:
-            bed.cut_link(lost)
-            wait_next_hops(bed, local_vip.prefix, {local_vip.hop(other)}, timeout=bound + 15)
-            withdrawn = time.time()
-            c.wait_until("2 s of requests after the withdrawal", started_after(withdrawn + 2), 10)
-        finally:
-            bed.restore_link(lost)
-        restored = time.time()
-        steady(bed, web_pods, local_vip)
-        announced = time.time()
-        c.wait_until("2 s of requests after", started_after(announced + 2), 10)
+        loss = lose_node(
+            bed, web_pods, local_vip, c, lambda: bed.cut_link(lost), lambda: bed.restore_link(lost),
+            timeout=bound + 15,
+        )  # fmt: skip
+    event, withdrawn, restored, announced = loss
     records = c.records()
     down = outage(records, event, until=restored)
     kernel = next(

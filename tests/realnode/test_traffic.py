@@ -29,6 +29,7 @@ from .scenarios import (
     Vip,
     answering,
     failures_end_by,
+    lose_node,
     new_vip,
     record,
     route_log,
@@ -230,18 +231,8 @@ def test_a_frozen_node_loses_local_requests_until_the_router_s_hold_time_expires
     hold = _hold_time(exalb, lost)
     with answering(exalb, "frozen", local_vip) as runs:
         c = runs[local_vip.label]
-        event = time.time()
-        try:
-            lost.freeze()
-            wait_next_hops(exalb, local_vip.prefix, {local_vip.hop(other)}, timeout=hold + 15)
-            withdrawn = time.time()
-            c.wait_until("2 s of requests after the withdrawal", started_after(withdrawn + 2), 10)
-        finally:
-            lost.thaw()
-        thawed = time.time()
-        steady(exalb, web_pods, local_vip)
-        announced = time.time()
-        c.wait_until("2 s of requests after", started_after(announced + 2), 10)
+        loss = lose_node(exalb, web_pods, local_vip, c, lost.freeze, lost.thaw, timeout=hold + 15)
+    event, withdrawn, thawed, announced = loss
     records = c.records()
     frozen = outage(records, event, until=thawed)
     record(

@@ -5,8 +5,8 @@ router's IPv4 and IPv6 addresses), so each node announces the /128 over its IPv6
 session with its IPv6 address as next hop; FRR installs that route in its kernel
 and forwards, kube-proxy (ip6tables) delivers to a pod. The Services are
 PreferDualStack, as an operator would make them; only their IPv6 addresses are
-measured here. The scenarios are scenarios.py's, the same ones test_traffic.py
-runs on IPv4; their figures join its in bench/TRAFFIC.md.
+measured here. The scenarios are test_traffic.py's own tests, the same code that
+runs on IPv4 there; their figures join its in bench/TRAFFIC.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ from testbed.nodes import Bed
 from . import scenarios, test_traffic
 from .chart import POOL, installed, wait_established
 from .scenarios import FIGURES, Vip, new_vip
+
+# The core scenarios: test_traffic.py's own test functions, collected here too, where
+# they get this module's fixtures (its exalb, and the IPv6 addresses as the vips).
+from .test_traffic import (  # noqa: F401
+    test_a_helm_upgrade_rolling_every_announcer_fails_no_new_connection,
+    test_a_pod_turning_unready_sends_local_requests_only_to_the_other_node,
+    test_an_announcer_sigkilled_is_restarted_and_its_node_announces_again,
+    test_killing_the_allocator_leader_leaves_every_address_answering,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 
@@ -60,27 +69,3 @@ def test_ipv6_addresses_answer_through_the_router_from_every_node(
         assert vip.answered_after < 20, vip
     scenarios.steady(exalb, web_pods, cluster_vip, local_vip)
     assert exalb.router.kernel_next_hops(cluster_vip.prefix) == cluster_vip.hops(exalb.nodes)
-
-
-def test_an_ipv6_pod_turning_unready_sends_local_requests_only_to_the_other_node(
-    exalb: Bed, web_pods: str, local_vip: Vip
-) -> None:
-    scenarios.pod_turns_unready(exalb, web_pods, local_vip)
-
-
-def test_a_helm_upgrade_rolling_every_announcer_fails_no_new_ipv6_connection(
-    exalb: Bed, web_pods: str, cluster_vip: Vip, local_vip: Vip
-) -> None:
-    scenarios.helm_upgrade_rolls_the_announcers(exalb, web_pods, cluster_vip, local_vip)
-
-
-def test_an_announcer_sigkilled_is_restarted_and_its_node_announces_the_128_again(
-    exalb: Bed, web_pods: str, cluster_vip: Vip, local_vip: Vip
-) -> None:
-    scenarios.announcer_sigkilled(exalb, web_pods, cluster_vip, local_vip)
-
-
-def test_killing_the_allocator_leader_leaves_every_ipv6_address_answering(
-    exalb: Bed, web_pods: str, cluster_vip: Vip, local_vip: Vip
-) -> None:
-    scenarios.allocator_leader_killed(exalb, web_pods, cluster_vip, local_vip)
