@@ -162,6 +162,16 @@ class FrrNamespace(Frr):
                 hops.add(route["gateway"])
         return hops
 
+    def route_detail(self, prefix: str) -> str:
+        """What bgpd, zebra and the kernel each hold for ``prefix``: for a failure's message."""
+        v6 = ":" in prefix
+        kernel = run(self.netns, ["ip", "-6" if v6 else "-4", "route", "show", "exact", prefix])
+        groups = run(self.netns, ["ip", "nexthop", "show"])
+        bgp = self.vtysh(f"show bgp {'ipv6' if v6 else 'ipv4'} unicast {prefix}")
+        afi = "ipv6" if v6 else "ip"
+        zebra = self.vtysh(f"show {afi} route {prefix}", f"show {afi} nht")
+        return f"bgpd:\n{bgp}\nzebra:\n{zebra}\nkernel:\n{kernel}\nnexthops:\n{groups}"
+
     def stop(self) -> None:
         super().stop()
         for daemon in (self.bfdd, self.zebra):

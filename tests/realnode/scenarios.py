@@ -127,10 +127,20 @@ def started_after(moment: float) -> Any:
 
 
 def steady(bed: Bed, namespace: str, *vips: Vip) -> dict[str, str]:
-    """Every web pod Ready and every node announcing every address: before and after a scenario."""
+    """Every web pod Ready and every node announcing every address, in FRR's RIB and in its
+    kernel (what the packets follow): before and after a scenario."""
+    assert bed.router is not None
+    router = bed.router
     pods = pods_by_node(bed, namespace, len(bed.nodes))
     for vip in vips:
         wait_next_hops(bed, vip.prefix, vip.hops(bed.nodes), timeout=90)
+        wait_for(
+            f"every node a next hop of {vip.prefix} in the router's kernel",
+            lambda vip=vip: router.kernel_next_hops(vip.prefix) == vip.hops(bed.nodes),
+            timeout=10,
+            interval=0.1,
+            on_timeout=lambda vip=vip: router.route_detail(vip.prefix),
+        )
     return pods
 
 
