@@ -39,7 +39,13 @@ class FrrNamespace(Frr):
 
     def start(self) -> None:
         shutil.chown(self.workdir, "frr", "frr")
-        self.zebra = self._daemon("zebra", ["hostname exalb-router"])
+        # Routes with their next hops inline, not kernel nexthop objects: the kernel deletes
+        # those of a link that loses its carrier, and FRR 8.4's zebra never installs them
+        # again when it comes back, so a node whose link flapped stayed out of every ECMP
+        # route while bgpd listed its paths (FRR issues 14481, 15505).
+        self.zebra = self._daemon(
+            "zebra", ["hostname exalb-router", "no zebra nexthop kernel enable"]
+        )
         # Millisecond log timestamps: when bfdd declared a session down.
         self.bfdd = self._daemon(
             "bfdd", ["hostname exalb-router", "log timestamp precision 3", "debug bfd peer"]
