@@ -7,6 +7,7 @@ namespaces (<k> is the link number of ``testbed.nodes``, <i> the node's, in hex)
 | ---------------------------------- | ------------------ | -------------------------------- |
 | router end of link k               | exalb-<id>-router  | 2001:db8:200:<k>::1/64           |
 | far end of link k (node i: its IP) | the part's         | 2001:db8:200:<k>::2/64           |
+| client, link k=15                  | exalb-<id>-client  | 2001:db8:200:f::2/64             |
 | router's BGP address (every node)  | exalb-<id>-router  | 2001:db8:255::1/128 on lo        |
 | pods of node i (bridge cni0)       | exalb-<id>-node<i> | 2001:db8:100:<i>::/64, gateway ::1 |
 | Services                           | -                  | 2001:db8:19::/112                |
@@ -46,6 +47,11 @@ def add_link_addresses(router: str, router_link: str, far_ns: str, k: int) -> No
     only hold each address back (tentative, unusable) for a second or more.
     """
     netns.ip("-n", router, "addr", "add", f"{router_end_v6(k)}/64", "dev", router_link, "nodad")
+    add_far_end(far_ns, k)
+
+
+def add_far_end(far_ns: str, k: int) -> None:
+    """The far end's address and default route: what its kernel drops when the link goes down."""
     netns.ip("-n", far_ns, "addr", "add", f"{far_end_v6(k)}/64", "dev", "eth0", "nodad")
     netns.ip("-n", far_ns, "-6", "route", "add", "default", "via", router_end_v6(k))
 

@@ -20,7 +20,7 @@ The router (AS 64512) forwards between the links, holds static routes to
 every node's pod range, and accepts BGP sessions on 198.18.255.1 (so one
 BGPPeer serves every node) from any address of 198.18.200.0/24 with another
 AS; zebra installs what bgpd learns into the router's kernel, one next hop
-per announcing node (ECMP, hashed on ports), so the client's requests to a
+per announcing node (ECMP, hashed on ports for both families), so the client's requests to a
 Service address really travel to the nodes. Every link, the router and the pods
 are dual-stack: the IPv6 plan is in :mod:`testbed.dualstack`. Images come from
 OCI archives imported into
@@ -195,6 +195,9 @@ class Bed:
         netns.sysctl(router, "net.ipv4.ip_forward", "1")
         netns.sysctl(router, "net.ipv6.conf.all.forwarding", "1")
         netns.sysctl(router, "net.ipv4.fib_multipath_hash_policy", "1")
+        # IPv6's default (0) hashes addresses and the flow label, which a client's TCP stack
+        # changes on a retransmission timeout: the connection would move to another node.
+        netns.sysctl(router, "net.ipv6.fib_multipath_hash_policy", "1")
         for k, part in enumerate(["cp", *(f"node{i}" for i in range(1, self.node_count + 1))]):
             netns.link(
                 (router, f"to-{part}", f"{router_end(k)}/30"),
@@ -230,6 +233,7 @@ class Bed:
             dualstack.add_link_addresses(router, f"to-{part}", self.ns(part), k)
             if k:
                 dualstack.route_node_pods(router, self.ns(part), k)
+        dualstack.add_link_addresses(router, "to-client", self.ns("client"), CLIENT_LINK)
 
     def _router(self) -> None:
         self.router = FrrNamespace(
@@ -331,6 +335,23 @@ class Bed:
         if self.router:
             parts.append(self.router.log_tail())
         return "\n".join(parts)
+
+    # --- faults ----------------------------------------------------------
+    def cut_link(self, node: Node) -> None:
+        """``node`` loses its one link to the router, as a node whose cable or NIC fails.
+
+        Set down inside the node, as its NIC would go: the router's end loses its
+        carrier (a veth's two ends share it) but keeps its addresses and routes.
+        """
+        netns.ip("-n", node.netns, "link", "set", "eth0", "down")
+
+    def restore_link(self, node: Node) -> None:
+        """Undo :meth:`cut_link`: the link up, with what the node's kernel dropped when it went
+        down (its default routes and its IPv6 address)."""
+        k = self.nodes.index(node) + 1
+        netns.ip("-n", node.netns, "link", "set", "eth0", "up")
+        netns.route(node.netns, "default", "via", router_end(k))
+        dualstack.add_far_end(node.netns, k)
 
     # --- teardown --------------------------------------------------------
     def stop(self) -> None:

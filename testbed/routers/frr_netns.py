@@ -39,7 +39,13 @@ class FrrNamespace(Frr):
 
     def start(self) -> None:
         shutil.chown(self.workdir, "frr", "frr")
-        self.zebra = self._daemon("zebra", ["hostname exalb-router"])
+        # Routes with their next hops inline, not kernel nexthop objects: the kernel deletes
+        # those of a link that loses its carrier, and FRR 8.4's zebra never installs them
+        # again when it comes back, so a node whose link flapped stayed out of every ECMP
+        # route while bgpd listed its paths (FRR issues 14481, 15505).
+        self.zebra = self._daemon(
+            "zebra", ["hostname exalb-router", "no zebra nexthop kernel enable"]
+        )
         # Millisecond log timestamps: when bfdd declared a session down.
         self.bfdd = self._daemon(
             "bfdd", ["hostname exalb-router", "log timestamp precision 3", "debug bfd peer"]
@@ -152,13 +158,25 @@ class FrrNamespace(Frr):
 
     def kernel_next_hops(self, prefix: str) -> set[str]:
         """The gateways of ``prefix``'s route in the namespace's kernel: where packets go."""
-        routes = json.loads(run(self.netns, ["ip", "-j", "route", "show", "exact", prefix]) or "[]")
+        family = "-6" if ":" in prefix else "-4"  # ip route shows IPv4 unless told
+        argv = ["ip", family, "-j", "route", "show", "exact", prefix]
+        routes = json.loads(run(self.netns, argv) or "[]")
         hops = set()
         for route in routes:
             hops |= {hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop}
             if "gateway" in route:
                 hops.add(route["gateway"])
         return hops
+
+    def route_detail(self, prefix: str) -> str:
+        """What bgpd, zebra and the kernel each hold for ``prefix``: for a failure's message."""
+        v6 = ":" in prefix
+        kernel = run(self.netns, ["ip", "-6" if v6 else "-4", "route", "show", "exact", prefix])
+        groups = run(self.netns, ["ip", "nexthop", "show"])
+        bgp = self.vtysh(f"show bgp {'ipv6' if v6 else 'ipv4'} unicast {prefix}")
+        afi = "ipv6" if v6 else "ip"
+        zebra = self.vtysh(f"show {afi} route {prefix}", f"show {afi} nht")
+        return f"bgpd:\n{bgp}\nzebra:\n{zebra}\nkernel:\n{kernel}\nnexthops:\n{groups}"
 
     def stop(self) -> None:
         super().stop()

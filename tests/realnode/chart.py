@@ -7,6 +7,7 @@ router's RIB, its kernel's routes, or the client's requests.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
@@ -80,10 +81,12 @@ def established(bed: Bed) -> set[str]:
     return {peer for peer, s in bed.router.sessions().items() if s.established}
 
 
-def wait_established(bed: Bed) -> None:
+def wait_established(bed: Bed, family: int = 4) -> None:
+    """Every node's session of ``family`` (its address of that family the peer) Established."""
+    nodes = {n.address if family == 4 else n.address_v6 for n in bed.nodes}
     wait_for(
-        "every node's session Established at FRR",
-        lambda: established(bed) == set(addresses(bed).values()),
+        f"every node's IPv{family} session Established at FRR",
+        lambda: nodes <= established(bed),
         timeout=60,
         interval=0.5,
         on_timeout=lambda: f"FRR: {bed.router and bed.router.sessions()}\n" + announcer_logs(bed),
@@ -115,34 +118,38 @@ def announcer_logs(bed: Bed) -> str:
         return str(exc)
 
 
-def service(bed: Bed, namespace: str, name: str, policy: str) -> str:
-    """A LoadBalancer Service in front of the web pods; the address exalb gave it."""
+def service(bed: Bed, namespace: str, name: str, policy: str, family: int = 4) -> str:
+    """A LoadBalancer Service in front of the web pods; the address of ``family`` exalb gave it
+    (an IPv6 one makes the Service PreferDualStack)."""
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "externalTrafficPolicy": policy,
+        "selector": {"app": "web"},
+        "ports": [{"port": 80, "targetPort": 8080}],
+    }
+    if family == 6:
+        spec |= {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4", "IPv6"]}
     apply(
         bed,
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "type": "LoadBalancer",
-                "externalTrafficPolicy": policy,
-                "selector": {"app": "web"},
-                "ports": [{"port": 80, "targetPort": 8080}],
-            },
+            "spec": spec,
         },
     )
-    ingress: list[dict[str, str]] = []
+    ips: list[str] = []
 
     def assigned() -> bool:
-        nonlocal ingress
+        nonlocal ips
         svc = json.loads(bed.kubectl("get", "service", "-n", namespace, name, "-o", "json"))
         ingress = svc["status"].get("loadBalancer", {}).get("ingress", [])
-        return bool(ingress)
+        ips = [i["ip"] for i in ingress if ipaddress.ip_address(i["ip"]).version == family]
+        return bool(ips)
 
-    wait_for(f"an address for {namespace}/{name}", assigned, timeout=60, interval=0.2)
-    ip = ingress[0]["ip"]
-    assert ip.startswith("203.0.113."), ingress
-    return f"{ip}/32"
+    wait_for(f"an IPv{family} address for {namespace}/{name}", assigned, timeout=60, interval=0.2)
+    (ip,) = ips
+    return str(ipaddress.ip_network(ip))
 
 
 def pods_by_node(bed: Bed, namespace: str, count: int) -> dict[str, str]:

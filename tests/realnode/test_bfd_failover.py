@@ -19,17 +19,9 @@ from testbed.nodes import Bed, router_end
 from testbed.procs import wait_for
 from testbed.traffic import outage
 
-from . import test_traffic
+from . import scenarios, test_traffic
 from .chart import installed
-from .test_traffic import (
-    FIGURES,
-    Vip,
-    _record,
-    _started_after,
-    answering,
-    steady,
-    timeline,
-)
+from .scenarios import FIGURES, Vip, answering, record, started_after, steady, timeline
 
 # test_traffic.py's module fixtures, for this module's exalb: the web pods, the Services,
 # and the figures printed at the end.
@@ -100,6 +92,14 @@ def test_bfd_comes_up_at_the_router_and_at_every_announcer(exalb: Bed, local_vip
         assert f'exalb_announcer_bfd_session_up{{peer="link-{node.name}"}} 1.0' in metric, metric
 
 
+def test_a_node_whose_link_goes_down_is_withdrawn_within_bfd_s_detection_time(
+    exalb: Bed, web_pods: str, local_vip: Vip
+) -> None:
+    """The BFD twin of test_traffic.py's link-down node."""
+    how = f"BFD {RX_MS} ms x {MULTIPLIER}"
+    scenarios.node_link_down(exalb, web_pods, local_vip, "bfd-link-down", how, DETECTION + 0.6)
+
+
 def test_a_frozen_node_is_withdrawn_within_bfd_s_detection_time(
     exalb: Bed, web_pods: str, local_vip: Vip, cluster_vip: Vip
 ) -> None:
@@ -108,7 +108,7 @@ def test_a_frozen_node_is_withdrawn_within_bfd_s_detection_time(
     assert exalb.router is not None
     steady(exalb, web_pods, local_vip, cluster_vip)
     lost, other = exalb.nodes
-    with answering(exalb, "bfd-frozen", Local=local_vip, Cluster=cluster_vip) as runs:
+    with answering(exalb, "bfd-frozen", local_vip, cluster_vip) as runs:
         event = time.time()
         try:
             lost.freeze()
@@ -119,7 +119,8 @@ def test_a_frozen_node_is_withdrawn_within_bfd_s_detection_time(
                 interval=0.05,
             )
             withdrawn = time.time()
-            runs["Local"].wait_until("2 s of requests after", _started_after(withdrawn + 2), 10)
+            local = runs[local_vip.label]
+            local.wait_until("2 s of requests after", started_after(withdrawn + 2), 10)
         finally:
             lost.thaw()
         thawed = time.time()
@@ -128,12 +129,12 @@ def test_a_frozen_node_is_withdrawn_within_bfd_s_detection_time(
     bfd_down = exalb.router.bfd_peers().get(lost.address, {})
     extra = f"BFD {RX_MS} ms x {MULTIPLIER}, FRR withdrew the node +{withdrawn - event:.2f}s"
     for name, c in runs.items():
-        _record(f"(f) {name}, a node frozen, BFD", outage(c.records(), event, until=thawed), extra)
+        record(f"(f) {name}, a node frozen, BFD", outage(c.records(), event, until=thawed), extra)
     FIGURES["(f) BFD: the thawed node announced again"] = f"+{announced - thawed:.1f}s"
-    local = outage(runs["Local"].records(), event, until=thawed)
+    local = outage(runs[local_vip.label].records(), event, until=thawed)
     assert withdrawn - event <= 1.0 + 0.5, f"{extra}; FRR BFD {bfd_down}"
     assert local.last_failure is not None and local.last_failure <= DETECTION + 1.5, (
-        f"{local.line()}\n{timeline(runs['Local'].records(), event)}"
+        f"{local.line()}\n{timeline(runs[local_vip.label].records(), event)}"
     )
 
 
