@@ -3,7 +3,7 @@
 It connects from the announcer's own network namespace (the node's: the DaemonSet runs
 with hostNetwork), so the connect goes through this node's kube-proxy rules, the same
 sync that programs the Service's load-balancer IP. Why the ClusterIP and not the
-load-balancer IP: docs/traffic-steering.md#announce-after-the-data-path-answers.
+load-balancer IP: docs/traffic-steering.md, "Announce after the data path answers".
 
 Each result goes to the reconciler (``report``), which keeps them in
 ``core.datapath.DataPathChecks`` and decides; this module only connects. A target is
