@@ -66,6 +66,15 @@ def reported_check(bed: Bed, node: str, key: str) -> dict[str, object] | None:
     return next((c for c in checks if c["service"] == key), None)
 
 
+def announced_by(bed: Bed, namespace: str, name: str) -> set[str]:
+    """The nodes whose announcer wrote an Announced Event on the Service."""
+    raw = bed.kubectl(
+        "get", "events", "-n", namespace, "-o", "json",
+        f"--field-selector=involvedObject.name={name},reason=Announced",
+    )  # fmt: skip
+    return {str((e.get("source") or {}).get("host", "")) for e in json.loads(raw)["items"]}
+
+
 def explain(bed: Bed, service_ref: str) -> str:
     out, err = io.StringIO(), io.StringIO()
     exalbctl(["explain", service_ref, "-o", "json", "--kubeconfig", str(bed.kubeconfig)], out, err)
@@ -152,6 +161,9 @@ def test_a_node_without_kube_proxy_does_not_announce_says_why_and_announces_once
             time.sleep(max(0.0, held_until - time.time()))
             withheld = [hops for _, hops in samples]
             assert withheld and all(hops == {running.address} for hops in withheld), withheld
+            # From the Service's creation on, not only while sampled: its announcer told no
+            # announcement (a node's first change on a Service is told at once).
+            assert stopped.name not in announced_by(exalb, namespace, "web-checked")
 
             started = time.time()
             stopped.start_proxy(f"{PODS},{dualstack.PODS_V6}")
