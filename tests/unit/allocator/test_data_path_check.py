@@ -9,6 +9,7 @@ import pytest
 from allocator.core.plan import Allocated, assignment_for
 from allocator.core.pool import PoolError, parse_pool
 from allocator.core.service import parse_service
+from allocator.kube.watches import service_projection
 from exalb.assignments import DataPathCheck, DataPathTarget, decode, encode
 
 POOL = {"addresses": ["198.51.100.0/24"]}
@@ -23,7 +24,9 @@ def service(ports: list[dict[str, Any]], cluster_ip: str = "198.19.0.12") -> dic
 
 def published(check: dict[str, Any], svc: dict[str, Any]) -> DataPathTarget | None:
     pool = parse_pool("p", {**POOL, "bgpAdvertisements": [{"dataPathCheck": check}]})
-    a = assignment_for(parse_service(svc), Allocated(("198.51.100.1",), "p"), pool, {})
+    # Through the allocator's informer projection, as it reads Services.
+    info = parse_service(service_projection(svc))
+    a = assignment_for(info, Allocated(("198.51.100.1",), "p"), pool, {})
     assert decode(a.key, encode(a)) == a  # the contract carries it unchanged
     return a.data_path
 
