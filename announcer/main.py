@@ -18,6 +18,7 @@ import structlog
 
 from announcer.bfd.speaker import BfdSpeaker
 from announcer.core.model import Drain, NodeCommunity, Options, default_bgp_secrets_namespace
+from announcer.datapath import Prober
 from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
@@ -146,6 +147,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="seconds: a route's link bandwidth (weighted ECMP) changes at most once in each",
     )
+    p.add_argument(
+        "--data-path-check-interval",
+        type=float,
+        default=10.0,
+        help="seconds between the checks of a passing data path (dataPathCheck); a "
+        "target that has not passed twice in a row is checked every second",
+    )
+    p.add_argument(
+        "--data-path-check-timeout",
+        type=float,
+        default=2.0,
+        help="seconds one data path connect may take (above 1 s spans one SYN retransmission)",
+    )
+    p.add_argument(
+        "--data-path-check-concurrency",
+        type=int,
+        default=8,
+        help="data path connects running at once",
+    )
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["json", "console"], default="json")
     args = p.parse_args(argv)
@@ -153,6 +173,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--node-name or $NODE_NAME is required")
     if args.service_event_interval < 1:
         p.error("--service-event-interval must be at least 1 (Event times have 1 s resolution)")
+    if args.data_path_check_interval < 1 or not 0 < args.data_path_check_timeout <= 30:
+        p.error(
+            "--data-path-check-interval must be at least 1 and --data-path-check-timeout "
+            "in (0, 30] seconds"
+        )
+    if args.data_path_check_concurrency < 1:
+        p.error("--data-path-check-concurrency must be at least 1")
     if not args.bgp_secrets_namespace:
         args.bgp_secrets_namespace = default_bgp_secrets_namespace(args.namespace)
     return args
@@ -223,7 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         events=events,
         bfd=bfd,
         service_event_interval=args.service_event_interval,
+        data_path_max_age=data_path_max_age(args),
     )
+    prober = Prober(
+        reconciler.probe_targets,
+        reconciler.checked,
+        metrics,
+        args.node_name,
+        interval=args.data_path_check_interval,
+        timeout=args.data_path_check_timeout,
+        concurrency=args.data_path_check_concurrency,
+    )
+    reconciler.on_targets_changed = prober.wake
 
     def bfd_changed(peer: str, up: bool) -> None:
         metrics.bfd_session_up.labels(peer).set(int(up))
@@ -253,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     health.start()
     sources.start()
     reconciler.start()
+    prober.start()
     status.start()
     log.info(
         "announcer started",
@@ -262,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     stop.wait()
     status.stop()
+    prober.stop()
     reconciler.shutdown(
         drain=args.graceful_shutdown_drain,
         timeout=args.shutdown_timeout,
@@ -274,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir, ignore_errors=True)
     log.info("announcer stopped")
     return 0
+
+
+def data_path_max_age(args: argparse.Namespace) -> float:
+    """A pass older than three check intervals (and a connect) no longer counts."""
+    return 3 * float(args.data_path_check_interval) + float(args.data_path_check_timeout)
 
 
 def announced_once(announcing: Callable[[], str | None], wait: float) -> Callable[[], str | None]:

@@ -22,6 +22,25 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         register_process_metrics(r)
+        self.data_path_checks = Counter(
+            "exalb_announcer_data_path_checks_total",
+            "TCP connects to Services' ClusterIPs (dataPathCheck), by result: "
+            "passed, refused, timeout, error",
+            ["result"],
+            registry=r,
+        )
+        self.data_path_check_seconds = Histogram(
+            "exalb_announcer_data_path_check_seconds",
+            "how long one data path connect took, whatever its result",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.data_path_not_passing = Gauge(
+            "exalb_announcer_data_path_not_passing",
+            "Services with dataPathCheck on this node whose check does not pass now "
+            "(unchecked, failing or recovering): their advertisements are not announced here",
+            registry=r,
+        )
         self.session_up = Gauge(
             "exalb_announcer_bgp_session_up",
             "1 when the BGP session is established",

@@ -32,6 +32,7 @@ import exalb.assignments as contract
 from announcer.announcements import Announcements
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
 from announcer.core import source
+from announcer.core.datapath import DataPathChecks, Probe
 from announcer.core.decide import Context, context, unusable_peers, wake_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.drain import DrainClock
@@ -45,6 +46,7 @@ from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
 from announcer.metrics import Metrics
 from announcer.reports import ContractReports, EventSink
+from exalb.assignments import DataPathTarget, any_matches
 from exalb.bgppeer import Peer
 
 Obj = dict[str, Any]
@@ -87,6 +89,7 @@ class Reconciler:
         events: EventSink | None = None,
         bfd: BfdSpeaker | None = None,
         service_event_interval: float = 30.0,
+        data_path_max_age: float = 35.0,
     ) -> None:
         self._inputs = inputs
         self._bfd = bfd
@@ -127,6 +130,12 @@ class Reconciler:
             opts.node_name, events, service_event_interval, time.time(), self._log
         )
         self._bfd_down: set[str] = set()  # peers whose BGP session BFD holds down
+        # Data path checks (issue 13): the prober reports results, this thread decides.
+        self._checks = DataPathChecks(data_path_max_age)
+        self._probes: list[tuple[str, Probe]] = []  # reported since the last pass
+        self._targets: dict[str, DataPathTarget] = {}  # assignment key -> where to connect
+        self._targets_lock = threading.Lock()
+        self.on_targets_changed: Callable[[], None] = lambda: None  # the prober's wake-up
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
 
     # --- lifecycle -------------------------------------------------------
@@ -148,6 +157,17 @@ class Reconciler:
             elif kind == "endpointslices":
                 self._dirty_slices.add(key)
         self._dirty.set()
+
+    def checked(self, key: str, probe: Probe) -> None:
+        """The prober's report: one data path connect ended (called from its thread)."""
+        with self._dirty_lock:
+            self._probes.append((key, probe))
+        self._dirty.set()
+
+    def probe_targets(self) -> dict[str, DataPathTarget]:
+        """What the prober connects to: Services whose check applies on this node."""
+        with self._targets_lock:
+            return dict(self._targets)
 
     def speakers(self) -> dict[str, Speaker]:
         with self._lock:
@@ -209,7 +229,9 @@ class Reconciler:
         if ctx is None:
             return {}
         since = self._announcements.events_since()
-        report = decision_report(ctx, self.opts, self._bfd_down, since, self._drain.started)
+        report = decision_report(
+            ctx, self.opts, self._bfd_down, since, self._drain.started, dict(self._checks.states)
+        )
         return {"decision": report}
 
     def announcing(self) -> str | None:
@@ -268,6 +290,10 @@ class Reconciler:
             shards, self._dirty_shards = self._dirty_shards, set()
             slices, self._dirty_slices = self._dirty_slices, set()
             full_wanted, self._full_wanted = self._full_wanted, False
+            probes, self._probes = self._probes, []
+        checked = {
+            key for key, probe in probes if key in self._targets and self._checks.record(key, probe)
+        }
         v = self._inputs.view()
         node = node_from(v.node) if v.node else None
         peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
@@ -280,6 +306,7 @@ class Reconciler:
         pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
         self._reports.invalid_pools(invalid)
         now = time.time()
+        checked |= self._checks.expire(now)
         drain_started = self._observe_drain(node, now)
         ctx = context(node, peers, self.opts, now, pools, drain_started)
         # The first pass finds no context yet, so it is always full.
@@ -290,12 +317,14 @@ class Reconciler:
         if full:
             self._ensure_speakers(node, ctx)
             self._rebuild(ctx)
+            self._refresh_targets(None)
             self._hand_routes(None, decided_at)
         else:
             entries = self._read_shards(shards)
             if entries:
                 self._report_errors()
-            changed = entries | self._read_slices(slices)
+            changed = entries | self._read_slices(slices) | checked
+            self._refresh_targets(entries)
             touched: Touched = {}
             for key in changed:
                 for peer, prefixes in self._update(key).items():
@@ -305,8 +334,36 @@ class Reconciler:
         self.metrics.services_announced.set(len(self._state.announced))
         self.metrics.reconcile_seconds.labels(kind).observe(time.monotonic() - decided_at)
         tell_at = self._announcements.passed(self._state, changed, self._published.get, time.time())
-        wake = [t for t in (wake_at(node, self.opts, now, drain_started), tell_at) if t is not None]
-        return min(wake, default=None)
+        self.metrics.data_path_not_passing.set(
+            sum(1 for k in self._targets if k not in self._checks.states)
+            + sum(1 for s in self._checks.states.values() if not s.passing)
+        )
+        stale_at = self._checks.next_expiry()
+        times = (wake_at(node, self.opts, now, drain_started), tell_at, stale_at)
+        return min((t for t in times if t is not None), default=None)
+
+    def _refresh_targets(self, keys: Iterable[str] | None) -> None:
+        """Re-read the data path targets of ``keys`` (None: of every Service)."""
+        ctx = self._state.ctx
+        if ctx is None:
+            return
+        new = {} if keys is None else dict(self._targets)
+        for key in self._published.entries() if keys is None else keys:
+            a = self._published.get(key)
+            wanted = a is not None and any(
+                adv.data_path_check and any_matches(adv.node_selectors, ctx.labels)
+                for adv in a.advertisements
+            )
+            if a is not None and a.data_path is not None and wanted:
+                new[key] = a.data_path
+            else:
+                new.pop(key, None)
+        if new == self._targets:
+            return
+        with self._targets_lock:
+            self._targets = new
+        self._checks.retain(new)
+        self.on_targets_changed()
 
     def _observe_drain(self, node: Node | None, now: float) -> float | None:
         drain = self.opts.drain
@@ -335,7 +392,8 @@ class Reconciler:
         for key, obj in self._inputs.all_slices().items():
             self._index_slice(key, obj)
         endpoints = {svc: self._endpoints_of(svc) for svc in self._slices_of}
-        self._state.rebuild(ctx, self._published.entries().values(), endpoints)
+        entries = self._published.entries().values()
+        self._state.rebuild(ctx, entries, endpoints, self._checks.states)
         self._report_errors()
         self._log.info(
             "full pass",
@@ -350,7 +408,7 @@ class Reconciler:
         """Re-decide one Service (assignment key ``namespace.name``) from its current inputs."""
         a = self._published.get(key)
         svc = f"{a.namespace}/{a.name}" if a else key.replace(".", "/", 1)
-        return self._state.update(key, a, self._endpoints_of(svc))
+        return self._state.update(key, a, self._endpoints_of(svc), self._checks.states.get(key))
 
     def _read_shards(self, names: Iterable[str], objs: Mapping[str, Obj] | None = None) -> set[str]:
         """Re-read the named assignment shards; the assignment keys whose entry changed."""

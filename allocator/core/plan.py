@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from exalb.assignments import LOCAL, Advertisement, Assignment, entry_key
+from exalb.assignments import LOCAL, Advertisement, Assignment, DataPathTarget, entry_key
 from exalb.assignments.addresses import AddressError, AddressRange, parse_ip, to_str
 
 from .addresses import buggy
@@ -800,4 +800,27 @@ def assignment_for(
         pool=res.pool,
         traffic_policy=svc.traffic_policy,
         advertisements=advs,
+        data_path=data_path_target(svc, advs),
     )
+
+
+def data_path_target(svc: ServiceInfo, advs: Iterable[Advertisement]) -> DataPathTarget | None:
+    """Where announcers check the data path: the Service's ClusterIP and a TCP port of it.
+
+    The port an advertisement names must be one of the Service's: a connect to another
+    port of the ClusterIP matches no kube-proxy rule and would test nothing. The first
+    advertisement that asks for the check decides the port.
+    """
+    check = next((a.data_path_check for a in advs if a.data_path_check is not None), None)
+    if check is None:
+        return None
+    if not svc.cluster_ip:
+        return DataPathTarget(problem="the Service has no ClusterIP to connect to")
+    if not svc.tcp_ports:
+        return DataPathTarget(problem="the Service has no TCP port to connect to")
+    if check.port is not None and check.port not in svc.tcp_ports:
+        return DataPathTarget(
+            problem=f"dataPathCheck.port {check.port} is not a TCP port of the Service "
+            f"(its TCP ports: {list(svc.tcp_ports)})"
+        )
+    return DataPathTarget(svc.cluster_ip, svc.tcp_ports[0] if check.port is None else check.port)

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exalb.assignments import Advertisement, Degraded, LabelSelector, SelectorError
+from exalb.assignments import (
+    Advertisement,
+    DataPathCheck,
+    Degraded,
+    LabelSelector,
+    SelectorError,
+)
 from exalb.assignments.addresses import AddressError, AddressRange, parse_addresses
 
 from .addresses import usable_count
@@ -143,6 +149,7 @@ def _advertisement(i: int, raw: Any, ranges: tuple[AddressRange, ...]) -> Advert
         node_selectors=tuple(LabelSelector.parse(s) for s in raw.get("nodeSelectors") or []),
         degraded=None if raw.get("degraded") is None else _degraded(raw["degraded"], where),
         mbps_per_endpoint=None if weighted is None else _weighted(weighted, where),
+        data_path_check=_data_path_check(raw.get("dataPathCheck"), where),
     )
 
 
@@ -186,6 +193,19 @@ def _weighted(raw: Any, where: str) -> int:
     if not isinstance(mbps, int) or not 1 <= mbps <= 1_000_000:
         raise PoolError("Invalid", f"{where}.weightedECMP.mbpsPerEndpoint must be 1..1000000")
     return mbps
+
+
+def _data_path_check(raw: Any, where: str) -> DataPathCheck | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise PoolError("Invalid", f"{where}.dataPathCheck must be an object ({{}} or {{port: N}})")
+    port = raw.get("port")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+    ):
+        raise PoolError("Invalid", f"{where}.dataPathCheck.port must be 1..65535, not {port!r}")
+    return DataPathCheck(port=port)
 
 
 def _shortest_prefix(r: AddressRange) -> int:

@@ -33,6 +33,8 @@ class ServiceInfo:
     requested_pool: str | None = None
     sharing_key: str | None = None
     ports: frozenset[tuple[str, int]] = frozenset()
+    tcp_ports: tuple[int, ...] = ()  # in spec order: the data path check's default is the first
+    cluster_ip: str = ""  # spec.clusterIP; "" when none (headless "None", not yet allocated)
     traffic_policy: str = "Cluster"
     backend_key: str = ""  # "" for Cluster; the selector for Local (MetalLB's sharing rule)
     families: tuple[int, ...] = (4,)  # wanted, primary first
@@ -119,12 +121,13 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
 
     key, _ = _annotation(ann, "allow-shared-ip")
 
-    ports: set[tuple[str, int]] = set()
+    ports: dict[tuple[str, int], None] = {}  # a set in spec order
     for p in spec.get("ports") or []:
         try:
-            ports.add((str(p.get("protocol") or "TCP"), int(p["port"])))
+            ports[(str(p.get("protocol") or "TCP"), int(p["port"]))] = None
         except (KeyError, TypeError, ValueError):
             errors.append(f"port entry {p!r} has no valid port number")
+    cluster_ip = str(spec.get("clusterIP") or "")
 
     etp = spec.get("externalTrafficPolicy") or "Cluster"
     if etp not in ("Cluster", "Local"):
@@ -151,6 +154,8 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         requested_pool=pool.strip() if pool else None,
         sharing_key=key or None,
         ports=frozenset(ports),
+        tcp_ports=tuple(port for proto, port in ports if proto == "TCP"),
+        cluster_ip="" if cluster_ip == "None" else cluster_ip,
         traffic_policy=etp,
         backend_key=backend,
         families=families,

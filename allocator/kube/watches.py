@@ -44,6 +44,7 @@ _SPEC_FIELDS = (
     "selector",
     "ipFamilies",
     "ipFamilyPolicy",
+    "clusterIP",  # the data path check's target (dataPathCheck)
 )
 _META_FIELDS = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "labels")
 

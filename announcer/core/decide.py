@@ -25,6 +25,10 @@ carries a link-bandwidth extended community proportional to the node's ready
 endpoints. A node drained by a cordon or taint (``Options.drain``) first adds
 GRACEFUL_SHUTDOWN to every route, then withdraws them (``nodeDrained``).
 
+An advertisement with ``dataPathCheck`` (issue 13) is announced only while this node's
+latest connect to the Service's ClusterIP passed (``core.datapath``, checked after the
+endpoints): the probe results are a per-Service input, like its endpoints.
+
 Before any of that, every prefix an entry asks for must be justified by its
 VIPPool (``core.pools``): one that is not is skipped and reported, the
 entry's other prefixes go on.
@@ -41,6 +45,7 @@ from exalb.assignments import LOCAL, Advertisement, Assignment, Degraded, any_ma
 from exalb.assignments.addresses import parse_ip, to_str
 from exalb.bgppeer import Peer
 
+from .datapath import CheckState, check_reason
 from .model import (
     EXCLUDE_LABEL,
     GRACEFUL_SHUTDOWN,
@@ -398,9 +403,13 @@ class ServiceDecision:
 
 
 def decide_service(
-    ctx: Context, a: Assignment, endpoints: Sequence[Endpoint] | None
+    ctx: Context,
+    a: Assignment,
+    endpoints: Sequence[Endpoint] | None,
+    check: CheckState | None = None,
 ) -> ServiceDecision:
-    """The routes ``a`` contributes on this node; ``endpoints`` are its Service's.
+    """The routes ``a`` contributes on this node; ``endpoints`` are its Service's,
+    ``check`` its data path probes here (``core.datapath``).
 
     Refusals are found for every advertisement, not only those selecting this
     node, so every announcer reports a bad entry the same way.
@@ -417,12 +426,18 @@ def decide_service(
     advs = [adv for adv in a.advertisements if any_matches(adv.node_selectors, ctx.labels)]
     endpoints_state = serving(a, endpoints, ctx.node_name)
     reason = (NOT_OWNER if not advs else None) or ctx.node_reason or endpoints_state.reason
+    checked = None
+    if reason is None and any(adv.data_path_check for adv in advs):
+        checked = check_reason(a.data_path, check)
+        if checked is not None:
+            advs = [adv for adv in advs if adv.data_path_check is None]
+            reason = None if advs else checked
     if reason is None and not ctx.peers:
         reason = NO_PEERS
     if reason is not None:
         return ServiceDecision(reason, refused=refused)
     routes: dict[str, dict[str, Attrs]] = {}
-    problem = refused[0].reason if refused else None
+    problem = refused[0].reason if refused else checked
     # Weights follow this node's own ready endpoints, so only Local Services have them; a
     # node that still serves from terminating endpoints keeps the smallest share.
     weight = max(1, endpoints_state.ready) if local else None
@@ -477,12 +492,14 @@ def decide(
     opts: Options,
     now: float,
     pools: Mapping[str, PoolSpace],
+    checks: Mapping[str, CheckState] | None = None,
 ) -> Decision:
-    """The full desired state; ``endpoints`` is keyed ``namespace/name``."""
+    """The full desired state; ``endpoints`` is keyed ``namespace/name``, ``checks`` by
+    assignment key."""
     ctx = context(node, peers, opts, now, pools)
     out = Decision(routes={name: {} for name in ctx.peer_names})
     for a in assignments:  # order-independent: _merge() is commutative
-        d = decide_service(ctx, a, endpoints.get(service_id(a)))
+        d = decide_service(ctx, a, endpoints.get(service_id(a)), (checks or {}).get(a.key))
         if d.reason is not None:
             out.reasons[a.key] = d.reason
         if d.routes:

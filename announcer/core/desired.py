@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from exalb.assignments import Assignment
 
+from .datapath import CheckState
 from .decide import Context, ServiceDecision, decide_service, merge_all, service_id
 from .model import Attrs, Endpoint, Routes
 from .pools import Refusal
@@ -52,8 +53,11 @@ class DesiredState:
         ctx: Context,
         assignments: Iterable[Assignment],
         endpoints: Mapping[str, Sequence[Endpoint]],
+        checks: Mapping[str, CheckState] | None = None,
     ) -> None:
-        """Everything from scratch, e.g. after a context change or on the first pass."""
+        """Everything from scratch, e.g. after a context change or on the first pass.
+
+        ``checks``: data path probe states by assignment key (``core.datapath``)."""
         self.ctx = ctx
         self.routes = {name: {} for name in ctx.peer_names}
         self._contrib = {name: {} for name in ctx.peer_names}
@@ -62,14 +66,19 @@ class DesiredState:
         self.refused = {}
         self._decisions = {}
         for a in assignments:
-            self._add(a.key, decide_service(ctx, a, endpoints.get(service_id(a))))
+            check = (checks or {}).get(a.key)
+            self._add(a.key, decide_service(ctx, a, endpoints.get(service_id(a)), check))
         for peer, prefixes in self._contrib.items():
             routes = self.routes[peer]
             for prefix, by_service in prefixes.items():
                 routes[prefix] = merge_all(by_service.values())
 
     def update(
-        self, key: str, assignment: Assignment | None, endpoints: Sequence[Endpoint] | None
+        self,
+        key: str,
+        assignment: Assignment | None,
+        endpoints: Sequence[Endpoint] | None,
+        check: CheckState | None = None,
     ) -> Touched:
         """Re-decide the Service stored under assignment key ``key`` from its current inputs.
 
@@ -79,7 +88,7 @@ class DesiredState:
         if self.ctx is None:
             raise RuntimeError("rebuild() first")
         old = self._decisions.get(key)
-        new = None if assignment is None else decide_service(self.ctx, assignment, endpoints)
+        new = None if assignment is None else decide_service(self.ctx, assignment, endpoints, check)
         if old == new:
             return {}
         touched: Touched = {}

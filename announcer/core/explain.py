@@ -17,7 +17,7 @@ from exalb.assignments import LOCAL, Assignment, any_matches
 from exalb.assignments.selectors import LabelSelector
 from exalb.bgppeer import Peer
 
-from . import decide
+from . import datapath, decide
 from .model import EXCLUDE_LABEL, Endpoint, Node, Options
 from .pools import REASONS as REFUSALS
 from .pools import PoolSpace
@@ -48,14 +48,21 @@ def explain(
     a: Assignment,
     endpoints: Sequence[Endpoint],
     drain_started: float | None = None,
+    check: datapath.CheckState | None = None,
 ) -> Verdict:
-    """``drain_started``: since when the announcer has seen its node drained (its report)."""
+    """``drain_started``: since when the announcer has seen its node drained, ``check``:
+    its data path probes of the Service (both from its report)."""
     peers = tuple(peers)
     ctx = decide.context(node, peers, opts, now, pools, drain_started)
-    d = decide.decide_service(ctx, a, endpoints)
+    d = decide.decide_service(ctx, a, endpoints, check)
     routes = {peer: tuple(sorted(r)) for peer, r in sorted(d.routes.items())}
-    if d.reason is None:
+    if d.reason in datapath.REASONS:
+        dp = datapath.evidence(d.reason, a.data_path, check)
+        text = f"announced to {', '.join(routes)}; {dp}" if routes else dp
+    elif d.reason is None:
         text = f"announced to {', '.join(routes)}"
+        if check is not None and any(adv.data_path_check for adv in a.advertisements):
+            text += f"; data path: {check.last.evidence()}"
     elif d.reason in REFUSALS:
         text = "; ".join(r.message for r in d.refused)
     else:

@@ -12,11 +12,16 @@ process's, or predate changes it did not tell one by one).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .datapath import CheckState, Probe
 from .decide import Context
 from .model import Drain, Options
+
+# Data path checks listed per node: every one that is not passing, passing ones up to
+# this many, so a node checking thousands of Services keeps its status object small.
+MAX_PASSING_LISTED = 500
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class DecisionReport:
     bfd_down: tuple[str, ...]  # of those, the ones BFD holds down (no session runs)
     events_since: str  # RFC 3339, seconds
     drain_started: float | None = None  # epoch seconds: since when the node is drained
+    checks: Mapping[str, CheckState] = field(default_factory=dict)  # assignment key -> state
+    passing_omitted: int = 0  # passing checks left out of ``checks`` (MAX_PASSING_LISTED)
 
 
 def decision_report(
@@ -35,14 +42,18 @@ def decision_report(
     bfd_down: Iterable[str],
     events_since: str,
     drain_started: float | None = None,
+    checks: Mapping[str, CheckState] | None = None,
 ) -> dict[str, Any]:
     drain = opts.drain
+    listed, omitted = _listed_checks(checks or {})
     return {
         "nodeReason": ctx.node_reason or "",
         "peers": list(ctx.peer_names),
         "bfdDown": sorted(bfd_down),
         "eventsSince": events_since,
         **({"drainStarted": drain_started} if drain_started is not None else {}),
+        **({"dataPath": listed} if listed else {}),
+        **({"dataPathPassingOmitted": omitted} if omitted else {}),
         "options": {
             **(
                 {
@@ -87,7 +98,44 @@ def report_from(node: str, raw: Any) -> DecisionReport | None:
         bfd_down=tuple(str(p) for p in raw.get("bfdDown") or ()),
         events_since=str(raw.get("eventsSince") or ""),
         drain_started=float(started) if isinstance(started, int | float) else None,
+        checks=_checks_from(raw.get("dataPath")),
+        passing_omitted=int(raw.get("dataPathPassingOmitted") or 0),
     )
+
+
+def _listed_checks(checks: Mapping[str, CheckState]) -> tuple[list[dict[str, Any]], int]:
+    """Not passing first, then passing up to MAX_PASSING_LISTED; how many were left out."""
+    failing = sorted(k for k, s in checks.items() if not s.passing)
+    passing = sorted(k for k, s in checks.items() if s.passing)
+    shown = failing + passing[:MAX_PASSING_LISTED]
+    return [_check_json(k, checks[k]) for k in shown], max(0, len(passing) - MAX_PASSING_LISTED)
+
+
+def _check_json(key: str, s: CheckState) -> dict[str, Any]:
+    return {
+        "service": key,
+        "target": s.last.target,
+        "ok": s.last.ok,
+        "detail": s.last.detail,
+        "at": s.last.at,
+        "passes": s.passes,
+        "failed": s.failed,
+    }
+
+
+def _checks_from(raw: Any) -> dict[str, CheckState]:
+    out: dict[str, CheckState] = {}
+    for c in raw if isinstance(raw, list) else ():
+        if not isinstance(c, Mapping) or not c.get("service"):
+            continue
+        probe = Probe(
+            str(c.get("target", "")),
+            bool(c.get("ok", False)),
+            str(c.get("detail", "")),
+            float(c.get("at") or 0.0),
+        )
+        out[str(c["service"])] = CheckState(probe, int(c.get("passes") or 0), bool(c.get("failed")))
+    return out
 
 
 def _drain(o: Mapping[str, Any]) -> Drain | None:

@@ -18,7 +18,17 @@ from .codec import (
     shard_count,
     shard_of,
 )
-from .model import CLUSTER, LOCAL, SCHEMA_VERSION, Advertisement, Assignment, Degraded, entry_key
+from .model import (
+    CLUSTER,
+    LOCAL,
+    SCHEMA_VERSION,
+    Advertisement,
+    Assignment,
+    DataPathCheck,
+    DataPathTarget,
+    Degraded,
+    entry_key,
+)
 from .selectors import LabelSelector, Requirement, SelectorError, any_matches
 
 __all__ = [
@@ -31,6 +41,8 @@ __all__ = [
     "Advertisement",
     "Assignment",
     "ContractError",
+    "DataPathCheck",
+    "DataPathTarget",
     "Degraded",
     "LabelSelector",
     "NewerSchema",

@@ -27,7 +27,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import CLUSTER, SCHEMA_VERSION, Advertisement, Assignment, Degraded, entry_key
+from .addresses import AddressError, parse_ip
+from .model import (
+    CLUSTER,
+    SCHEMA_VERSION,
+    Advertisement,
+    Assignment,
+    DataPathCheck,
+    DataPathTarget,
+    Degraded,
+    entry_key,
+)
 from .selectors import LabelSelector, SelectorError
 
 LABEL = "exalb.io/assignments"
@@ -54,6 +64,8 @@ def encode(a: Assignment) -> str:
         doc["trafficPolicy"] = a.traffic_policy
     if a.advertisements != _DEFAULT_ADVERTISEMENTS:
         doc["advertisements"] = [_adv_json(x) for x in a.advertisements]
+    if a.data_path is not None:
+        doc["dataPath"] = _target_json(a.data_path)
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
@@ -77,7 +89,16 @@ def _adv_json(x: Advertisement) -> dict[str, Any]:
         out["degraded"] = _degraded_json(x.degraded)
     if x.mbps_per_endpoint is not None:
         out["mbpsPerEndpoint"] = x.mbps_per_endpoint
+    if x.data_path_check is not None:
+        port = x.data_path_check.port
+        out["dataPathCheck"] = {} if port is None else {"port": port}
     return out
+
+
+def _target_json(t: DataPathTarget) -> dict[str, Any]:
+    if t.problem:
+        return {"problem": t.problem}
+    return {"address": t.address, "port": t.port}
 
 
 def _degraded_json(d: Degraded) -> dict[str, Any]:
@@ -120,6 +141,7 @@ def decode(key: str, raw: str) -> Assignment:
         if policy not in ("Cluster", "Local"):
             raise ContractError(f"trafficPolicy {policy!r} is not Cluster or Local")
         advs = tuple(_adv(x) for x in doc.get("advertisements") or [{}])
+        target = doc.get("dataPath")
         return Assignment(
             namespace=namespace,
             name=name,
@@ -128,6 +150,7 @@ def decode(key: str, raw: str) -> Assignment:
             pool=str(doc["pool"]),
             traffic_policy=policy,
             advertisements=advs,
+            data_path=None if target is None else _target_parse(target),
         )
     except ContractError:
         raise
@@ -170,7 +193,31 @@ def _adv_parse(x: dict[str, Any]) -> Advertisement:
         node_selectors=tuple(LabelSelector.parse(s) for s in x.get("nodeSelectors", [])),
         degraded=None if degraded is None else _degraded_parse(degraded),
         mbps_per_endpoint=_optional_int(x, "mbpsPerEndpoint"),
+        data_path_check=_check_parse(x.get("dataPathCheck")),
     )
+
+
+def _check_parse(x: Any) -> DataPathCheck | None:
+    if x is None:
+        return None
+    if not isinstance(x, dict):
+        raise ContractError("dataPathCheck is not an object")
+    return DataPathCheck(port=_optional_int(x, "port"))
+
+
+def _target_parse(x: Any) -> DataPathTarget:
+    if not isinstance(x, dict):
+        raise ContractError("dataPath is not an object")
+    if x.get("problem"):
+        return DataPathTarget(problem=str(x["problem"]))
+    port = int(x["port"])
+    if not 1 <= port <= 65535:
+        raise ContractError(f"dataPath port {port} is not 1..65535")
+    try:
+        parse_ip(str(x["address"]))
+    except AddressError as exc:
+        raise ContractError(f"dataPath address: {exc}") from None
+    return DataPathTarget(address=str(x["address"]), port=port)
 
 
 def _degraded_parse(x: Any) -> Degraded:

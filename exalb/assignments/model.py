@@ -34,6 +34,38 @@ class Degraded:
 
 
 @dataclass(frozen=True)
+class DataPathCheck:
+    """Announce a Service only once this node's data path answers (issue 13, metallb#496).
+
+    ``port`` None: the Service's first TCP port. The allocator resolves it per Service
+    into the entry's :class:`DataPathTarget`.
+    """
+
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class DataPathTarget:
+    """Where each announcer connects to check its node can deliver the Service.
+
+    The Service's ClusterIP, not its load-balancer IP: node-originated traffic to either
+    is DNATed by the node's own kube-proxy rules, but a connect to the load-balancer IP
+    that finds no rule here leaves by the default route and can come back through another
+    node that already announces it (docs/traffic-steering.md). ``problem`` says why there
+    is no target (no ClusterIP, no TCP port, a named port the Service lacks); a node
+    then never announces the advertisements that ask for the check.
+    """
+
+    address: str = ""
+    port: int = 0
+    problem: str = ""
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Advertisement:
     """How a Service IP is announced: MetalLB's BGPAdvertisement fields, resolved per Service."""
 
@@ -48,6 +80,7 @@ class Advertisement:
     degraded: Degraded | None = None  # None: withdraw instead (the all-or-nothing default)
     # Weighted ECMP: the link-bandwidth extended community, per ready local endpoint (Local).
     mbps_per_endpoint: int | None = None
+    data_path_check: DataPathCheck | None = None  # None: announce without checking
 
 
 @dataclass(frozen=True)
@@ -61,6 +94,7 @@ class Assignment:
     pool: str
     traffic_policy: str = CLUSTER  # externalTrafficPolicy: Cluster | Local
     advertisements: tuple[Advertisement, ...] = field(default_factory=lambda: (Advertisement(),))
+    data_path: DataPathTarget | None = None  # set when an advertisement has data_path_check
 
     @property
     def key(self) -> str:

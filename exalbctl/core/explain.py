@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from announcer.core.datapath import DATA_PATH_UNCHECKED
 from announcer.core.explain import Verdict, explain
 from announcer.core.model import Endpoint, Node, Options
 from announcer.core.pools import PoolSpace
@@ -129,7 +130,11 @@ def explain_node(
     opts = report.options if report else Options(node_name=name)
     node_peers = _as_node_sees(peers, status)
     drain_started = report.drain_started if report else None
-    v = explain(node, node_peers, opts, now, pools, a, endpoints, drain_started)
+    probes = report.checks.get(a.key) if report else None
+    v = explain(node, node_peers, opts, now, pools, a, endpoints, drain_started, probes)
+    if v.reason == DATA_PATH_UNCHECKED and report is not None and report.passing_omitted:
+        note = f"; its report leaves out {report.passing_omitted} passing checks, maybe this one"
+        v = replace(v, evidence=v.evidence + note)
     failing = _failing(report, status)
     announces, check, evidence = _past_the_decision(v, failing)
     announcer, detail = _compare(v, report, status)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from announcer.core.datapath import CheckState, Probe, record
 from announcer.core.decide import context, decide
 from announcer.core.desired import DesiredState
 from announcer.core.model import Attrs, Endpoint, Node, NodeCommunity, Options
 from announcer.core.pools import pool_space
-from exalb.assignments import Advertisement, Assignment, Degraded
+from exalb.assignments import Advertisement, Assignment, DataPathCheck, DataPathTarget, Degraded
 from exalb.bgppeer import Peer
 
 OPTS = Options(node_name="n1", node_community=NodeCommunity())
@@ -34,6 +35,20 @@ advertisements = st.builds(
         [None, Degraded(med=500, as_path_prepend=2), Degraded(local_pref=50, communities=("1:1",))]
     ),
     mbps_per_endpoint=st.sampled_from([None, 10]),
+    data_path_check=st.sampled_from([None, None, DataPathCheck()]),
+)
+TARGET = DataPathTarget("198.19.0.12", 80)
+# A Service's data path probes on this node: none yet, passing, failing, recovering.
+check_states = st.sampled_from(
+    [
+        None,
+        record(None, Probe(str(TARGET), True, "connected", 1.0)),
+        record(None, Probe(str(TARGET), False, "refused", 1.0)),
+        record(
+            record(None, Probe(str(TARGET), False, "refused", 1.0)),
+            Probe(str(TARGET), True, "connected", 2.0),
+        ),
+    ]
 )
 
 
@@ -54,6 +69,7 @@ def assignments(draw: st.DrawFn, name: str) -> Assignment:
         "pool",
         draw(st.sampled_from(["Cluster", "Local"])),
         tuple(draw(st.lists(advertisements, min_size=1, max_size=2))),
+        data_path=TARGET,
     )
 
 
@@ -66,34 +82,41 @@ endpoints = st.lists(
 
 
 @st.composite
-def steps(draw: st.DrawFn) -> list[tuple[str, Assignment | None, list[Endpoint]]]:
+def steps(
+    draw: st.DrawFn,
+) -> list[tuple[str, Assignment | None, list[Endpoint], CheckState | None]]:
     out = []
     for _ in range(draw(st.integers(1, 25))):
         name = draw(st.sampled_from(NAMES))
         a = draw(st.none() | assignments(name))
-        out.append((name, a, draw(endpoints)))
+        out.append((name, a, draw(endpoints), draw(check_states)))
     return out
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps())
 def test_updates_match_a_full_recompute(
-    ops: list[tuple[str, Assignment | None, list[Endpoint]]],
+    ops: list[tuple[str, Assignment | None, list[Endpoint], CheckState | None]],
 ) -> None:
     ctx = context(NODE, PEERS, OPTS, 0, POOLS)
     state = DesiredState()
     state.rebuild(ctx, [], {})
     current: dict[str, Assignment] = {}
     eps: dict[str, list[Endpoint]] = {}
-    for name, a, e in ops:
+    checks: dict[str, CheckState] = {}
+    for name, a, e, check in ops:
         before = {p: dict(r) for p, r in state.routes.items()}
         if a is None:
             current.pop(name, None)
         else:
             current[name] = a
         eps[f"ns/{name}"] = e
-        touched = state.update(f"ns.{name}", a, e)
-        full = decide(NODE, PEERS, current.values(), eps, OPTS, 0, POOLS)
+        if check is None:
+            checks.pop(f"ns.{name}", None)
+        else:
+            checks[f"ns.{name}"] = check
+        touched = state.update(f"ns.{name}", a, e, check)
+        full = decide(NODE, PEERS, current.values(), eps, OPTS, 0, POOLS, checks)
         assert state.routes == full.routes
         assert state.reasons == full.reasons
         assert state.announced == full.announced
