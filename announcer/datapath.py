@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import structlog
 from announcer.core.datapath import RISE, Probe
 from announcer.metrics import Metrics
 from exalb.assignments import DataPathTarget
+from exalb.background import Loop
 
 RETRY = 1.0  # seconds between checks of a target that has not passed RISE times in a row
 log = structlog.get_logger("datapath")
@@ -78,37 +78,26 @@ class Prober:
         self._metrics = metrics
         self._interval = interval
         self._timeout = timeout
-        self._concurrency = concurrency
         self._due: dict[tuple[str, str], float] = {}  # (key, target) -> monotonic due time
         self._passes: dict[tuple[str, str], int] = {}  # consecutive passes, for RETRY
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="datapath", daemon=True)
         self._log = log.bind(node=node)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="datapath")
+        self._loop = Loop("data path check", self._round_now, None, self._log, after_error=RETRY)
 
     def start(self) -> Prober:
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(self._timeout + 5)
+        self._loop.stop(self._timeout + 5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
         """The targets changed: check the new ones now, not at the next due time."""
-        self._wake.set()
+        self._loop.wake()
 
-    def _run(self) -> None:
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="datapath") as pool:
-            while not self._stop.is_set():
-                self._wake.clear()
-                try:
-                    next_due = self.round(pool)
-                except Exception:
-                    self._log.exception("data path round failed; retrying")
-                    next_due = time.monotonic() + RETRY
-                self._wake.wait(max(0.0, next_due - time.monotonic()))
+    def _round_now(self) -> float:
+        return self.round(self._pool) - time.monotonic()
 
     def round(self, pool: ThreadPoolExecutor) -> float:
         """Check every due target; returns when the next one is due (monotonic)."""

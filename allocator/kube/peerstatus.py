@@ -15,7 +15,6 @@ deposed leader's late write fails instead of overwriting the new leader's.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ import structlog
 
 from allocator.core.peerstatus import PeerStatus, peer_status
 from allocator.metrics import AllocatorMetrics
+from exalb.background import Loop
 from exalb.conditions import with_transitions
 from exalb.kube import retry
 from exalb.kube.informer import Informer
@@ -97,13 +97,11 @@ class PeerStatusSync:
         self._secrets_ns = secrets_namespace
         self._may_write = may_write
         self._metrics = metrics
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
         self._node_labels: dict[str, Obj] = {}
         self.peers = Informer(
             "bgppeers",
             api.lister(resource_path(f"{GROUP}/{VERSION}", PEERS, namespace)),
-            lambda _k, _o: self._dirty.set(),
+            lambda _k, _o: self._loop.wake(),
             transform=slim_peer,
         )
         self.nodes = Informer(
@@ -120,24 +118,24 @@ class PeerStatusSync:
         )
         self._reports: dict[str, tuple[dict[str, str], dict[str, Obj]]] = {}
         self._informers = (self.peers, self.nodes, self.session_statuses)
-        self._thread = threading.Thread(target=self._run, name="peer-status", daemon=True)
+        self._loop = Loop(
+            "peer status", self._pass, RESYNC, log, min_gap=MIN_INTERVAL, after_error=MIN_INTERVAL
+        )
 
     def start(self) -> PeerStatusSync:
         for inf in self._informers:
             inf.start()
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._dirty.set()
+        self._loop.stop()
         for inf in self._informers:
             inf.stop()
-        self._thread.join(timeout=10)
 
     def kick(self) -> None:
         """Run a pass soon: leadership was gained (a standby has written nothing)."""
-        self._dirty.set()
+        self._loop.wake()
 
     def synced(self) -> bool:
         return all(inf.synced.is_set() for inf in self._informers)
@@ -162,17 +160,12 @@ class PeerStatusSync:
             seen.pop(key, None)
         else:
             seen[key] = value
-        self._dirty.set()
+        self._loop.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._dirty.wait(RESYNC)
-            self._dirty.clear()
-            if self._stop.is_set():
-                return
-            if self.synced() and self._may_write() and not self.sync_once():
-                self._dirty.set()  # a write failed: try again after the pause
-            self._stop.wait(MIN_INTERVAL)
+    def _pass(self) -> float | None:
+        if self.synced() and self._may_write() and not self.sync_once():
+            return MIN_INTERVAL  # a write failed: try again after the pause
+        return None
 
     def sync_once(self) -> bool:
         """One pass over every peer; False when a write failed."""

@@ -22,6 +22,7 @@ import structlog
 
 from allocator.core.plan import PoolReport
 from allocator.metrics import AllocatorMetrics
+from exalb.background import Loop
 from exalb.kube import retry
 from exalb.kube.informer import Informer
 from exalb.kube.rest import Client, resource_path
@@ -144,38 +145,32 @@ class PoolStatusSync:
         self._may_write = may_write  # skips the round early; each write is fenced on its own
         self._metrics = metrics
         self._interval = interval
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
         self._wanted: Mapping[str, PoolReport] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pool-status", daemon=True)
+        self._loop = Loop("pool status", self._take, None, log, min_gap=interval)
 
     def start(self) -> PoolStatusSync:
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        with self._cv:
-            self._cv.notify_all()
-        self._thread.join(timeout=10)
+        self._loop.stop()
 
     def want(self, reports: Mapping[str, PoolReport]) -> None:
-        with self._cv:
+        with self._lock:
             self._wanted = reports
-            self._cv.notify_all()
+        self._loop.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cv:
-                self._cv.wait_for(lambda: self._stop.is_set() or self._wanted is not None)
-                reports, self._wanted = self._wanted, None
-            if reports is None:
-                continue
-            if not self._round(reports):
-                with self._cv:
-                    if self._wanted is None:
-                        self._wanted = reports  # try again next round
-            self._stop.wait(self._interval)
+    def _take(self) -> float | None:
+        """Write the newest reports handed over; only the newest matter."""
+        with self._lock:
+            reports, self._wanted = self._wanted, None
+        if reports is None or self._round(reports):
+            return None
+        with self._lock:
+            if self._wanted is None:
+                self._wanted = reports  # try again next round
+        return self._interval
 
     def _round(self, reports: Mapping[str, PoolReport]) -> bool:
         """One pass over the pools; False if a write failed and the round must be redone."""

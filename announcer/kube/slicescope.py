@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from announcer.core import slicescope
+from exalb.background import Loop
 from exalb.kube.informer import Informer
 from exalb.kube.rest import ApiError, Client, resource_path
 
@@ -52,10 +53,8 @@ class ScopedSlices:
         # Slices that left the labelled view but exist, with their Service still assigned:
         # read from the API every CHECK_EVERY, by key.
         self._held: dict[str, Obj] = {}
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="slice-scope", daemon=True)
         self._log = log.bind(node=node)
+        self._loop = Loop("EndpointSlice scope", self._look, CHECK_EVERY, self._log)
 
     # --- reading ---------------------------------------------------------
     @property
@@ -79,40 +78,31 @@ class ScopedSlices:
 
     # --- lifecycle -------------------------------------------------------
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._loop.stop(wait=0)
         with self._lock:
             for inf in (self._active, self._candidate):
                 if inf is not None:
                     inf.stop()
 
     def shards_changed(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        # The first scope is the shards' word: wait for their list, not for a timer.
-        while not self._stop.is_set() and not self._shards.wait_synced(0.1):
-            pass
-        while not self._stop.is_set():
-            try:
-                self._step()
-            except Exception:
-                self._log.exception("choosing the EndpointSlice scope failed; trying again")
-            self._wake.wait(CHECK_EVERY)
-            self._wake.clear()
+        self._loop.wake()
 
     # --- the scope -------------------------------------------------------
-    def _step(self) -> None:
+    def _look(self) -> float | None:
         if not self._shards.synced.is_set():
-            return
+            return 0.1  # the first scope is the shards' word: wait for their list, not a timer
+        self._step()
+        return None
+
+    def _step(self) -> None:
         shards = list(self._shards.snapshot().values())
         self._recheck_held(shards)
         wanted = slicescope.wanted_selector(shards)
         with self._lock:
-            if self._stop.is_set():
+            if self._loop.stopping():
                 return
             if self._active is None:
                 self._active, self._active_selector = self._informer(wanted), wanted

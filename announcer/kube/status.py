@@ -18,13 +18,13 @@ otherwise undo the collection while this announcer is still running.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from exalb.background import Loop
 from exalb.conditions import with_transitions
 from exalb.kube import retry
 from exalb.kube.rest import ApiError, Client, resource_path
@@ -56,22 +56,26 @@ class StatusWriter:
         self._interval = interval
         self._last: dict[str, Any] | None = None
         self._conditions: list[Obj] = []  # as last written, for their transition times
-        self._wake = threading.Event()
         self._uid: str | None = None  # our Node's, once seen
         self._gone = False  # the Node was seen, then found deleted
         self._owned = False  # the object on the server carries our owner reference
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
         self._log = log.bind(node=node)
+        self._loop = Loop(
+            "status write",
+            self._write_due,
+            interval,
+            self._log,
+            min_gap=MIN_GAP,
+            after_error=interval,
+        )
 
     def start(self) -> StatusWriter:
         if self._interval > 0:
-            self._thread.start()
+            self._loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._loop.stop(wait=0)
 
     def wake(self) -> None:
         """A session changed state or a NOTIFICATION came: write now, not at the interval.
@@ -79,21 +83,11 @@ class StatusWriter:
         What the router said is worth the most while it is fresh; ``MIN_GAP`` still
         bounds the writes of a flapping session.
         """
-        self._wake.set()
+        self._loop.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.write_once()
-            except Exception as exc:
-                self._log.warning(
-                    "status write failed; retrying next interval", error=retry.describe(exc)
-                )
-            self._stop.wait(MIN_GAP)
+    def _write_due(self) -> float | None:
+        self.write_once()
+        return None  # due again after the interval, or when woken
 
     def write_once(self) -> bool:
         """Write the status if it changed (or the owner reference is missing and now known)."""
