@@ -328,6 +328,10 @@ class Lab:
         """``exalbctl explain`` of one of the lab's Services."""
         return self.exalbctl("explain", f"{self.namespace}/{service}")
 
+    def explained_node(self, data: Mapping[str, Any], i: int) -> dict[str, Any]:
+        """Node ``i``'s row of an ``exalbctl explain -o json``."""
+        return dict(next(n for n in data["nodes"] if n["node"] == self.node(i).name))
+
     def wait_explained(
         self, service: str, checks: Mapping[int, str], timeout: float = 15
     ) -> dict[str, Any]:

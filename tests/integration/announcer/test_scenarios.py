@@ -120,7 +120,11 @@ def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kin
     node_id = int(ipaddress.IPv4Address(lab.hop(1)))
     assert set(path.large_communities) == {"64512:7:9", f"{lab.asn}:1:{node_id}"}
     assert path.local_pref == 250
-    lab.wait_explained("web", {1: ""})
+    # explain shows the attributes the router holds, the node's large community included.
+    (route,) = lab.explained_node(lab.wait_explained("web", {1: ""}), 1)["routes"]
+    assert tuple(route["communities"]) == path.communities
+    assert set(route["largeCommunities"]) == set(path.large_communities)
+    assert (route["localPref"], route["nextHop"]) == (250, lab.hop(1))
     adv2 = Advertisement(communities=("65000:300",), local_pref=90)
     lab.set_assignments([lab.assignment("web", IP, advertisements=[adv2])])
     r.wait_rib(
