@@ -45,12 +45,17 @@ class NodeExplanation:
     announces: bool
     check: str  # the first failing check ("" when every check passes)
     evidence: str
-    peers: tuple[str, ...]  # the peers the Service's routes are sent to from this node
     announcer: str  # AGREES | STALE | NOT_RUNNING | NO_REPORT
     announcer_detail: str
-    routes: Mapping[str, Mapping[str, Attrs]] = field(default_factory=dict)  # of ``peers``
+    # peer name -> prefix -> attributes, for the peers the routes leave this node for
+    routes: Mapping[str, Mapping[str, Attrs]] = field(default_factory=dict)
     degraded: str = ""  # why the routes carry degraded attributes ("" when they do not)
     graceful_shutdown: str = ""  # why they carry GRACEFUL_SHUTDOWN ("" when they do not)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The peers the Service's routes are sent to from this node."""
+        return tuple(self.routes)
 
     @property
     def disagrees(self) -> bool:
@@ -149,7 +154,6 @@ def explain_node(
         announces,
         check,
         evidence,
-        tuple(sent_to),
         announcer,
         detail,
         sent_to,
