@@ -132,9 +132,9 @@ def test_sigterm_withdraws_before_closing_with_admin_shutdown(
     # The path was gone while the session was still established: an explicit withdraw.
     assert (False, True) in samples, samples
     r.wait_next_hops(PREFIX, {lab.hop(2)})
-    lab.wait_explained("web", {2: ""})
     err = (r.sessions()[peer].last_error or "").lower()
     assert "administrative" in err and "shutdown" in err, err
+    lab.wait_explained("web", {2: ""})
 
 
 def test_router_restart_gets_the_full_state_again(
