@@ -315,14 +315,22 @@ class Lab:
             raise
         return dict(obj.get("status") or {})
 
-    def explain(self, service: str) -> tuple[int, dict[str, Any]]:
-        """``exalbctl explain`` of one of the lab's Services, as an admin: exit code and JSON."""
+    def exalbctl(self, *argv: str) -> tuple[int, dict[str, Any]]:
+        """An ``exalbctl`` command on the lab's namespace, as an admin: exit code and JSON."""
         out, err = io.StringIO(), io.StringIO()
-        argv = ["explain", f"{self.namespace}/{service}", "-n", self.namespace, "-o", "json"]
-        code = exalbctl([*argv, "--kubeconfig", str(self.cp.admin_kubeconfig)], out, err)
+        admin = ["-n", self.namespace, "-o", "json", "--kubeconfig", str(self.cp.admin_kubeconfig)]
+        code = exalbctl([*argv, *admin], out, err)
         if code not in (0, 1):
-            raise RuntimeError(f"exalbctl explain exited {code}: {err.getvalue()}")
+            raise RuntimeError(f"exalbctl {argv[0]} exited {code}: {err.getvalue()}")
         return code, json.loads(out.getvalue())
+
+    def explain(self, service: str) -> tuple[int, dict[str, Any]]:
+        """``exalbctl explain`` of one of the lab's Services."""
+        return self.exalbctl("explain", f"{self.namespace}/{service}")
+
+    def explained_node(self, data: Mapping[str, Any], i: int) -> dict[str, Any]:
+        """Node ``i``'s row of an ``exalbctl explain -o json``."""
+        return dict(next(n for n in data["nodes"] if n["node"] == self.node(i).name))
 
     def wait_explained(
         self, service: str, checks: Mapping[int, str], timeout: float = 15

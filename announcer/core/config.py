@@ -84,7 +84,7 @@ def render(
         "    neighbor-changes;",
         "    negotiated;",
         "    send { parsed; update; notification; }",
-        "    receive { parsed; notification; }",
+        "    receive { parsed; update; notification; }",
         "  }",
     ]
     if seed and grouped:

@@ -4,21 +4,22 @@ The verdict is :func:`decide.decide_service`'s, the very function the announcer 
 each pass, given a :class:`decide.Context` built by the same :func:`decide.context`; this
 module only adds the evidence for the reason that function returned. So ``exalbctl
 explain``, which calls it on the objects it reads, cannot disagree with an announcer that
-reads the same objects with the same flags.
+reads the same objects with the same flags. The same goes for the path attributes: they
+are the decision's own, so explain shows what the node sends, degraded or draining.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exalb.assignments import LOCAL, Assignment, any_matches
 from exalb.assignments.selectors import LabelSelector
 from exalb.bgppeer import Peer
 
 from . import datapath, decide
-from .model import EXCLUDE_LABEL, Endpoint, Node, Options
+from .model import EXCLUDE_LABEL, Attrs, Endpoint, Node, Options
 from .pools import REASONS as REFUSALS
 from .pools import PoolSpace
 
@@ -29,14 +30,18 @@ class Verdict:
 
     ``reason`` may be set while ``announced`` is true: some of the Service's prefixes
     are announced, another is not (refused by its pool, no next hop of its family).
+    ``routes`` holds this Service's attributes; a prefix other Services share reaches
+    the router with the union of theirs (``decide.merge_all``).
     """
 
     announced: bool
     reason: str | None
     evidence: str
-    routes: Mapping[str, tuple[str, ...]]  # peer name -> prefixes announced to it
+    routes: Mapping[str, Mapping[str, Attrs]]  # peer name -> prefix -> its attributes
     node_reason: str | None  # why the node announces nothing at all (decide.node_problem)
     node_peers: tuple[str, ...]  # the usable peers selecting the node
+    degraded: str = ""  # why the routes carry an advertisement's degraded attributes
+    graceful_shutdown: str = ""  # why they carry GRACEFUL_SHUTDOWN (RFC 8326)
 
 
 def explain(
@@ -55,7 +60,7 @@ def explain(
     peers = tuple(peers)
     ctx = decide.context(node, peers, opts, now, pools, drain_started)
     d = decide.decide_service(ctx, a, endpoints, check)
-    routes = {peer: tuple(sorted(r)) for peer, r in sorted(d.routes.items())}
+    routes = {peer: dict(sorted(r.items())) for peer, r in sorted(d.routes.items())}
     if d.reason in datapath.REASONS:
         dp = datapath.evidence(d.reason, a.data_path, check)
         text = f"announced to {', '.join(routes)}; {dp}" if routes else dp
@@ -67,7 +72,39 @@ def explain(
         text = "; ".join(r.message for r in d.refused)
     else:
         text = _evidence(d.reason, node, peers, opts, now, a, endpoints, ctx)
-    return Verdict(bool(routes), d.reason, text, routes, ctx.node_reason, ctx.peer_names)
+    return Verdict(
+        bool(routes),
+        d.reason,
+        text,
+        routes,
+        ctx.node_reason,
+        ctx.peer_names,
+        _degraded(ctx, a, endpoints) if routes else "",
+        _graceful_shutdown(ctx, opts, drain_started) if routes else "",
+    )
+
+
+def _degraded(ctx: decide.Context, a: Assignment, endpoints: Sequence[Endpoint]) -> str:
+    """Why decide_service graded this node's routes down (``decide.degraded_grade``)."""
+    state = decide.serving(a, endpoints, ctx.node_name)
+    healthy = replace(state, terminating_only=False)
+    selecting = [adv for adv in a.advertisements if any_matches(adv.node_selectors, ctx.labels)]
+    why = []
+    if any(decide.degraded_grade(adv, ctx, healthy) is not None for adv in selecting):
+        why.append("the advertisement's degraded.nodeSelectors select the Node (a standby)")
+    if state.terminating_only and any(adv.degraded is not None for adv in selecting):
+        why.append("its only usable endpoints are terminating")
+    return "; ".join(why)
+
+
+def _graceful_shutdown(ctx: decide.Context, opts: Options, drain_started: float | None) -> str:
+    """Why every route carries GRACEFUL_SHUTDOWN: the announcer stops, or the node drains."""
+    if not ctx.graceful_shutdown:
+        return ""
+    if opts.graceful_shutdown:
+        return "the announcer is stopping (SIGTERM with --graceful-shutdown-drain)"
+    ends = decide.drain_ends(opts, drain_started)
+    return f"the Node is cordoned or tainted for a drain; withdrawn at {_stamp(ends)}"
 
 
 def _evidence(

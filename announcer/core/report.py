@@ -17,7 +17,7 @@ from typing import Any
 
 from .datapath import CheckState, Probe
 from .decide import Context
-from .model import Drain, Options
+from .model import Drain, NodeCommunity, Options
 
 # Data path checks listed per node: every one that is not passing, passing ones up to
 # this many, so a node checking thousands of Services keeps its status object small.
@@ -70,6 +70,7 @@ def decision_report(
             "nextHopV6": opts.next_hop_v6 or "",
             "addressTypes": list(opts.address_types),
             "gracefulShutdown": opts.graceful_shutdown,
+            **_node_community_option(opts.node_community),
         },
     }
 
@@ -89,6 +90,7 @@ def report_from(node: str, raw: Any) -> DecisionReport | None:
         address_types=tuple(str(t) for t in types) if types else Options(node).address_types,
         graceful_shutdown=bool(o.get("gracefulShutdown", False)),
         drain=_drain(o),
+        node_community=_node_community(o),
     )
     started = raw.get("drainStarted")
     return DecisionReport(
@@ -146,3 +148,19 @@ def _drain(o: Mapping[str, Any]) -> Drain | None:
         taints=frozenset(str(t) for t in o.get("drainTaints") or ()),
         seconds=float(o.get("drainSeconds") or 0.0),
     )
+
+
+def _node_community_option(tag: NodeCommunity | None) -> dict[str, Any]:
+    """``--node-large-community``: absent when off; no ``globalAdmin``: each session's ASN."""
+    if tag is None:
+        return {}
+    admin = {} if tag.global_admin is None else {"globalAdmin": tag.global_admin}
+    return {"nodeLargeCommunity": {**admin, "function": tag.function}}
+
+
+def _node_community(o: Mapping[str, Any]) -> NodeCommunity | None:
+    raw = o.get("nodeLargeCommunity")
+    if not isinstance(raw, Mapping):
+        return None
+    admin = raw.get("globalAdmin")
+    return NodeCommunity(None if admin is None else int(admin), int(raw.get("function") or 0))

@@ -62,8 +62,10 @@ class Notification:
 
 @dataclass(frozen=True)
 class EndOfRib:
-    """ExaBGP sent End-of-RIB (RFC 4724): the router has the whole initial table."""
+    """End-of-RIB (RFC 4724) for one family: ``sent``, the router has our whole initial
+    table; ``received``, the router has sent us its own (the first UPDATE cycle is over)."""
 
+    direction: str  # received | sent
     family: str
 
 
@@ -97,6 +99,7 @@ class SessionRecord:
     reason: str = ""  # ExaBGP's reason for the last time it went down
     negotiated: Negotiated | None = None  # of the current session; None unless it is up
     end_of_rib_sent: float | None = None  # of the current session
+    end_of_rib_received: float | None = None  # of the current session, from the router
     received: NotificationSeen | None = None  # the router's last NOTIFICATION
     sent: NotificationSeen | None = None  # ours
     ended_by: str | None = None  # received | sent: the NOTIFICATION that ended the last session
@@ -120,12 +123,16 @@ def observe(record: SessionRecord, event: SessionEvent, now: float) -> SessionRe
             ended_by = _ending(record) if was_up else None
             record = replace(record, since=now, ended_by=ended_by)
         if not record.up:
-            record = replace(record, negotiated=None, end_of_rib_sent=None)
+            record = replace(
+                record, negotiated=None, end_of_rib_sent=None, end_of_rib_received=None
+            )
         if event.state == "down" and event.reason:
             record = replace(record, reason=event.reason)
         return record
     if isinstance(event, Negotiated):
         return replace(record, negotiated=event)
+    if isinstance(event, EndOfRib) and event.direction == "received":
+        return replace(record, end_of_rib_received=record.end_of_rib_received or now)
     if isinstance(event, EndOfRib):
         return replace(record, end_of_rib_sent=record.end_of_rib_sent or now)
     seen = NotificationSeen(event.code, event.subcode, event.communication, now)

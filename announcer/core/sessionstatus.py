@@ -44,6 +44,8 @@ def session_fields(record: SessionRecord) -> Obj:
         out["endedBy"] = record.ended_by
     if record.end_of_rib_sent is not None:
         out["endOfRibSent"] = timestamp(record.end_of_rib_sent)
+    if record.end_of_rib_received is not None:
+        out["endOfRibReceived"] = timestamp(record.end_of_rib_received)
     for key, seen in (
         ("lastNotificationReceived", record.received),
         ("lastNotificationSent", record.sent),

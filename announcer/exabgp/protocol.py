@@ -3,9 +3,10 @@
 With ``exabgp_api_ack`` ExaBGP answers every command with ``done`` or ``error``;
 with ``encoder json`` and the ``api`` section that ``core.config`` writes, it
 also reports session state changes, what the OPENs negotiated, the UPDATEs it
-sends (End-of-RIB among them) and NOTIFICATIONs both ways. Anything else
-(ExaBGP's own ``shutdown`` notice, blank lines) is no event. The session events
-are :mod:`announcer.core.session`'s, which keeps the record they build.
+sends (End-of-RIB among them), the UPDATEs it receives (only the router's End-of-RIB
+is an event) and NOTIFICATIONs both ways. Anything else (ExaBGP's own ``shutdown``
+notice, blank lines) is no event. The session events are :mod:`announcer.core.session`'s,
+which keeps the record they build.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from announcer.core.session import EndOfRib, Negotiated, Notification, StateChan
 _COMMUNICATION = re.compile(r'Shutdown Communication: "(?P<text>.*)"', re.DOTALL)
 _SHUTDOWN = {(6, 2), (6, 4)}  # Cease/Administrative Shutdown and Reset carry one
 _DIRECTIONS = {"receive": "received", "send": "sent"}
+# A received UPDATE that is not an End-of-RIB is skipped before it is decoded: a router
+# may send its whole table, and only the End-of-RIB after it is of use here.
+_UPDATE = b'"type": "update"'
+_RECEIVED = b'"direction": "receive"'
+_EOR = b'"eor"'
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ def parse(line: bytes) -> Event | None:
     """The event one stripped output line carries, if any."""
     if line in (b"done", b"error"):
         return Answer(line == b"done")
-    if not line.startswith(b"{"):
+    if not line.startswith(b"{") or (_UPDATE in line and _RECEIVED in line and _EOR not in line):
         return None
     try:
         msg = json.loads(line)
@@ -64,6 +70,8 @@ def parse(line: bytes) -> Event | None:
         )
     if kind == "update" and neighbor.get("direction") == "send":
         return _update_sent(neighbor.get("message") or {})
+    if kind == "update":
+        return _end_of_rib(neighbor.get("message") or {}, "received")
     if kind == "notification":
         return _notification(neighbor)
     if kind == "negotiated":
@@ -72,11 +80,18 @@ def parse(line: bytes) -> Event | None:
 
 
 def _update_sent(message: dict[str, Any]) -> UpdateSent | EndOfRib:
-    eor = message.get("eor")
-    if isinstance(eor, dict):
-        return EndOfRib(f"{eor.get('afi')} {eor.get('safi')}")
+    eor = _end_of_rib(message, "sent")
+    if eor is not None:
+        return eor
     withdraw = message.get("update", {}).get("withdraw", {})
     return UpdateSent(tuple(str(e.get("nlri")) for es in withdraw.values() for e in es))
+
+
+def _end_of_rib(message: dict[str, Any], direction: str) -> EndOfRib | None:
+    eor = message.get("eor")
+    if not isinstance(eor, dict):
+        return None
+    return EndOfRib(direction, f"{eor.get('afi')} {eor.get('safi')}")
 
 
 def _notification(neighbor: dict[str, Any]) -> Notification:

@@ -482,8 +482,9 @@ class Speaker:
                 with self._lock:
                     self._wire_pending.difference_update(event.withdrawn)
         elif isinstance(event, EndOfRib):
-            self.session.updates_sent += 1  # an End-of-RIB is an UPDATE on the wire
-            self._event("update_sent", {})
+            if event.direction == "sent":  # an End-of-RIB is an UPDATE on the wire
+                self.session.updates_sent += 1
+                self._event("update_sent", {})
             self._record(event)
         elif isinstance(event, Notification):
             self._record(event)

@@ -7,18 +7,23 @@ the BGP session's state. Last, what the node's announcer says is compared with w
 code decides: a node whose announcer reports other conclusions about its node or peers,
 or whose last Announced/Withdrawn Event says otherwise, has a stale announcer; a node
 that the code says announces but that has no BGPSessionStatus has none running.
+
+The path attributes shown are the decision's too (``Verdict.routes``), with the node's
+own --node-large-community and drain flags: what the router receives from the node,
+degraded or carrying GRACEFUL_SHUTDOWN. A link bandwidth the announcer holds back for
+--weight-hold shows as the decision wants it, not as last sent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from announcer.core.datapath import DATA_PATH_UNCHECKED
 from announcer.core.explain import Verdict, explain
-from announcer.core.model import Endpoint, Node, Options
+from announcer.core.model import Attrs, Endpoint, Node, Options
 from announcer.core.pools import PoolSpace
 from announcer.core.report import DecisionReport, report_from
 from announcer.core.transitions import ANNOUNCED, WITHDRAWN
@@ -41,9 +46,17 @@ class NodeExplanation:
     announces: bool
     check: str  # the first failing check ("" when every check passes)
     evidence: str
-    peers: tuple[str, ...]  # the peers the Service's routes are sent to from this node
     announcer: str  # AGREES | STALE | NOT_RUNNING | NO_REPORT
     announcer_detail: str
+    # peer name -> prefix -> attributes, for the peers the routes leave this node for
+    routes: Mapping[str, Mapping[str, Attrs]] = field(default_factory=dict)
+    degraded: str = ""  # why the routes carry degraded attributes ("" when they do not)
+    graceful_shutdown: str = ""  # why they carry GRACEFUL_SHUTDOWN ("" when they do not)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The peers the Service's routes are sent to from this node."""
+        return tuple(self.routes)
 
     @property
     def disagrees(self) -> bool:
@@ -140,8 +153,18 @@ def explain_node(
     announcer, detail = _compare(v, report, status)
     if announcer == AGREES and last_told is not None and report is not None:
         announcer, detail = _compare_told(v.announced, last_told, report)
-    sent_to = tuple(p for p in v.routes if p not in failing)
-    return NodeExplanation(name, announces, check, evidence, sent_to, announcer, detail)
+    sent_to = {p: r for p, r in v.routes.items() if p not in failing}
+    return NodeExplanation(
+        name,
+        announces,
+        check,
+        evidence,
+        announcer,
+        detail,
+        sent_to,
+        v.degraded,
+        v.graceful_shutdown,
+    )
 
 
 def _as_node_sees(peers: Sequence[Peer], status: Obj | None) -> list[Peer]:

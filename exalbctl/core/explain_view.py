@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from announcer.core.diff import attributes
+from announcer.core.model import Attrs
 from exalbctl.output import Table
 
-from .explain import Explanation
+from .explain import Explanation, NodeExplanation
 
 
 def explain_data(r: Explanation) -> dict[str, Any]:
@@ -28,11 +30,39 @@ def explain_data(r: Explanation) -> dict[str, Any]:
                 "peers": list(n.peers),
                 "announcer": n.announcer,
                 "announcerDetail": n.announcer_detail,
+                "routes": [
+                    {"peer": peer, "prefix": prefix, **attrs_data(attrs)}
+                    for peer, routes in n.routes.items()
+                    for prefix, attrs in routes.items()
+                ],
+                "degraded": n.degraded,
+                "gracefulShutdown": n.graceful_shutdown,
             }
             for n in r.nodes
         ],
         "problems": list(r.problems),
     }
+
+
+def attrs_data(a: Attrs) -> dict[str, Any]:
+    """One route's path attributes; null or empty where the route carries none."""
+    bandwidth = a.link_bandwidth
+    return {
+        "nextHop": a.next_hop,
+        "communities": list(a.communities),
+        "largeCommunities": list(a.large_communities),
+        "localPref": a.local_pref,
+        "med": a.med,
+        "asPath": list(a.as_path),
+        "linkBandwidth": (
+            None if bandwidth is None else {"asn": bandwidth[0], "bytesPerSecond": bandwidth[1]}
+        ),
+    }
+
+
+def _route_state(n: NodeExplanation) -> str:
+    marks = [("degraded", n.degraded), ("graceful-shutdown", n.graceful_shutdown)]
+    return ",".join(name for name, why in marks if why)
 
 
 def explain_tables(r: Explanation) -> list[Table]:
@@ -49,11 +79,22 @@ def explain_tables(r: Explanation) -> list[Table]:
                     n.check,
                     ",".join(n.peers),
                     n.announcer,
-                    n.evidence,
+                    "; ".join(e for e in (n.evidence, n.degraded, n.graceful_shutdown) if e),
                 )
                 for n in r.nodes
             ),
             empty="no nodes",
+        ),
+        Table(
+            "Routes (as ExaBGP is told to send them)",
+            ("NODE", "PEER", "PREFIX", "STATE", "ATTRIBUTES"),
+            tuple(
+                (n.node, peer, prefix, _route_state(n), attributes(attrs))
+                for n in r.nodes
+                for peer, routes in n.routes.items()
+                for prefix, attrs in routes.items()
+            ),
+            empty="no routes",
         ),
         Table(
             "Announcers",

@@ -31,7 +31,8 @@ class Session:
     prefixes: int
     hold_time: int | None
     capabilities: tuple[str, ...]
-    end_of_rib_sent: str
+    end_of_rib_sent: str  # RFC 3339, "" until this session's End-of-RIB went out
+    end_of_rib_received: str  # the router's, "" until it came
     last_error: str
     ended_by: str
     received: Obj | None  # the router's last NOTIFICATION, as the status carries it
@@ -123,6 +124,7 @@ def session(node: str, entry: Obj, now: datetime) -> Session:
         hold_time=_int_or_none(entry.get("holdTime")),
         capabilities=tuple(str(c) for c in entry.get("capabilities") or ()),
         end_of_rib_sent=str(entry.get("endOfRibSent", "")),
+        end_of_rib_received=str(entry.get("endOfRibReceived", "")),
         last_error=str(entry.get("lastError", "")),
         ended_by=str(entry.get("endedBy", "")),
         received=entry.get("lastNotificationReceived"),

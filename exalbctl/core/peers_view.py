@@ -43,6 +43,7 @@ def _session_data(s: Session) -> dict[str, Any]:
         "holdTime": s.hold_time,
         "capabilities": list(s.capabilities),
         "endOfRibSent": s.end_of_rib_sent,
+        "endOfRibReceived": s.end_of_rib_received,
         "lastError": s.last_error,
         "endedBy": s.ended_by,
         "lastNotificationReceived": dict(s.received) if s.received else None,
@@ -68,6 +69,7 @@ def peers_tables(r: PeersReport) -> list[Table]:
                 "PREFIXES",
                 "HOLD",
                 "CAPABILITIES",
+                "END-OF-RIB OUT/IN",
                 "LAST RECEIVED",
                 "LAST SENT",
             ),
@@ -80,6 +82,7 @@ def peers_tables(r: PeersReport) -> list[Table]:
                     str(s.prefixes),
                     "" if s.hold_time is None else f"{s.hold_time}s",
                     ",".join(s.capabilities),
+                    f"{_yes(s.end_of_rib_sent)}/{_yes(s.end_of_rib_received)}" if s.up else "",
                     notification_summary(s.received),
                     notification_summary(s.sent),
                 )
@@ -94,3 +97,7 @@ def peers_tables(r: PeersReport) -> list[Table]:
         ),
         Table("Problems", ("PROBLEM",), tuple((p,) for p in r.problems)),
     ]
+
+
+def _yes(at: str) -> str:
+    return "yes" if at else "no"

@@ -18,6 +18,9 @@ class Neighbor:
     address: str
     asn: int
     password: str | None = None
+    # GoBGP sends End-of-RIB only with graceful restart (RFC 4724) negotiated; FRR (a
+    # helper by default) and BIRD ("aware" by default) need nothing configured for it.
+    graceful_restart: bool = False
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,16 @@ class GoBgp(Router):
                 "    passive-mode = true",
                 f'    local-address = "{self.address}"',
             ]
+            if n.graceful_restart:
+                lines += [
+                    "  [neighbors.graceful-restart.config]",
+                    "    enabled = true",
+                    "  [[neighbors.afi-safis]]",
+                    "    [neighbors.afi-safis.config]",
+                    '      afi-safi-name = "ipv4-unicast"',
+                    "    [neighbors.afi-safis.mp-graceful-restart.config]",
+                    "      enabled = true",
+                ]
         conf.write_text("\n".join(lines) + "\n")
         self.proc = Proc(
             "gobgpd",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -74,7 +75,7 @@ def test_metrics_services_reach_each_process(tmp_path: Path, mode: str) -> None:
         assert [p["containerPort"] for p in targets] == [port["port"]]
 
 
-def test_dashboard_for_the_grafana_sidecar_uses_exported_metrics(tmp_path: Path) -> None:
+def dashboard_of(tmp_path: Path) -> dict[str, Any]:
     objs = template(tmp_path, {"monitoring": ON})
     (cm,) = [
         o
@@ -82,14 +83,46 @@ def test_dashboard_for_the_grafana_sidecar_uses_exported_metrics(tmp_path: Path)
         if o["kind"] == "ConfigMap" and "grafana_dashboard" in o["metadata"]["labels"]
     ]
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-    dashboard = json.loads(cm["data"]["exalb.json"])
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    return dict(json.loads(cm["data"]["exalb.json"]))
+
+
+def test_every_panel_and_variable_queries_exported_metrics(tmp_path: Path) -> None:
+    dashboard = dashboard_of(tmp_path)
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    assert all(p["targets"] for p in panels), "a panel without a query"
     assert len(exprs) > 20
     exported = exported_names()
     for expr in exprs:
         names = used(expr)
         assert names, expr
         assert names <= exported, f"{expr} uses unknown metrics {names - exported}"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_per_session_panels_show_each_node_and_peer(tmp_path: Path) -> None:
+    """State, prefixes, hold time, BFD and the last NOTIFICATION per session, filtered by
+    the dashboard's node and peer variables and kept apart by both labels."""
+    panels = dashboard_of(tmp_path)["panels"]
+    row = next(i for i, p in enumerate(panels) if p["title"] == "Sessions per node and peer")
+    end = next(i for i, p in enumerate(panels) if i > row and p["type"] == "row")
+    session_panels = panels[row + 1 : end]
+    names = {n for p in session_panels for t in p["targets"] for n in used(t["expr"])}
+    assert {
+        "exalb_announcer_bgp_session_state",
+        "exalb_announcer_bgp_session_state_change_timestamp_seconds",
+        "exalb_announcer_bgp_announced_prefixes",
+        "exalb_announcer_bgp_negotiated_hold_time_seconds",
+        "exalb_announcer_bfd_session_up",
+        "exalb_announcer_bgp_last_notification_info",
+        "exalb_announcer_bgp_notifications_total",
+    } <= names
+    for p in session_panels:
+        for t in p["targets"]:
+            assert 'node=~"$node"' in t["expr"] and 'peer=~"$peer"' in t["expr"], t["expr"]
+            assert "by (node, peer" in t["expr"], t["expr"]
 
 
 def test_service_monitor_labels_series_with_the_node(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_explain_names_a_stale_announcer_and_a_missing_one(
 
         def stale() -> bool:
             code, data = lab.explain("web")
-            row = next(n for n in data["nodes"] if n["node"] == lab.node(2).name)
+            row = lab.explained_node(data, 2)
             return (
                 code == 1
                 and row["check"] == decide.NODE_NOT_READY
@@ -145,7 +145,7 @@ def test_explain_names_a_stale_announcer_and_a_missing_one(
 
     def missing() -> bool:
         code, data = lab.explain("web")
-        row = next(n for n in data["nodes"] if n["node"] == lab.node(2).name)
+        row = lab.explained_node(data, 2)
         return code == 1 and row["announces"] and row["announcer"] == "notRunning"
 
     wait_for("explain says node 2 runs no announcer", missing, 10)

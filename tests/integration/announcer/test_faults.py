@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from announcer.core import decide
 from exalbctl.core.explain import SESSION_DOWN
 from testbed.controlplane import ControlPlane
 from testbed.lab import Lab, alive, children, same_session
@@ -31,6 +32,7 @@ def _two_nodes(lab: Lab, router: RouterFactory, kind: str, *extra: str) -> Route
     lab.set_endpoints("web", {1: True, 2: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=30)
+    lab.wait_explained("web", {1: "", 2: ""})
     return r
 
 
@@ -72,6 +74,7 @@ def test_killed_exabgp_is_restarted_from_the_spare_and_routes_replayed(
     os.kill(old, signal.SIGKILL)
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=15)  # the crash dropped node 1's session
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=20)
+    lab.wait_explained("web", {1: "", 2: ""})
     # The launcher started while the old ExaBGP ran is the new ExaBGP: no cold start.
     new, next_spare = _launchers_of(lab, 1)
     assert new == spare
@@ -131,6 +134,7 @@ def test_sigterm_withdraws_before_closing_with_admin_shutdown(
     r.wait_next_hops(PREFIX, {lab.hop(2)})
     err = (r.sessions()[peer].last_error or "").lower()
     assert "administrative" in err and "shutdown" in err, err
+    lab.wait_explained("web", {2: ""})
 
 
 def test_router_restart_gets_the_full_state_again(
@@ -143,6 +147,7 @@ def test_router_restart_gets_the_full_state_again(
     r.restart()
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=30)
     r.wait_next_hops("198.51.100.21/32", {lab.hop(1), lab.hop(2)})
+    lab.wait_explained("api", {1: "", 2: ""})  # Cluster policy: node 1 serves it too
 
 
 def test_change_while_the_peer_is_down(lab: Lab, router: RouterFactory, kind: str) -> None:
@@ -190,6 +195,9 @@ def test_fifty_services_come_and_go_without_a_session_reset(
         services.pop()
         lab.set_assignments(services)
     r.wait_rib("only web left", lambda rib: set(rib) == {PREFIX}, timeout=30)
+    lab.wait_explained("web", {1: "", 2: ""})
+    _, gone = lab.explain("s0")
+    assert gone["nodes"] == [] and "no assignment published" in gone["problems"][0]
     for i in (1, 2):
         since = r.uptime_since(lab.source(i))
         assert same_session(before[i], since, churn_started), (before[i], since)
@@ -211,6 +219,7 @@ def test_api_server_outage_keeps_routes_and_catches_up(
     lab.set_assignments([lab.assignment("web", IP, policy="Local")])
     lab.set_endpoints("web", {2: True})
     r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=30)
+    lab.wait_explained("web", {1: decide.NO_LOCAL_ENDPOINTS, 2: ""})
 
 
 def test_sigterm_with_drain_announces_graceful_shutdown_first(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from announcer.core import decide
 from exalb.assignments import Advertisement, LabelSelector
 from exalbctl.core.explain import SESSION_DOWN
 from testbed.lab import Lab, same_session
+from testbed.procs import wait_for
 from testbed.routers import Neighbor
 from testbed.routers.base import settle
 from tests.conftest import RouterFactory
@@ -118,7 +120,11 @@ def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kin
     node_id = int(ipaddress.IPv4Address(lab.hop(1)))
     assert set(path.large_communities) == {"64512:7:9", f"{lab.asn}:1:{node_id}"}
     assert path.local_pref == 250
-    lab.wait_explained("web", {1: ""})
+    # explain shows the attributes the router holds, the node's large community included.
+    (route,) = lab.explained_node(lab.wait_explained("web", {1: ""}), 1)["routes"]
+    assert tuple(route["communities"]) == path.communities
+    assert set(route["largeCommunities"]) == set(path.large_communities)
+    assert (route["localPref"], route["nextHop"]) == (250, lab.hop(1))
     adv2 = Advertisement(communities=("65000:300",), local_pref=90)
     lab.set_assignments([lab.assignment("web", IP, advertisements=[adv2])])
     r.wait_rib(
@@ -127,6 +133,42 @@ def test_communities_and_local_pref_on_ibgp(lab: Lab, router: RouterFactory, kin
             [(p.communities, p.local_pref) for p in rib.get(PREFIX, [])] == [(("65000:300",), 90)]
         ),
     )
+
+
+def test_end_of_rib_each_way_is_recorded_per_session(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    """The router's End-of-RIB (it sent its whole table, here none) reaches the status,
+    beside ours; both belong to the session they came in, so a new session starts without."""
+    # Graceful restart on both ends: FRR and GoBGP send their End-of-RIB only then.
+    r = router(
+        kind, lab.router_ip, 64512, [Neighbor(lab.source(1), lab.asn, graceful_restart=True)]
+    )
+    lab.add_peer("tor", r, enableGracefulRestart=True)
+    lab.add_node(1)
+    lab.set_endpoints("web", {1: True})
+    lab.set_assignments([lab.assignment("web", IP)])
+    r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+
+    def session() -> dict[str, Any]:
+        """Node 1's session as ``exalbctl peers`` shows it, from its BGPSessionStatus."""
+        _, data = lab.exalbctl("peers")
+        return dict((data["sessions"] or [{}])[0])
+
+    def both() -> bool:
+        s = session()
+        return s.get("state") == "up" and bool(s["endOfRibSent"] and s["endOfRibReceived"])
+
+    wait_for("both End-of-RIBs recorded", both, 10)
+    r.stop()
+    wait_for(
+        "a session gone takes its End-of-RIBs",
+        lambda: session().get("state") != "up" and session()["endOfRibReceived"] == "",
+        20,
+    )
+    r.start()
+    r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    wait_for("the new session's End-of-RIBs", both, 10)
 
 
 def test_md5_right_password_establishes_wrong_one_never(

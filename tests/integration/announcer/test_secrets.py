@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from announcer.core import decide
 from testbed.lab import Lab
 from testbed.routers import Neighbor
 from testbed.routers.base import settle
@@ -75,6 +76,7 @@ def test_no_password_in_any_log_metric_event_status_or_readable_file(
     lab.set_endpoints("web", {1: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)  # the session runs with the password
+    lab.wait_explained("web", {1: ""})
 
     os.kill(_exabgp_of(lab, 1), signal.SIGKILL)  # a restart: config written again
     r.wait_absent(PREFIX)
@@ -85,6 +87,9 @@ def test_no_password_in_any_log_metric_event_status_or_readable_file(
         "tor-md5", lab.bgp_secrets_namespace
     )  # the peer becomes unusable
     r.wait_absent(PREFIX, timeout=30)
+    # Only the announcer reads the Secret: explain takes the missing Secret from its report.
+    explained = lab.wait_explained("web", {1: decide.NO_PEERS})
+    assert "passwordSecret 'tor-md5' is missing" in explained["nodes"][0]["evidence"]
     settle(1)
 
     # The search can find it: in the Secret (as the API returns it) and in ExaBGP's config.
@@ -111,6 +116,7 @@ def test_no_password_in_any_log_metric_event_status_or_readable_file(
     assert re.search(r"^python\s+3\.", log, re.M)  # and so is ExaBGP's (a debug-only line)
     assert found(log) == []
     assert found(lab.metrics(1)) == []
+    assert found(json.dumps(explained)) == []
     events = client.CoreV1Api(kube).list_event_for_all_namespaces()
     assert found(json.dumps(kube.sanitize_for_serialization(events))) == []
     statuses = lab.custom.list_namespaced_custom_object(

@@ -61,6 +61,7 @@ def _announcing_node(lab: Lab, router: RouterFactory) -> tuple[SimNode, dict[str
     lab.set_endpoints("web", {1: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    lab.wait_explained("web", {1: ""})
     ref = node_ref(lab, node.name)
     wait_for(
         "status owned by its node, announcing",
@@ -83,6 +84,9 @@ def test_status_goes_with_its_node_and_comes_back_with_a_new_one(
     wait_for("status collected", lambda: status_object(lab, node.name) is None, GC_TIMEOUT)
     settle(1)  # a few status intervals: the running announcer does not bring it back
     assert status_object(lab, node.name) is None
+    # No Node and no status: explain has no node to ask, and says nothing announces.
+    gone = lab.wait_explained("web", {})
+    assert gone["nodes"] == [] and any("announced by no node" in p for p in gone["problems"])
 
     # The node comes back under the same name (a new uid): so does its status.
     lab.core.create_node({"metadata": {"name": node.name}})
@@ -94,6 +98,7 @@ def test_status_goes_with_its_node_and_comes_back_with_a_new_one(
         lambda: owners(lab, node.name) == [second] and up_sessions(lab, node.name) == 1,
         30,
     )
+    lab.wait_explained("web", {1: ""})
     assert node.proc is not None and node.proc.alive()
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from announcer.core import decide
 from exalb.assignments import Advertisement, Degraded, LabelSelector
 from testbed.lab import Lab, same_session
 from testbed.procs import wait_for
@@ -119,6 +120,18 @@ def test_graded_backup_is_used_only_when_no_healthy_node_is_left(
         (lab.asn,),
         (),
     )
+    # explain says so: node 2's attributes as the router holds them, and why they are worse.
+    local = lab.wait_explained("local", {1: "", 2: "", 3: decide.NO_LOCAL_ENDPOINTS})
+    row = lab.explained_node(local, 2)
+    (route,) = row["routes"]
+    assert (route["med"], tuple(route["asPath"]), tuple(route["communities"])) == (
+        backup.med,
+        backup.as_path,
+        backup.communities,
+    )
+    assert set(route["largeCommunities"]) == set(backup.large_communities)
+    assert "terminating" in row["degraded"]
+    assert lab.explained_node(local, 1)["degraded"] == ""
     # Cluster: nodes 1 and 2 share the traffic (ECMP); standby node 3 does not.
     paths2 = wait_paths(
         r,
@@ -127,6 +140,8 @@ def test_graded_backup_is_used_only_when_no_healthy_node_is_left(
         lambda p: selected(p) == {lab.hop(1), lab.hop(2)} and len(p) == 3,
     )
     assert by_hop(paths2)[lab.hop(3)].med == 500
+    cluster = lab.wait_explained("cluster", {1: "", 2: "", 3: ""})
+    assert "standby" in lab.explained_node(cluster, 3)["degraded"]
 
     # The healthy node loses its pod: the router falls back to the backup, and the prefix
     # never leaves its RIB on the way (sampled every FRR read, about 20 ms apart).

@@ -68,6 +68,7 @@ def test_md5_session_and_routes_as_the_chart_runs_the_announcer(
     lab.set_endpoints("web", {1: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1)}, timeout=30)
+    lab.wait_explained("web", {1: ""})  # its status reaches the API from inside the confinement
 
     proc = lab.node(1).proc
     assert proc is not None

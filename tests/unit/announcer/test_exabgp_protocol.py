@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from announcer.core.session import Notification, StateChange
+from announcer.core.session import EndOfRib, Notification, StateChange
 from announcer.exabgp import process
 from announcer.exabgp.protocol import (
     Answer,
@@ -23,6 +23,14 @@ def _json(kind: str, neighbor: object) -> bytes:
     return json.dumps({"type": kind, "neighbor": neighbor}).encode()
 
 
+EOR = {"eor": {"afi": "ipv4", "safi": "unicast"}}
+# A route the router sent back, as ExaBGP 5.0.15 wrote it (recorded against FRR).
+RECEIVED = (
+    b'{ "exabgp": "5.0.0", "time": 1796042760.0004864, "counter": 6, "type": "update", '
+    b'"neighbor": { "address": { "local": "127.1.20.11", "peer": "127.1.20.1" }, '
+    b'"direction": "receive", "message": { "update": { "attribute": { "origin": "igp" }, '
+    b'"announce": { "ipv4 unicast": { "127.1.20.1": [ { "nlri": "198.51.100.10/32" } ] } } } } } }'
+)
 WITHDRAW = {
     "direction": "send",
     "message": {"update": {"withdraw": {"ipv4 unicast": [{"nlri": "198.51.100.1/32"}]}}},
@@ -43,6 +51,13 @@ WITHDRAW = {
         ),
         (_json("update", WITHDRAW), UpdateSent(("198.51.100.1/32",))),
         (_json("update", {**WITHDRAW, "direction": "receive"}), None),
+        (RECEIVED, None),
+        (RECEIVED[:-1], None),  # not even decoded: the router's table is none of our business
+        (_json("update", {"direction": "send", "message": EOR}), EndOfRib("sent", "ipv4 unicast")),
+        (
+            _json("update", {"direction": "receive", "message": EOR}),
+            EndOfRib("received", "ipv4 unicast"),
+        ),
         (
             _json(
                 "notification",

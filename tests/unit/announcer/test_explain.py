@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -10,9 +11,19 @@ from hypothesis import strategies as st
 
 from announcer.core import decide
 from announcer.core.explain import explain
-from announcer.core.model import EXCLUDE_LABEL, Endpoint, Node, Options
+from announcer.core.model import (
+    EXCLUDE_LABEL,
+    GRACEFUL_SHUTDOWN,
+    Attrs,
+    Drain,
+    Endpoint,
+    Node,
+    NodeCommunity,
+    Options,
+)
 from announcer.core.pools import pool_space
-from exalb.assignments import Advertisement, Assignment, LabelSelector
+from announcer.core.report import decision_report, report_from
+from exalb.assignments import Advertisement, Assignment, Degraded, LabelSelector
 from exalb.bgppeer import Peer
 
 OPTS = Options(node_name="n1")
@@ -29,7 +40,8 @@ def svc(policy: str = "Cluster", ip: str = "198.51.100.1", **adv: object) -> Ass
 def test_announced_names_its_peers_and_prefixes() -> None:
     v = explain(NODE, [PEER], OPTS, 0, POOLS, svc(), HERE)
     assert (v.announced, v.reason) == (True, None)
-    assert v.routes == {"tor": ("198.51.100.1/32",)}
+    assert v.routes == {"tor": {"198.51.100.1/32": Attrs("192.0.2.11")}}
+    assert (v.degraded, v.graceful_shutdown) == ("", "")
     assert v.evidence == "announced to tor"
     assert (v.node_reason, v.node_peers) == (None, ("tor",))
 
@@ -213,4 +225,69 @@ def test_the_verdict_is_decides(
     v = explain(node, peers, OPTS, 0, POOLS, a, endpoints)
     assert v.announced == (a.key in d.announced)
     assert v.reason == d.reasons.get(a.key)
-    assert v.routes == {p: tuple(sorted(r)) for p, r in d.routes.items() if r}
+    assert v.routes == {p: r for p, r in d.routes.items() if r}
+
+
+GRADE = Degraded(med=500, as_path_prepend=2, communities=("64512:666",))
+STANDBY = LabelSelector((("zone", "a"),))
+
+
+@pytest.mark.parametrize(
+    ("grade", "endpoints", "why"),
+    [
+        (replace(GRADE, node_selectors=(STANDBY,)), HERE, "degraded.nodeSelectors select the Node"),
+        (GRADE, (Endpoint("n1", ready=False, serving=True, terminating=True),), "terminating"),
+    ],
+)
+def test_degraded_routes_carry_the_graded_attributes_and_say_why(
+    grade: Degraded, endpoints: tuple[Endpoint, ...], why: str
+) -> None:
+    v = explain(NODE, [PEER], OPTS, 0, POOLS, svc(med=100, degraded=grade), endpoints)
+    assert why in v.degraded
+    (attrs,) = v.routes["tor"].values()
+    assert (attrs.med, attrs.communities) == (500, ("64512:666",))
+    assert attrs.as_path == (64513, 64513, 64513)  # eBGP: the session's ASN and two copies
+
+
+def test_healthy_node_of_a_graded_advertisement_is_not_degraded() -> None:
+    v = explain(NODE, [PEER], OPTS, 0, POOLS, svc(med=100, degraded=GRADE), HERE)
+    assert v.degraded == ""
+    assert v.routes["tor"]["198.51.100.1/32"].med == 100
+
+
+def test_graceful_shutdown_on_stop_and_on_a_drain_say_which() -> None:
+    stopping = explain(NODE, [PEER], replace(OPTS, graceful_shutdown=True), 0, POOLS, svc(), HERE)
+    assert "SIGTERM" in stopping.graceful_shutdown
+    assert GRACEFUL_SHUTDOWN in stopping.routes["tor"]["198.51.100.1/32"].communities
+
+    drains = replace(OPTS, drain=Drain(on_cordon=True, seconds=30))
+    cordoned = replace(NODE, unschedulable=True)
+    draining = explain(cordoned, [PEER], drains, 10, POOLS, svc(), HERE, drain_started=0)
+    assert draining.graceful_shutdown.endswith("withdrawn at 1970-01-01T00:00:30Z")
+    assert GRACEFUL_SHUTDOWN in draining.routes["tor"]["198.51.100.1/32"].communities
+    drained = explain(cordoned, [PEER], drains, 31, POOLS, svc(), HERE, drain_started=0)
+    assert (drained.reason, drained.graceful_shutdown) == (decide.NODE_DRAINED, "")
+
+
+def test_node_large_community_and_link_bandwidth_are_the_decisions() -> None:
+    opts = replace(OPTS, node_community=NodeCommunity(None, 7))
+    two = (Endpoint("n1"), Endpoint("n1"))
+    v = explain(NODE, [PEER], opts, 0, POOLS, svc("Local", mbps_per_endpoint=100), two)
+    attrs = v.routes["tor"]["198.51.100.1/32"]
+    assert attrs.large_communities == (f"64513:7:{(192 << 24) + (2 << 8) + 11}",)
+    assert attrs.link_bandwidth == (64513, 2 * 100 * 125_000)
+
+
+@pytest.mark.parametrize("tag", [None, NodeCommunity(), NodeCommunity(0, 7), NodeCommunity(42, 3)])
+def test_the_decision_report_carries_the_flags_back(tag: NodeCommunity | None) -> None:
+    """What the CLI decides with is the announcer's own Options, read back from its status."""
+    opts = replace(
+        OPTS,
+        node_community=tag,
+        drain=Drain(taints=frozenset({"maint"}), seconds=12),
+        announce_delay=3,
+        graceful_shutdown=True,
+    )
+    ctx = decide.context(NODE, [PEER], opts, 0, POOLS)
+    report = report_from("n1", json.loads(json.dumps(decision_report(ctx, opts, (), "t"))))
+    assert report is not None and report.options == opts

@@ -112,7 +112,7 @@ STATES = st.sampled_from(["down", "connected", "up"])
 EVENTS = st.one_of(
     st.builds(StateChange, STATES, st.none() | st.sampled_from(["refused", "closing"])),
     st.builds(Negotiated, st.integers(0, 65535), st.just(("ipv4 unicast",))),
-    st.builds(EndOfRib, st.just("ipv4 unicast")),
+    st.builds(EndOfRib, st.sampled_from(["received", "sent"]), st.just("ipv4 unicast")),
     st.builds(
         Notification,
         st.sampled_from(["received", "sent"]),
@@ -136,6 +136,14 @@ def test_since_moves_only_when_established_changes(events: list[SessionEvent]) -
             assert after.since == record.since
         if isinstance(event, StateChange) and event.state != "up":
             assert after.negotiated is None and after.end_of_rib_sent is None
+            assert after.end_of_rib_received is None
+        if isinstance(event, EndOfRib):  # the first of each direction is kept
+            kept = {"received": record.end_of_rib_received, "sent": record.end_of_rib_sent}
+            kept[event.direction] = kept[event.direction] or float(t)
+            assert (after.end_of_rib_received, after.end_of_rib_sent) == (
+                kept["received"],
+                kept["sent"],
+            )
         if isinstance(event, Notification):
             seen = after.received if event.direction == "received" else after.sent
             assert seen is not None and seen.communication == event.communication

@@ -12,7 +12,7 @@ import pytest
 
 from announcer.core import decide
 from announcer.core.decide import context
-from announcer.core.model import Drain, Endpoint, Node, Options
+from announcer.core.model import GRACEFUL_SHUTDOWN, Drain, Endpoint, Node, NodeCommunity, Options
 from announcer.core.pools import pool_space
 from announcer.core.report import decision_report
 from announcer.core.transitions import ANNOUNCED, WITHDRAWN
@@ -197,7 +197,33 @@ def test_table_and_json() -> None:
         "peers": ["tor"],
         "announcer": AGREES,
         "announcerDetail": "reported at 2026-11-30T09:30:00Z",
+        "routes": [
+            {
+                "peer": "tor",
+                "prefix": "198.51.100.1/32",
+                "nextHop": "192.0.2.11",
+                "communities": [],
+                "largeCommunities": [],
+                "localPref": None,
+                "med": None,
+                "asPath": [],
+                "linkBandwidth": None,
+            }
+        ],
+        "degraded": "",
+        "gracefulShutdown": "",
     }
+    assert "n1    tor   198.51.100.1/32  -      next-hop 192.0.2.11" in table
+
+
+def test_attributes_use_the_node_large_community_its_announcer_reports() -> None:
+    opts = Options("n1", node_community=NodeCommunity(None, 9))
+    st = status("n1")
+    st["decision"] = decision_report(context(node("n1"), (PEER,), opts, 0, POOLS), opts, (), SINCE)
+    r = row(run({"n1": st, "n2": status("n2")}), "n1")
+    (attrs,) = r.routes["tor"].values()
+    assert attrs.large_communities == (f"64513:9:{(192 << 24) + (2 << 8) + 11}",)
+    assert r.announcer == AGREES
 
 
 def test_the_service_must_be_namespace_slash_name() -> None:
@@ -228,4 +254,9 @@ def test_a_drained_node_is_explained_with_the_announcers_drain_start() -> None:
         )
         r = row(e, "n1")
         assert (r.announces, r.check or None, r.announcer) == (reason is None, reason, AGREES)
+        if reason is None:  # draining: its routes still go out, with GRACEFUL_SHUTDOWN
+            assert "withdrawn at 1970-01-01T00:02:10Z" in r.graceful_shutdown
+            assert GRACEFUL_SHUTDOWN in r.routes["tor"]["198.51.100.1/32"].communities
+            shown = render(explain_data(e), explain_tables(e), "table")
+            assert "graceful-shutdown" in shown and "community [65535:0]" in shown
     assert "--drain-seconds of GRACEFUL_SHUTDOWN have passed" in r.evidence

@@ -52,6 +52,7 @@ UP: Obj = {
     "holdTime": 9,
     "capabilities": ["ipv4 unicast", "asn4"],
     "endOfRibSent": "2026-11-30T03:00:01Z",
+    "endOfRibReceived": "2026-11-30T03:00:02Z",
     "lastError": "",
 }
 DOWN: Obj = {
@@ -72,7 +73,12 @@ def test_all_established_is_no_problem() -> None:
     (s,) = r.sessions
     assert (s.state, s.seconds, s.hold_time, s.prefixes) == ("up", 3 * 3600, 9, 6)
     table = render(peers_data(r), peers_tables(r), "table")
-    assert "node-a  tor   up     3h0m  6         9s    ipv4 unicast,asn4" in table
+    assert "node-a  tor   up     3h0m  6         9s    ipv4 unicast,asn4  yes/yes" in table
+    data = peers_data(r)["sessions"][0]
+    assert (data["endOfRibSent"], data["endOfRibReceived"]) == (
+        UP["endOfRibSent"],
+        UP["endOfRibReceived"],
+    )
 
 
 def test_a_router_shutdown_shows_the_routers_words_everywhere() -> None:
@@ -92,6 +98,7 @@ def test_a_router_shutdown_shows_the_routers_words_everywhere() -> None:
     assert (down["node"], down["state"], down["seconds"]) == ("node-b", "down", 60)
     assert down["lastNotificationReceived"]["communication"] == "maintenance window 42"
     assert down["holdTime"] is None and down["lastNotificationSent"] is None
+    assert (down["endOfRibSent"], down["endOfRibReceived"]) == ("", "")
     assert data["peers"][0]["established"] == "1/2"
     assert yaml.safe_load(render(peers_data(r), peers_tables(r), "yaml")) == data
     assert said in render(peers_data(r), peers_tables(r), "table")
