@@ -246,8 +246,9 @@ def shard_of(key: str, shards: int) -> int:
 def shard_count(encoded: Mapping[str, str], at_least: int = 1) -> int:
     """Smallest power of two >= ``at_least`` whose shards all fit :data:`SHARD_BUDGET`."""
     n = max(1, at_least)
+    header = len(SCHEMA_KEY) + len(str(SCHEMA_VERSION))  # every shard carries its schema
     while True:
-        sizes = [0] * n
+        sizes = [header] * n
         for k, v in encoded.items():
             sizes[shard_of(k, n)] += len(k) + len(v)
         if max(sizes) <= SHARD_BUDGET:
