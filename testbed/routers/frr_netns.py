@@ -158,15 +158,22 @@ class FrrNamespace(Frr):
 
     def kernel_next_hops(self, prefix: str) -> set[str]:
         """The gateways of ``prefix``'s route in the namespace's kernel: where packets go."""
+        return set(self.kernel_weights(prefix))
+
+    def kernel_weights(self, prefix: str) -> dict[str, int]:
+        """Each gateway of ``prefix``'s route in the namespace's kernel with its weight: the
+        kernel hashes a flow to a next hop in proportion to it (1 for an unweighted hop)."""
         family = "-6" if ":" in prefix else "-4"  # ip route shows IPv4 unless told
         argv = ["ip", family, "-j", "route", "show", "exact", prefix]
         routes = json.loads(run(self.netns, argv) or "[]")
-        hops = set()
+        weights = {}
         for route in routes:
-            hops |= {hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop}
+            for hop in route.get("nexthops", []):
+                if "gateway" in hop:
+                    weights[hop["gateway"]] = int(hop.get("weight", 1))
             if "gateway" in route:
-                hops.add(route["gateway"])
-        return hops
+                weights[route["gateway"]] = 1
+        return weights
 
     def route_detail(self, prefix: str) -> str:
         """What bgpd, zebra and the kernel each hold for ``prefix``: for a failure's message."""

@@ -29,15 +29,20 @@ CRDS = ("vippools.exalb.io", "bgppeers.exalb.io", "bgpsessionstatuses.exalb.io")
 
 @contextmanager
 def installed(
-    bed: Bed, peers: Mapping[str, Mapping[str, Any]] | None = None, pool: Sequence[str] = (POOL,)
+    bed: Bed,
+    peers: Mapping[str, Mapping[str, Any]] | None = None,
+    pool: Sequence[str] = (POOL,),
+    values: Mapping[str, Any] | None = None,
+    advertisements: Sequence[Mapping[str, Any]] = (),
 ) -> Iterator[Bed]:
     """The chart, a pool and BGPPeers to the router: by default one, its loopback address for
-    every node; ``peers`` (name to what it adds to the spec) replaces it.
+    every node; ``peers`` (name to what it adds to the spec) replaces it. ``values`` are the
+    chart's, ``advertisements`` the pool's ``bgpAdvertisements`` (none: the default one).
 
     On exit the release, the CRDs and the namespaces go, so the next module
     finds the bed as it was.
     """
-    bed.install_chart(RELEASE, SYSTEM, {})
+    bed.install_chart(RELEASE, SYSTEM, values or {})
     base = {"myASN": EXALB_ASN, "peerASN": ROUTER_ASN, "peerAddress": ROUTER_ADDRESS}
     apply(
         bed,
@@ -45,7 +50,10 @@ def installed(
             "apiVersion": "exalb.io/v1alpha1",
             "kind": "VIPPool",
             "metadata": {"name": "test", "namespace": SYSTEM},
-            "spec": {"addresses": list(pool)},
+            "spec": {
+                "addresses": list(pool),
+                **({"bgpAdvertisements": list(advertisements)} if advertisements else {}),
+            },
         },
         *(
             {

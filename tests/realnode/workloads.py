@@ -126,8 +126,10 @@ asyncio.run(main())
 """
 
 
-def web(bed: Bed, namespace: str, replicas: int) -> None:
-    """HTTP servers naming their pod and node, one per node at most, Ready while READY_FILE is."""
+def web(bed: Bed, namespace: str, replicas: int, node: str | None = None) -> None:
+    """HTTP servers naming their pod and node, Ready while READY_FILE is: Deployment ``web``,
+    one pod per node at most; with ``node``, Deployment ``web-<node>``, every pod on that node
+    (the same ``app: web`` label, so one Service selects both kinds)."""
     labels = {"app": "web"}
     env = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -152,20 +154,25 @@ def web(bed: Bed, namespace: str, replicas: int) -> None:
             ]
         }
     }
+    placement: dict[str, Any] = (
+        {"affinity": spread} if node is None else {"nodeSelector": {"kubernetes.io/hostname": node}}
+    )
+    name = "web" if node is None else f"web-{node}"
+    pod_labels = labels if node is None else {**labels, "pinned": node}
     apply(
         bed,
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {
                 "replicas": replicas,
-                "selector": {"matchLabels": labels},
+                "selector": {"matchLabels": pod_labels},
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": pod_labels},
                     "spec": {
                         "containers": [server],
-                        "affinity": spread,
+                        **placement,
                         "terminationGracePeriodSeconds": DRAIN + 5,
                     },
                 },
