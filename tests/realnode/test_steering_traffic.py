@@ -237,9 +237,9 @@ def fallback(bed: Bed, namespace: str, vip: Vip, pods: dict[str, list[str]]) -> 
         )
         moved = time.time()
         c.wait_until("2 s of requests after the fallback", _started_after(moved + 2), 10)
+        back = time.time()
         for pod in pods[heavy.name]:
             bed.kubectl("exec", "-n", namespace, pod, "--", "touch", READY_FILE)
-        back = time.time()
         wait_for(
             "the healthy node alone in the kernel again",
             lambda: router.kernel_next_hops(vip.prefix) == {heavy.address},
