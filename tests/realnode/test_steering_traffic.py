@@ -112,16 +112,22 @@ def steady(bed: Bed, namespace: str, vip: Vip) -> dict[str, list[str]]:
     pods = ready_pods(bed, namespace, "app=web", HEAVY_PODS + LIGHT_PODS)
     both = set(addresses(bed).values())
     wait_next_hops(bed, vip.prefix, both, timeout=90)
-    wait_for(
-        "both nodes in the router's kernel",
-        lambda: frr(bed).kernel_next_hops(vip.prefix) == both,
-        timeout=20,
-        interval=0.1,
-    )
+    wait_kernel(bed, vip.prefix, both)
     by_node: dict[str, list[str]] = {}
     for p in pods:
         by_node.setdefault(p.spec.node_name, []).append(p.metadata.name)
     return by_node
+
+
+def wait_kernel(bed: Bed, prefix: str, hops: set[str], timeout: float = 30) -> None:
+    """Until the router's kernel forwards ``prefix`` to exactly ``hops``."""
+    wait_for(
+        f"{prefix} to {sorted(hops)} in the router's kernel",
+        lambda: frr(bed).kernel_next_hops(prefix) == hops,
+        timeout=timeout,
+        interval=0.05,
+        on_timeout=lambda: kernel_route(bed, prefix),
+    )
 
 
 def kernel_route(bed: Bed, prefix: str) -> str:
@@ -220,7 +226,6 @@ def test_the_router_prefers_the_healthy_node_and_falls_back_to_the_standby_witho
 def fallback(bed: Bed, namespace: str, vip: Vip, pods: dict[str, list[str]]) -> None:
     """Every pod of the healthy node turns unready while the client counts."""
     heavy, light = bed.nodes
-    router = frr(bed)
     with answering(bed, "graded", Local=vip) as runs, route_log(bed, vip.prefix) as changes:
         c = runs["Local"]
         preferred = time.time()
@@ -229,23 +234,13 @@ def fallback(bed: Bed, namespace: str, vip: Vip, pods: dict[str, list[str]]) -> 
         for pod in pods[heavy.name]:
             bed.kubectl("exec", "-n", namespace, pod, "--", "rm", READY_FILE)
         unready = time.time()
-        wait_for(
-            "only the standby in the router's kernel",
-            lambda: router.kernel_next_hops(vip.prefix) == {light.address},
-            timeout=30,
-            interval=0.05,
-        )
+        wait_kernel(bed, vip.prefix, {light.address})
         moved = time.time()
         c.wait_until("2 s of requests after the fallback", _started_after(moved + 2), 10)
         back = time.time()
         for pod in pods[heavy.name]:
             bed.kubectl("exec", "-n", namespace, pod, "--", "touch", READY_FILE)
-        wait_for(
-            "the healthy node alone in the kernel again",
-            lambda: router.kernel_next_hops(vip.prefix) == {heavy.address},
-            timeout=30,
-            interval=0.1,
-        )
+        wait_kernel(bed, vip.prefix, {heavy.address})
         returned = time.time()
         c.wait_until("2 s of requests after the return", _started_after(returned + 2), 10)
     records = c.records()
@@ -348,12 +343,7 @@ def drained(bed: Bed, vip: Vip, event: float) -> dict[str, float]:
         on_timeout=lambda: f"FRR: {router.paths(vip.prefix)}",
     )
     marks["graceful shutdown at FRR"] = time.time() - event
-    wait_for(
-        "only the other node in the router's kernel",
-        lambda: router.kernel_next_hops(vip.prefix) == {light.address},
-        timeout=10,
-        interval=0.05,
-    )
+    wait_kernel(bed, vip.prefix, {light.address}, timeout=10)
     marks["moved"] = time.time() - event
     wait_next_hops(bed, vip.prefix, {light.address}, timeout=DRAIN_SECONDS + 10)
     marks["withdrawn"] = time.time() - event
