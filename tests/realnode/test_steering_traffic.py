@@ -280,10 +280,9 @@ def test_cordon_moves_traffic_away_with_no_failed_new_request_and_sessions_up(
     exalb: Bed, web_pods: str, vip: Vip
 ) -> None:
     steady(exalb, web_pods, vip)
-    heavy, light = exalb.nodes
-    router = frr(exalb)
-    up = {n.address: router.uptime_since(n.address) for n in exalb.nodes}
+    up = established_since(exalb)
     started = time.time()
+    heavy, light = exalb.nodes
     with answering(exalb, "cordon", Local=vip) as runs, route_log(exalb, vip.prefix) as changes:
         c = runs["Local"]
         event = time.time()
@@ -321,8 +320,15 @@ def test_cordon_moves_traffic_away_with_no_failed_new_request_and_sessions_up(
     # loaded machine stretches to seconds, is before it) to the withdrawal.
     drained_for = marks["withdrawn"] - marks["graceful shutdown at FRR"]
     assert DRAIN_SECONDS - 0.5 <= drained_for <= DRAIN_SECONDS + 5, marks
-    for node in exalb.nodes:  # the sessions never reset
-        assert same_session(up[node.address], router.uptime_since(node.address), started), node
+    now = established_since(exalb)
+    for address, since in up.items():  # the sessions never reset
+        assert same_session(since, now[address], started), (address, since, now[address])
+
+
+def established_since(bed: Bed) -> dict[str, float | None]:
+    """Node address to when its BGP session at the router came up (None: not Established)."""
+    router = frr(bed)
+    return {n.address: router.uptime_since(n.address) for n in bed.nodes}
 
 
 def drained(bed: Bed, vip: Vip, event: float) -> dict[str, float]:
