@@ -36,14 +36,15 @@ from testbed.traffic import Request, outage
 
 from . import test_traffic
 from .chart import addresses, installed, wait_established, wait_next_hops
-from .test_traffic import (
+from .scenarios import (
+    FIGURES,
     INTERVAL,
     Vip,
-    _new_vip,
-    _record,
-    _started_after,
     answering,
+    new_vip,
+    record,
     route_log,
+    started_after,
     timeline,
     traffic,
 )
@@ -103,7 +104,7 @@ def web_pods(exalb: Bed) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def vip(exalb: Bed, web_pods: str) -> Vip:
-    return _new_vip(exalb, web_pods, "web-steered", "Local")
+    return new_vip(exalb, web_pods, "web-steered", "Local")
 
 
 def steady(bed: Bed, namespace: str, vip: Vip) -> dict[str, list[str]]:
@@ -178,12 +179,12 @@ def test_weighted_ecmp_splits_new_connections_in_proportion_to_local_pods(
     landed = Counter(r.node for r in records if r.ok)
     share = landed[heavy.name] / len(records)
     sd = math.sqrt(SHARE * (1 - SHARE) / len(records))
-    test_traffic.FIGURES["(s1) Local, weighted ECMP 3 pods : 1 pod"] = (
+    FIGURES["(s1) Local, weighted ECMP 3 pods : 1 pod"] = (
         f"{dict(landed)} of {len(records)}, heavy share {share:.3f} (expected {SHARE:.2f}, "
         f"{(share - SHARE) / sd:+.1f} sd), kernel weights {weights}, {median_ms(records)}, "
         f"{load()}; {' | '.join(route.splitlines())}"
     )
-    print("\n" + test_traffic.FIGURES["(s1) Local, weighted ECMP 3 pods : 1 pod"])
+    print("\n" + FIGURES["(s1) Local, weighted ECMP 3 pods : 1 pod"])
     assert [r for r in records if not r.ok] == []
     assert abs(share - SHARE) <= SPLIT_TOLERANCE, (share, landed)
 
@@ -226,38 +227,38 @@ def test_the_router_prefers_the_healthy_node_and_falls_back_to_the_standby_witho
 def fallback(bed: Bed, namespace: str, vip: Vip, pods: dict[str, list[str]]) -> None:
     """Every pod of the healthy node turns unready while the client counts."""
     heavy, light = bed.nodes
-    with answering(bed, "graded", Local=vip) as runs, route_log(bed, vip.prefix) as changes:
+    with answering(bed, "graded", vip) as runs, route_log(bed, vip.prefix) as changes:
         c = runs["Local"]
         preferred = time.time()
-        c.wait_until("2 s of requests to the healthy node", _started_after(preferred + 2), 10)
+        c.wait_until("2 s of requests to the healthy node", started_after(preferred + 2), 10)
         event = time.time()
         for pod in pods[heavy.name]:
             bed.kubectl("exec", "-n", namespace, pod, "--", "rm", READY_FILE)
         unready = time.time()
         wait_kernel(bed, vip.prefix, {light.address})
         moved = time.time()
-        c.wait_until("2 s of requests after the fallback", _started_after(moved + 2), 10)
+        c.wait_until("2 s of requests after the fallback", started_after(moved + 2), 10)
         back = time.time()
         for pod in pods[heavy.name]:
             bed.kubectl("exec", "-n", namespace, pod, "--", "touch", READY_FILE)
         wait_kernel(bed, vip.prefix, {heavy.address})
         returned = time.time()
-        c.wait_until("2 s of requests after the return", _started_after(returned + 2), 10)
+        c.wait_until("2 s of requests after the return", started_after(returned + 2), 10)
     records = c.records()
     before = [r for r in records if preferred <= r.start < event]
     after = [r for r in records if moved + 0.5 <= r.start < back]
     fell = outage(records, event, until=back)
     switch = outage(records, unready, until=back)
-    _record(
+    record(
         "(s2) Local, the healthy node's 3 pods unready, the standby takes over",
         fell,
         f"last pod unready by +{unready - event:.2f}s, standby alone in the kernel "
         f"+{moved - event:.2f}s, {switch.failed} failed from then on, "
         f"before {Counter(r.node for r in before)}, after {Counter(r.node for r in after)}, "
-        f"{median_ms(records)}, {load()}",
+        f"{median_ms(records)}",
     )
     recovered = outage(records, back)
-    _record(
+    record(
         "(s2) Local, the healthy node ready again",
         recovered,
         f"healthy node alone in the kernel +{returned - back:.2f}s",
@@ -283,7 +284,7 @@ def test_cordon_moves_traffic_away_with_no_failed_new_request_and_sessions_up(
     up = established_since(exalb)
     started = time.time()
     heavy, light = exalb.nodes
-    with answering(exalb, "cordon", Local=vip) as runs, route_log(exalb, vip.prefix) as changes:
+    with answering(exalb, "cordon", vip) as runs, route_log(exalb, vip.prefix) as changes:
         c = runs["Local"]
         event = time.time()
         exalb.kubectl("cordon", heavy.name)
@@ -291,25 +292,25 @@ def test_cordon_moves_traffic_away_with_no_failed_new_request_and_sessions_up(
         try:
             marks = {"kubectl cordon returned": cordoned, **drained(exalb, vip, event)}
             withdrawn = time.time()
-            c.wait_until("2 s of requests after the withdrawal", _started_after(withdrawn + 2), 10)
+            c.wait_until("2 s of requests after the withdrawal", started_after(withdrawn + 2), 10)
         finally:
             uncordoned = time.time()
             exalb.kubectl("uncordon", heavy.name)
         steady(exalb, web_pods, vip)
         back = time.time()
-        c.wait_until("2 s of requests after the return", _started_after(back + 2), 10)
+        c.wait_until("2 s of requests after the return", started_after(back + 2), 10)
     records = c.records()
     moved = event + marks["moved"]
     away = [r for r in records if moved + 0.5 <= r.start < uncordoned]
     drain = outage(records, event, until=uncordoned)
-    _record(
+    record(
         "(s3) Local, the heavy node cordoned (drain 5 s)",
         drain,
         ", ".join(f"{k} +{v:.2f}s" for k, v in marks.items())
-        + f", after the move {Counter(r.node for r in away)}, {median_ms(records)}, {load()}",
+        + f", after the move {Counter(r.node for r in away)}, {median_ms(records)}",
     )
     returned = outage(records, uncordoned)
-    _record(
+    record(
         "(s3) Local, uncordoned", returned, f"both nodes in the kernel +{back - uncordoned:.2f}s"
     )
     explained = f"{drain.line()}\n{timeline(records, event, changes)}"
