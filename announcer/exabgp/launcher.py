@@ -1,7 +1,7 @@
-"""ExaBGP's own entry point, with seven small fixes applied first; argv as for ``exabgp``.
+"""ExaBGP's own entry point, with eight small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
-``exabgp`` script so that seven changes, each a few lines and each written so it could
+``exabgp`` script so that eight changes, each a few lines and each written so it could
 go upstream unchanged, are in place before ExaBGP starts. They are written against
 one ExaBGP release. At start the launcher applies them, then runs each on ExaBGP's own
 classes; if the release differs, a method a fix replaces whole is not the source it was
@@ -49,6 +49,11 @@ executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCE
    sent UPDATEs from the packets (it must know every withdrawal was on the wire before
    its Cease), so the decoding was a large share of ExaBGP's work withdrawing everything
    on SIGTERM. The fix decodes only when the parsed form is asked for.
+8. ``OutgoingRIB.withdraw`` (``clear adj-rib out``) withdraws route by route through
+   ``del_from_rib``, which computes each route's index three times and builds five
+   ``Family`` objects for it, where the cache it walks is already keyed by both. The fix
+   queues the same withdrawals with the keys the cache holds: most of ExaBGP's work
+   changing its RIB on SIGTERM.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
@@ -77,6 +82,7 @@ API_STEPS = "api-steps"
 WITHDRAW_COPY = "withdraw-copy"
 SORT_KEY = "sort-key"
 SEND_UNPARSED = "send-unparsed"
+BULK_WITHDRAW = "bulk-withdraw"
 
 API_STEPS_PER_TURN = 2000
 
@@ -87,6 +93,7 @@ REPLACED_SOURCE = {
     "OutgoingRIB.del_from_rib": "ea441a8f2781ba0c",
     "Update._split_nlris": "9d693e7f9bc15a49",
     "Protocol.send": "b5b0461338ed6d4b",
+    "OutgoingRIB.withdraw": "7357bcddfa523751",
 }
 
 
@@ -178,6 +185,39 @@ def patch_withdraw_copy() -> None:
     OutgoingRIB.del_from_rib = del_from_rib
 
 
+def patch_bulk_withdraw() -> None:
+    """Withdraw every cached route with the family and index the cache is keyed by."""
+    from copy import copy
+
+    from exabgp.bgp.message import Action
+    from exabgp.rib.change import Change
+    from exabgp.rib.outgoing import OutgoingRIB, RIBdict
+
+    expect_source(OutgoingRIB.withdraw)
+
+    def withdraw(self: Any, families: Any = None) -> None:
+        requested = set(families or self.families).intersection(self.families)
+        for family in requested:
+            cached = self._seen.get(family, {})
+            for index, change in list(cached.items()):
+                # a queued announcement of the same route is replaced, as del_from_rib does
+                queued = self._new_nlri.get(index)
+                if queued is not None:
+                    per_attr = self._new_attr_af_nlri.setdefault(queued.attributes.index(), {})
+                    per_attr.setdefault(family, RIBdict({})).pop(index, None)
+                nlri = copy(change.nlri)
+                nlri.action = Action.WITHDRAW
+                attributes = change.attributes
+                attr_index = attributes.index()
+                per_attr = self._new_attr_af_nlri.setdefault(attr_index, {})
+                per_attr.setdefault(family, RIBdict({}))[index] = Change(nlri, attributes)
+                self._new_nlri[index] = per_attr[family][index]
+                self._new_attribute[attr_index] = attributes
+                del cached[index]  # update_cache of a withdrawal
+
+    OutgoingRIB.withdraw = withdraw
+
+
 def patch_sort_key() -> None:
     """Order an UPDATE's NLRIs by their index computed once each, not once per comparison."""
     from exabgp.bgp.message import Action
@@ -258,7 +298,9 @@ def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
     patch_withdraw_copy()
     patch_sort_key()
     patch_send_unparsed()
-    applied = [REMOVE_SELF, STATIC_ATTRIBUTES, API_STEPS, WITHDRAW_COPY, SORT_KEY, SEND_UNPARSED]
+    patch_bulk_withdraw()
+    applied = [REMOVE_SELF, STATIC_ATTRIBUTES, API_STEPS, WITHDRAW_COPY, SORT_KEY]
+    applied += [SEND_UNPARSED, BULK_WITHDRAW]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))
@@ -275,6 +317,7 @@ def verify(applied: list[str], environ: Mapping[str, str] = os.environ) -> None:
         WITHDRAW_COPY: _withdraw_copy_holds,
         SORT_KEY: _sort_key_holds,
         SEND_UNPARSED: _send_unparsed_holds,
+        BULK_WITHDRAW: _bulk_withdraw_holds,
         CONNECT_RETRY: lambda: _connect_retry_holds(float(environ[CONNECT_RETRY_ENV])),
     }
     for name in applied:
@@ -364,6 +407,37 @@ def _withdraw_copy_holds() -> bool:
         and route.nlri.action == Action.ANNOUNCE
         and queued.attributes is route.attributes
     )
+
+
+def _bulk_withdraw_holds() -> bool:
+    """A withdraw-all queues what withdrawing each route through del_from_rib queues,
+    without going through it route by route."""
+    from exabgp.bgp.message import Action
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    _silence_log()  # RIB changes log at debug level
+
+    def rib() -> Any:
+        out = OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
+        for address in ("192.0.2.5", "192.0.2.6", "192.0.2.7"):
+            out.add_to_rib(_inet_change(address))
+        list(out.updates(False))  # sent: cached, nothing queued
+        out.add_to_rib(_inet_change("192.0.2.8"))  # queued, not yet sent
+        return out
+
+    def queued(r: Any) -> list[tuple[bytes, Any, Any]]:
+        return sorted((c.index(), c.nlri.action, c.attributes) for c in r.queued_changes())
+
+    by_route, bulk = rib(), rib()
+    for change in list(by_route.cached_changes(None, [Action.ANNOUNCE, Action.WITHDRAW])):
+        by_route.del_from_rib(change)
+    routed: list[Any] = []
+    bulk.del_from_rib = routed.append  # ExaBGP's own withdraw goes through it
+    bulk.withdraw()
+    withdrawn = {Action.WITHDRAW} == {c.nlri.action for c in bulk.queued_changes()}
+    same = queued(bulk) == queued(by_route) and not list(bulk.cached_changes())
+    return not routed and withdrawn and same
 
 
 def _sort_key_holds() -> bool:

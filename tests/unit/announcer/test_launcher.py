@@ -43,6 +43,7 @@ def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Delay, "increase", Delay.increase)
     monkeypatch.setattr(ASYNC, "LIMIT", ASYNC.LIMIT)
     monkeypatch.setattr(OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib)
+    monkeypatch.setattr(OutgoingRIB, "withdraw", OutgoingRIB.withdraw)
     monkeypatch.setattr(Update, "_split_nlris", Update._split_nlris)
     monkeypatch.setattr(Protocol, "send", Protocol.send)
     monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
@@ -72,6 +73,7 @@ def test_release_is_the_one_the_fixes_were_written_for() -> None:
         launcher.WITHDRAW_COPY,
         launcher.SORT_KEY,
         launcher.SEND_UNPARSED,
+        launcher.BULK_WITHDRAW,
     ]
 
 
@@ -85,6 +87,7 @@ def test_every_applied_fix_is_verified_to_hold() -> None:
         launcher.WITHDRAW_COPY,
         launcher.SORT_KEY,
         launcher.SEND_UNPARSED,
+        launcher.BULK_WITHDRAW,
         launcher.CONNECT_RETRY,
     ]
     launcher.verify(applied, env)  # raises if one did not hold
@@ -99,6 +102,7 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         launcher.WITHDRAW_COPY: (OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib),
         launcher.SORT_KEY: (Update, "_split_nlris", Update._split_nlris),
         launcher.SEND_UNPARSED: (Protocol, "send", Protocol.send),
+        launcher.BULK_WITHDRAW: (OutgoingRIB, "withdraw", OutgoingRIB.withdraw),
     }
     if name == launcher.STATIC_ATTRIBUTES:
         before = ParseStatic.known["attributes"]
@@ -117,6 +121,7 @@ ALL_FIXES = [
     launcher.WITHDRAW_COPY,
     launcher.SORT_KEY,
     launcher.SEND_UNPARSED,
+    launcher.BULK_WITHDRAW,
     launcher.CONNECT_RETRY,
 ]
 
@@ -140,6 +145,7 @@ def test_another_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         (OutgoingRIB, "del_from_rib", launcher.patch_withdraw_copy),
         (Update, "_split_nlris", launcher.patch_sort_key),
         (Protocol, "send", launcher.patch_send_unparsed),
+        (OutgoingRIB, "withdraw", launcher.patch_bulk_withdraw),
     ],
 )
 def test_a_method_replaced_whole_must_be_the_source_its_fix_was_written_for(
@@ -250,17 +256,20 @@ def test_a_bulk_withdraw_runs_in_a_few_reactor_turns_with_the_fix() -> None:
     assert _turns_to_withdraw(5000) <= 3
 
 
-def _withdraw_everything(routes: int) -> list[Change]:
-    """ExaBGP's own withdraw-all (``clear adj-rib out``) on an adj-RIB-out holding ``routes``."""
+def _withdraw_everything(routes: int, queued: int = 0) -> list[Change]:
+    """ExaBGP's own withdraw-all (``clear adj-rib out``) on an adj-RIB-out holding ``routes``
+    sent, and ``queued`` more announced but not yet sent."""
     launcher._silence_log()
     rib = OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
     shared = Attributes()  # one set for all, as an API command's routes share one
-    for i in range(routes):
+    for i in range(routes + queued):
         nlri = _change(IP.create("192.0.2.1")).nlri
         nlri.cidr = CIDR(IP.pton(f"198.51.100.{i}"), 32)
         rib.add_to_rib(Change(nlri, shared))
-    list(rib.updates(False))  # sent: the routes are now in the cache, nothing queued
+        if i + 1 == routes:
+            list(rib.updates(False))  # sent: the routes are now in the cache, nothing queued
     rib.withdraw()
+    assert not list(rib.cached_changes())  # nothing is left announced
     return list(rib.queued_changes())
 
 
@@ -272,6 +281,14 @@ def test_withdraw_all_queues_the_same_withdrawals_with_the_fix() -> None:
     assert all(c.nlri.action == Action.WITHDRAW for c in with_fix)
     assert len({id(c.attributes) for c in without}) == 20  # ExaBGP: a deep copy per route
     assert len({id(c.attributes) for c in with_fix}) == 1  # the fix: the routes' own set
+
+
+def test_withdraw_all_also_replaces_announcements_not_yet_sent_with_the_fix() -> None:
+    without = _withdraw_everything(5, queued=3)
+    launcher.apply({})
+    with_fix = _withdraw_everything(5, queued=3)
+    assert sorted(c.index() for c in with_fix) == sorted(c.index() for c in without)
+    assert len(with_fix) == 8 and all(c.nlri.action == Action.WITHDRAW for c in with_fix)
 
 
 def test_nlris_are_ordered_as_exabgp_orders_them_with_the_fix() -> None:
