@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--shutdown-withdraw-budget",
         type=float,
-        default=0.5,
+        default=5.0,
         help="on SIGTERM, seconds the explicit withdrawals may take before the Cease "
         "NOTIFICATION drops the rest (not with graceful restart: see docs/announcer.md)",
     )
