@@ -16,7 +16,9 @@ Cease follows once ExaBGP reports every withdrawal on the wire, ``hold`` seconds
 later so the router has processed them. If that takes longer than ``budget``
 (ExaBGP needs CPU time per route, and a loaded node gives it little), the Cease goes
 at once and the router drops the rest of the routes with the session: for its
-forwarding the same outcome, sooner. One case has no budget: a session with
+forwarding the same outcome. It bounds the wait; it is no shortcut (ExaBGP still runs
+the withdraw-all written before the Cease, and the router's session-down handling was
+measured no faster than the withdrawals). One case has no budget: a session with
 graceful restart announced. ExaBGP then closes it without a NOTIFICATION, and the
 router's helper keeps every route not yet withdrawn, as stale, for the restart
 time, so the withdrawals are waited for until ``timeout``.
