@@ -5,8 +5,8 @@ with ``encoder json`` and the ``api`` section that ``core.config`` writes, it
 also reports session state changes, what the OPENs negotiated, the UPDATEs it
 sends (End-of-RIB among them; as raw packets, read by :mod:`.packets`), the UPDATEs it
 receives (only the router's End-of-RIB is an event) and NOTIFICATIONs both ways.
-Anything else (ExaBGP's own ``shutdown`` notice, blank lines) is no event. The session events are :mod:`announcer.core.session`'s,
-which keeps the record they build.
+Anything else (ExaBGP's own ``shutdown`` notice, blank lines) is no event. The session
+events are :mod:`announcer.core.session`'s, which keeps the record they build.
 """
 
 from __future__ import annotations
