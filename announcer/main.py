@@ -18,6 +18,7 @@ import structlog
 
 from announcer.bfd.speaker import BfdSpeaker
 from announcer.core.model import Drain, NodeCommunity, Options, default_bgp_secrets_namespace
+from announcer.core.shutdown import ShutdownTimes
 from announcer.datapath import Prober
 from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
@@ -77,6 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="on SIGTERM, re-announce with GRACEFUL_SHUTDOWN (RFC 8326) and wait this long",
+    )
+    p.add_argument(
+        "--shutdown-withdraw-budget",
+        type=float,
+        default=5.0,
+        help="on SIGTERM, seconds the explicit withdrawals may take before the Cease "
+        "NOTIFICATION drops the rest (not with graceful restart: see docs/announcer.md)",
     )
     p.add_argument(
         "--shutdown-withdraw-hold",
@@ -303,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     status.stop()
     prober.stop()
     reconciler.shutdown(
+        ShutdownTimes(
+            budget=args.shutdown_withdraw_budget,
+            hold=args.shutdown_withdraw_hold,
+            timeout=args.shutdown_timeout,
+        ),
         drain=args.graceful_shutdown_drain,
-        timeout=args.shutdown_timeout,
-        hold=args.shutdown_withdraw_hold,
     )
     bfd.stop()
     sources.stop()  # never blocks: it shuts the watch sockets down

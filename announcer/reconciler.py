@@ -41,6 +41,7 @@ from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
 from announcer.core.report import decision_report
 from announcer.core.sessionstatus import session_fields
+from announcer.core.shutdown import ShutdownTimes
 from announcer.exabgp.speaker import Speaker
 from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
@@ -173,12 +174,12 @@ class Reconciler:
         with self._lock:
             return {name: s for name, (_, s) in self._speakers.items()}
 
-    def shutdown(self, drain: float = 0.0, timeout: float = 10.0, hold: float = 0.0) -> None:
+    def shutdown(self, times: ShutdownTimes, drain: float = 0.0) -> None:
         """SIGTERM: optionally GRACEFUL_SHUTDOWN + drain, then withdraw all and Cease."""
         if drain > 0:
             self.opts = replace(self.opts, graceful_shutdown=True)
             self._dirty.set()
-            deadline = time.monotonic() + min(drain, timeout)
+            deadline = time.monotonic() + min(drain, times.timeout)
             while time.monotonic() < deadline and not self._all_converged():
                 time.sleep(0.01)
             self._log.info("graceful shutdown community sent; draining", seconds=drain)
@@ -189,11 +190,11 @@ class Reconciler:
         with self._lock:
             speakers = [s for _, s in self._speakers.values()]
             self._speakers.clear()
-        threads = [threading.Thread(target=s.shutdown, args=(timeout, hold)) for s in speakers]
+        threads = [threading.Thread(target=s.shutdown, args=(times,)) for s in speakers]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout + 5)
+            t.join(times.timeout + 5)
 
     def status(self) -> dict[str, Any]:
         """Session state per peer, for the BGPSessionStatus object."""

@@ -83,7 +83,7 @@ def render(
         f"    processes [ {API_PROCESS} ];",
         "    neighbor-changes;",
         "    negotiated;",
-        "    send { parsed; update; notification; }",
+        "    send { packets; update; notification; }",
         "    receive { parsed; update; notification; }",
         "  }",
     ]

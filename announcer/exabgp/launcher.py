@@ -1,10 +1,11 @@
-"""ExaBGP's own entry point, with six small fixes applied first; argv as for ``exabgp``.
+"""ExaBGP's own entry point, with eight small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
-``exabgp`` script so that six changes, each a few lines and each written so it could
+``exabgp`` script so that eight changes, each a few lines and each written so it could
 go upstream unchanged, are in place before ExaBGP starts. They are written against
 one ExaBGP release. At start the launcher applies them, then runs each on ExaBGP's own
-classes; if the release differs or a fix did not take hold, it exits with the reason
+classes; if the release differs, a method a fix replaces whole is not the source it was
+written against, or a fix did not take hold, it exits with the reason
 on stderr (ExaBGP's log) instead of running an ExaBGP that is not the one the
 announcer was built around. An operator who wants an unpatched ExaBGP gives its
 executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCER.md.
@@ -42,12 +43,25 @@ executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCE
 6. ``Update._split_nlris`` sorts an UPDATE's NLRIs with ``NLRI.__lt__``, which builds
    both index strings on every comparison (~5 per NLRI for 10,000). The fix sorts by
    the same index, computed once per NLRI: the same order, a fraction of the work.
+7. ``Protocol.send`` decodes every UPDATE it sends back into objects whenever the API
+   asked to see sent UPDATEs, even when it asked for the raw packets only (``send {
+   packets; }``), which need no decoding. The announcer reads the withdrawn prefixes of
+   sent UPDATEs from the packets (it must know every withdrawal was on the wire before
+   its Cease), so the decoding was a large share of ExaBGP's work withdrawing everything
+   on SIGTERM. The fix decodes only when the parsed form is asked for.
+8. ``OutgoingRIB.withdraw`` (``clear adj-rib out``) withdraws route by route through
+   ``del_from_rib``, which computes each route's index three times and builds five
+   ``Family`` objects for it, where the cache it walks is already keyed by both. The fix
+   queues the same withdrawals with the keys the cache holds: most of ExaBGP's work
+   changing its RIB on SIGTERM.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import sys
@@ -67,12 +81,32 @@ CONNECT_RETRY = "connect-retry"
 API_STEPS = "api-steps"
 WITHDRAW_COPY = "withdraw-copy"
 SORT_KEY = "sort-key"
+SEND_UNPARSED = "send-unparsed"
+BULK_WITHDRAW = "bulk-withdraw"
 
 API_STEPS_PER_TURN = 2000
 
 
+# The methods the fixes replace whole, as the pinned release has them (sha256 of the source,
+# first 16 hex digits): a release that changed one would silently lose that change.
+REPLACED_SOURCE = {
+    "OutgoingRIB.del_from_rib": "ea441a8f2781ba0c",
+    "Update._split_nlris": "9d693e7f9bc15a49",
+    "Protocol.send": "b5b0461338ed6d4b",
+    "OutgoingRIB.withdraw": "7357bcddfa523751",
+}
+
+
 class FixError(Exception):
     """A fix could not be applied or did not take hold: ExaBGP is not started."""
+
+
+def expect_source(method: Callable[..., Any]) -> None:
+    """FixError unless ``method`` is the source the fix replacing it was written against."""
+    name = method.__qualname__
+    digest = hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[:16]
+    if REPLACED_SOURCE.get(name) != digest:
+        raise FixError(f"{name} is not the source its fix was written against")
 
 
 def patch_remove_self() -> None:
@@ -133,6 +167,8 @@ def patch_withdraw_copy() -> None:
     from exabgp.rib.change import Change
     from exabgp.rib.outgoing import OutgoingRIB, RIBdict
 
+    expect_source(OutgoingRIB.del_from_rib)
+
     def del_from_rib(self: Any, change: Any) -> Any:
         log.debug(lambda: f"remove {change}", "rib")
         change_index = change.index()
@@ -149,11 +185,46 @@ def patch_withdraw_copy() -> None:
     OutgoingRIB.del_from_rib = del_from_rib
 
 
+def patch_bulk_withdraw() -> None:
+    """Withdraw every cached route with the family and index the cache is keyed by."""
+    from copy import copy
+
+    from exabgp.bgp.message import Action
+    from exabgp.rib.change import Change
+    from exabgp.rib.outgoing import OutgoingRIB, RIBdict
+
+    expect_source(OutgoingRIB.withdraw)
+
+    def withdraw(self: Any, families: Any = None) -> None:
+        requested = set(families or self.families).intersection(self.families)
+        for family in requested:
+            cached = self._seen.get(family, {})
+            for index, change in list(cached.items()):
+                # a queued announcement of the same route is replaced, as del_from_rib does
+                queued = self._new_nlri.get(index)
+                if queued is not None:
+                    per_attr = self._new_attr_af_nlri.setdefault(queued.attributes.index(), {})
+                    per_attr.setdefault(family, RIBdict({})).pop(index, None)
+                nlri = copy(change.nlri)
+                nlri.action = Action.WITHDRAW
+                attributes = change.attributes
+                attr_index = attributes.index()
+                per_attr = self._new_attr_af_nlri.setdefault(attr_index, {})
+                per_attr.setdefault(family, RIBdict({}))[index] = Change(nlri, attributes)
+                self._new_nlri[index] = per_attr[family][index]
+                self._new_attribute[attr_index] = attributes
+                del cached[index]  # update_cache of a withdrawal
+
+    OutgoingRIB.withdraw = withdraw
+
+
 def patch_sort_key() -> None:
     """Order an UPDATE's NLRIs by their index computed once each, not once per comparison."""
     from exabgp.bgp.message import Action
     from exabgp.bgp.message.update import Update
     from exabgp.protocol.family import AFI, SAFI
+
+    expect_source(Update._split_nlris)
 
     def _split_nlris(self: Any, negotiated: Any) -> tuple[list[Any], dict[Any, Any]]:
         nlris: list[Any] = []
@@ -183,6 +254,32 @@ def patch_sort_key() -> None:
     Update._split_nlris = _split_nlris
 
 
+def patch_send_unparsed() -> None:
+    """Decode a sent UPDATE for the API only when the parsed form is asked for."""
+    from exabgp.bgp.message import Message, Update
+    from exabgp.bgp.message.direction import Direction
+    from exabgp.reactor.protocol import Protocol
+
+    expect_source(Protocol.send)
+
+    def send(self: Any, raw: bytes) -> Any:
+        code = f"send-{Message.CODE.short(raw[18])}"
+        self.peer.stats[code] += 1
+        api = self.neighbor.api
+        if api.get(code, False):
+            if api["send-parsed"] or api["send-consolidate"]:
+                message = Update.unpack_message(raw[19:], Direction.OUT, self.negotiated)
+                self._to_api("send", message, raw)
+            elif api["send-packets"]:
+                negotiated = self.negotiated if api["negotiated"] else None
+                self.peer.reactor.processes.packets(
+                    self.peer.neighbor, "send", raw[18], negotiated, raw[:19], raw[19:]
+                )
+        yield from self.connection.writer(raw)
+
+    Protocol.send = send
+
+
 def release_matches() -> bool:
     """Whether the installed ExaBGP is the release the fixes were written against."""
     try:
@@ -200,7 +297,10 @@ def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
     patch_api_steps()
     patch_withdraw_copy()
     patch_sort_key()
+    patch_send_unparsed()
+    patch_bulk_withdraw()
     applied = [REMOVE_SELF, STATIC_ATTRIBUTES, API_STEPS, WITHDRAW_COPY, SORT_KEY]
+    applied += [SEND_UNPARSED, BULK_WITHDRAW]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))
@@ -216,6 +316,8 @@ def verify(applied: list[str], environ: Mapping[str, str] = os.environ) -> None:
         API_STEPS: _api_steps_hold,
         WITHDRAW_COPY: _withdraw_copy_holds,
         SORT_KEY: _sort_key_holds,
+        SEND_UNPARSED: _send_unparsed_holds,
+        BULK_WITHDRAW: _bulk_withdraw_holds,
         CONNECT_RETRY: lambda: _connect_retry_holds(float(environ[CONNECT_RETRY_ENV])),
     }
     for name in applied:
@@ -307,6 +409,37 @@ def _withdraw_copy_holds() -> bool:
     )
 
 
+def _bulk_withdraw_holds() -> bool:
+    """A withdraw-all queues what withdrawing each route through del_from_rib queues,
+    without going through it route by route."""
+    from exabgp.bgp.message import Action
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    _silence_log()  # RIB changes log at debug level
+
+    def rib() -> Any:
+        out = OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
+        for address in ("192.0.2.5", "192.0.2.6", "192.0.2.7"):
+            out.add_to_rib(_inet_change(address))
+        list(out.updates(False))  # sent: cached, nothing queued
+        out.add_to_rib(_inet_change("192.0.2.8"))  # queued, not yet sent
+        return out
+
+    def queued(r: Any) -> list[tuple[bytes, Any, Any]]:
+        return sorted((c.index(), c.nlri.action, c.attributes) for c in r.queued_changes())
+
+    by_route, bulk = rib(), rib()
+    for change in list(by_route.cached_changes(None, [Action.ANNOUNCE, Action.WITHDRAW])):
+        by_route.del_from_rib(change)
+    routed: list[Any] = []
+    bulk.del_from_rib = routed.append  # ExaBGP's own withdraw goes through it
+    bulk.withdraw()
+    withdrawn = {Action.WITHDRAW} == {c.nlri.action for c in bulk.queued_changes()}
+    same = queued(bulk) == queued(by_route) and not list(bulk.cached_changes())
+    return not routed and withdrawn and same
+
+
 def _sort_key_holds() -> bool:
     """An UPDATE's NLRIs come out sorted, with one index computation per NLRI."""
     from exabgp.bgp.message.update import Update
@@ -319,6 +452,43 @@ def _sort_key_holds() -> bool:
     return [str(n.cidr) for n in native] == [f"192.0.2.{i}/32" for i in (7, 8, 9)] and len(
         calls
     ) == len(nlris)
+
+
+def _send_unparsed_holds() -> bool:
+    """A sent UPDATE reaches the API as its packet, undecoded; decoded when that is asked for.
+
+    The packet sent raw is one ExaBGP cannot decode (its withdrawn-routes length runs
+    past its end): decoding it anyway raises.
+    """
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from exabgp.bgp.message import EOR
+    from exabgp.reactor.protocol import Protocol
+
+    header = b"\xff" * 16 + b"\x00\x17\x02"
+    undecodable, end_of_rib = header + b"\xff\xff\x00\x00", header + b"\x00\x00\x00\x00"
+    packets: list[tuple[Any, ...]] = []
+    messages: list[tuple[Any, ...]] = []
+    processes = SimpleNamespace(
+        packets=lambda *args: packets.append(args), message=lambda *args: messages.append(args)
+    )
+    api = {"send-update": True, "send-parsed": False, "send-consolidate": False}
+    api.update({"send-packets": True, "negotiated": False})
+    proto = Protocol.__new__(Protocol)
+    proto.peer = SimpleNamespace(stats=Counter(), reactor=SimpleNamespace(processes=processes))
+    proto.peer.neighbor = proto.neighbor = SimpleNamespace(api=api)
+    proto.negotiated = SimpleNamespace(families=[])
+    proto.connection = SimpleNamespace(writer=lambda data: iter(()))
+    _silence_log()  # decoding logs at debug level
+    try:
+        list(proto.send(undecodable))
+    except Exception:  # decoded although only the packet was asked for
+        return False
+    api.update({"send-parsed": True, "send-packets": False})
+    list(proto.send(end_of_rib))
+    raw = [p[-2:] for p in packets] == [(undecodable[:19], undecodable[19:])]
+    return raw and [type(m[3]) for m in messages] == [EOR]
 
 
 def _inet_change(address: str, index_calls: list[bytes] | None = None) -> Any:

@@ -3,10 +3,10 @@
 With ``exabgp_api_ack`` ExaBGP answers every command with ``done`` or ``error``;
 with ``encoder json`` and the ``api`` section that ``core.config`` writes, it
 also reports session state changes, what the OPENs negotiated, the UPDATEs it
-sends (End-of-RIB among them), the UPDATEs it receives (only the router's End-of-RIB
-is an event) and NOTIFICATIONs both ways. Anything else (ExaBGP's own ``shutdown``
-notice, blank lines) is no event. The session events are :mod:`announcer.core.session`'s,
-which keeps the record they build.
+sends (End-of-RIB among them; as raw packets, read by :mod:`.packets`), the UPDATEs it
+receives (only the router's End-of-RIB is an event) and NOTIFICATIONs both ways.
+Anything else (ExaBGP's own ``shutdown`` notice, blank lines) is no event. The session
+events are :mod:`announcer.core.session`'s, which keeps the record they build.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 from announcer.core.session import EndOfRib, Negotiated, Notification, StateChange
 
+from . import packets
+
 # ExaBGP decodes a received RFC 8203 communication into its data as this text.
 _COMMUNICATION = re.compile(r'Shutdown Communication: "(?P<text>.*)"', re.DOTALL)
-_SHUTDOWN = {(6, 2), (6, 4)}  # Cease/Administrative Shutdown and Reset carry one
-_DIRECTIONS = {"receive": "received", "send": "sent"}
 # A received UPDATE that is not an End-of-RIB is skipped before it is decoded: a router
 # may send its whole table, and only the End-of-RIB after it is of use here.
 _UPDATE = b'"type": "update"'
@@ -68,55 +68,53 @@ def parse(line: bytes) -> Event | None:
         return StateChange(
             str(neighbor.get("state", "down")), None if reason is None else str(reason)
         )
-    if kind == "update" and neighbor.get("direction") == "send":
-        return _update_sent(neighbor.get("message") or {})
+    if neighbor.get("direction") == "send":
+        return _sent(kind, neighbor.get("message"))
     if kind == "update":
-        return _end_of_rib(neighbor.get("message") or {}, "received")
+        return _end_of_rib(neighbor.get("message") or {})
     if kind == "notification":
-        return _notification(neighbor)
+        return _received_notification(neighbor)
     if kind == "negotiated":
         return _negotiated(neighbor.get("negotiated") or {})
     return None
 
 
-def _update_sent(message: dict[str, Any]) -> UpdateSent | EndOfRib:
-    eor = _end_of_rib(message, "sent")
-    if eor is not None:
-        return eor
-    withdraw = message.get("update", {}).get("withdraw", {})
-    return UpdateSent(tuple(str(e.get("nlri")) for es in withdraw.values() for e in es))
+def _sent(kind: object, message: object) -> Event | None:
+    """A packet ExaBGP sent (``send { packets; }``): an UPDATE or a NOTIFICATION."""
+    if kind not in ("update", "notification"):
+        return None
+    body = message.get("body") if isinstance(message, dict) else None
+    if not isinstance(body, str) or not body.startswith("0x"):
+        return Unparseable(f"sent {kind} without its packet")
+    try:
+        raw = bytes.fromhex(body[2:])
+        if kind == "notification":
+            return packets.notification_sent(raw)
+        sent = packets.update_sent(raw)
+    except ValueError as exc:  # not hex, or packets.MalformedPacket
+        return Unparseable(f"sent {kind}: {exc}")
+    return EndOfRib("sent", sent) if isinstance(sent, str) else UpdateSent(sent)
 
 
-def _end_of_rib(message: dict[str, Any], direction: str) -> EndOfRib | None:
+def _end_of_rib(message: dict[str, Any]) -> EndOfRib | None:
+    """A received UPDATE is an event only as the router's End-of-RIB."""
     eor = message.get("eor")
     if not isinstance(eor, dict):
         return None
-    return EndOfRib(direction, f"{eor.get('afi')} {eor.get('safi')}")
+    return EndOfRib("received", f"{eor.get('afi')} {eor.get('safi')}")
 
 
-def _notification(neighbor: dict[str, Any]) -> Notification:
+def _received_notification(neighbor: dict[str, Any]) -> Notification:
+    """ExaBGP decodes a received RFC 8203 text as ``Shutdown Communication: "..."``."""
     n = neighbor.get("notification")
     n = n if isinstance(n, dict) else {}
-    code, subcode = _int(n.get("code")), _int(n.get("subcode"))
-    direction = _DIRECTIONS.get(str(neighbor.get("direction")), "received")
-    return Notification(direction, code, subcode, _communication(code, subcode, n))
-
-
-def _communication(code: int, subcode: int, n: dict[str, Any]) -> str:
-    """The RFC 8203 text of a shutdown, else ExaBGP's own words for the data ("" if none).
-
-    ExaBGP hands the data over decoded when it received the message (``Shutdown
-    Communication: "..."``) and raw when it sent it (a length byte, then UTF-8).
-    """
     text = str(n.get("message") or "")
     found = _COMMUNICATION.fullmatch(text)
     if found:
-        return found.group("text")
-    if (code, subcode) in _SHUTDOWN:
-        raw = _hex(str(n.get("data") or ""))
-        if raw and raw[0] == len(raw) - 1:
-            return raw[1:].decode(errors="replace")
-    return text if text.isprintable() else ""
+        text = found.group("text")
+    elif not text.isprintable():
+        text = ""
+    return Notification("received", _int(n.get("code")), _int(n.get("subcode")), text)
 
 
 def _negotiated(n: dict[str, Any]) -> Negotiated:
@@ -142,12 +140,3 @@ def _int(value: object) -> int:
         return int(str(value))
     except ValueError:
         return 0
-
-
-def _hex(data: str) -> bytes:
-    if not data.startswith("0x"):
-        return b""
-    try:
-        return bytes.fromhex(data[2:])
-    except ValueError:
-        return b""

@@ -44,6 +44,7 @@ from announcer.core.session import (
     observe,
     restarted,
 )
+from announcer.core.shutdown import BUDGET, TIMEOUT, WITHDRAWN, Cease, PeerShutdown, ShutdownTimes
 from exalb.bgppeer import Peer
 
 from . import launcher, process, protocol
@@ -54,6 +55,9 @@ RETRY_AFTER_ERROR = 1.0
 REPORT_WAIT = 20.0  # the launcher imports ExaBGP and checks its fixes before reporting
 API_CONNECT_WAIT = 60.0  # a live ExaBGP on a busy node can be slow to start its API process
 PREDECESSOR_WAIT = 20.0  # a retiring speaker withdraws (10 s at most), then Ceases
+# A peer removed or changed while the announcer runs: every route withdrawn explicitly (no
+# budget, nothing is in a hurry), then the Cease.
+RETIRE_TIMES = ShutdownTimes(budget=10.0, hold=0.0, timeout=10.0)
 
 
 @dataclass
@@ -121,7 +125,8 @@ class Speaker:
         self._spare: tuple[subprocess.Popen[bytes], Path] | None = None
         self._launches = 0
         self._retry_at = 0.0
-        self._wire_pending: set[str] = set()
+        self._closing: PeerShutdown | None = None  # set by shutdown()
+        self._update_sent = threading.Event()  # wakes shutdown() when ExaBGP sends an UPDATE
         # Set once the desired routes are known: only then is a config (and its seed) written.
         self._seeded = threading.Event()
         self._down_seen = threading.Event()
@@ -170,34 +175,47 @@ class Speaker:
         """Wait until this speaker's ExaBGP has exited for good."""
         return self._stopped.wait(timeout)
 
-    def shutdown(self, timeout: float = 10.0, hold: float = 0.0) -> None:
-        """Withdraw every route, wait until the withdrawals are on the wire, then Cease.
+    def shutdown(self, times: ShutdownTimes = RETIRE_TIMES) -> None:
+        """Withdraw every route; once they are on the wire, or past the budget, Cease.
 
-        ``hold`` keeps the session up that much longer once the withdrawals are
-        sent, so the router has processed (and passed on) the withdrawals before
-        the session goes down and no other path depends on its session handling.
+        :class:`announcer.core.shutdown.PeerShutdown` decides when; see there for why.
         """
-        deadline = time.monotonic() + timeout
         with self._lock:
-            self._wire_pending = set(self._ledger.acked) if self.session.up else set()
+            announced = self._ledger.acked if self.session.up else {}
+            closing = PeerShutdown(announced, time.monotonic(), times, self.peer.graceful_restart)
+            self._closing = closing
         self.set_desired({})
-        while time.monotonic() < deadline:
+        while True:
+            self._update_sent.clear()
+            now = time.monotonic()
             with self._lock:
-                done = self._ledger.converged() and not self._wire_pending
-            if done or not self.running():
+                step = closing.decide(now, self.running() and self.session.up)
+            if isinstance(step, Cease):
                 break
-            time.sleep(0.005)
-        with self._lock:
-            left = len(self._wire_pending)
-        if left:
-            self._log.warning("shutdown: withdrawals not confirmed on the wire", pending=left)
-        elif hold > 0 and self.running() and self.session.up:
-            time.sleep(min(hold, max(0.0, deadline - time.monotonic())))
+            self._update_sent.wait(step - now)
+        self._log_cease(step, time.monotonic() - closing.started)
         if self.running() and self.session.state != "down":
             self._down_seen.clear()
             self._send_lines([f"neighbor {self.peer.address} teardown 2"])
-            self._down_seen.wait(max(0.1, min(2.0, deadline - time.monotonic())))
+            end = closing.started + times.timeout
+            self._down_seen.wait(max(0.1, min(2.0, end - time.monotonic())))
         self.stop()
+
+    def _log_cease(self, cease: Cease, after: float) -> None:
+        if cease.why == WITHDRAWN:
+            self._log.info("shutdown: every route withdrawn; Cease", seconds=round(after, 3))
+        elif cease.why == BUDGET:
+            self._log.info(
+                "shutdown: withdrawal budget spent; the Cease withdraws the rest",
+                unconfirmed=cease.unconfirmed,
+                seconds=round(after, 3),
+            )
+        elif cease.why == TIMEOUT:
+            self._log.warning(
+                "shutdown: withdrawals not confirmed on the wire; with graceful restart the "
+                "router keeps these routes until its restart time",
+                unconfirmed=cease.unconfirmed,
+            )
 
     def stop(self) -> None:
         """Stop ExaBGP (its SIGTERM handler closes the session) and our threads."""
@@ -406,7 +424,6 @@ class Speaker:
             with self._lock:
                 self._conn = None
                 self._ledger.detach()
-                self._wire_pending.clear()
             self._set_state("down", "exabgp exited")
             try:
                 conn.close()
@@ -478,9 +495,11 @@ class Speaker:
         elif isinstance(event, protocol.UpdateSent):
             self.session.updates_sent += 1
             self._event("update_sent", {})
-            if event.withdrawn and self._wire_pending:
+            closing = self._closing
+            if event.withdrawn and closing is not None:
                 with self._lock:
-                    self._wire_pending.difference_update(event.withdrawn)
+                    closing.sent(event.withdrawn, time.monotonic())
+                self._update_sent.set()
         elif isinstance(event, EndOfRib):
             if event.direction == "sent":  # an End-of-RIB is an UPDATE on the wire
                 self.session.updates_sent += 1

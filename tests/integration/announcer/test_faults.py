@@ -24,9 +24,9 @@ IP = "198.51.100.20"
 PREFIX = f"{IP}/32"
 
 
-def _two_nodes(lab: Lab, router: RouterFactory, kind: str, *extra: str) -> Router:
+def _two_nodes(lab: Lab, router: RouterFactory, kind: str, *extra: str, **peer: object) -> Router:
     r = router(kind, lab.router_ip, 64512, lab.neighbors(2))
-    lab.add_peer("tor", r)
+    lab.add_peer("tor", r, **peer)
     lab.add_node(1, extra_args=("--exabgp-spare", *extra))
     lab.add_node(2, extra_args=("--exabgp-spare", *extra))
     lab.set_endpoints("web", {1: True, 2: True})
@@ -106,8 +106,11 @@ def test_sigterm_withdraws_before_closing_with_admin_shutdown(
     lab: Lab, router: RouterFactory, kind: str
 ) -> None:
     # The hold gives the probe, two router CLI calls per sample (seconds each for FRR's
-    # vtysh on a loaded machine), time to see the withdrawn-but-established window.
-    r = _two_nodes(lab, router, kind, "--shutdown-withdraw-hold", "3")
+    # vtysh on a loaded machine), time to see the withdrawn-but-established window; the
+    # budget lets the withdrawal go first however slow this shared machine is.
+    r = _two_nodes(
+        lab, router, kind, "--shutdown-withdraw-hold", "3", "--shutdown-withdraw-budget", "10"
+    )
     peer = lab.source(1)
     samples: list[tuple[bool, bool]] = []  # (node 1's path present, node 1's session up)
     stop = threading.Event()
@@ -135,6 +138,46 @@ def test_sigterm_withdraws_before_closing_with_admin_shutdown(
     err = (r.sessions()[peer].last_error or "").lower()
     assert "administrative" in err and "shutdown" in err, err
     lab.wait_explained("web", {2: ""})
+
+
+CEASED_AT_ONCE = "shutdown: withdrawal budget spent; the Cease withdraws the rest"
+CEASED_AFTER_ALL = "shutdown: every route withdrawn; Cease"
+
+
+def test_with_no_withdrawal_budget_the_cease_alone_takes_every_route_away(
+    lab: Lab, router: RouterFactory, kind: str
+) -> None:
+    # What a spent budget relies on: a Cease makes the router drop the session's routes.
+    r = _two_nodes(lab, router, kind, "--shutdown-withdraw-budget", "0")
+    peer = lab.source(1)
+    assert lab.stop_announcer(1) == 0
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=10)
+    proc = lab.node(1).proc
+    assert proc is not None
+    assert CEASED_AT_ONCE in proc.log.read_text()
+    err = (r.sessions()[peer].last_error or "").lower()
+    if kind == "bird":
+        # BIRD has reported the Cease, or the reset of the connection ExaBGP closes right
+        # after it (seen once at load 40): either way the routes went with the session.
+        assert "shutdown" in err or "connection reset" in err, err
+    else:
+        assert "administrative" in err and "shutdown" in err, err
+
+
+def test_with_graceful_restart_every_route_is_withdrawn_whatever_the_budget(
+    lab: Lab, router: RouterFactory
+) -> None:
+    # ExaBGP closes a graceful-restart session without a Cease, and a router helping it
+    # would keep what was not withdrawn: no budget cuts the withdrawals short.
+    r = _two_nodes(
+        lab, router, "gobgp", "--shutdown-withdraw-budget", "0", enableGracefulRestart=True
+    )
+    assert lab.stop_announcer(1) == 0
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=10)
+    proc = lab.node(1).proc
+    assert proc is not None
+    log = proc.log.read_text()
+    assert CEASED_AFTER_ALL in log and CEASED_AT_ONCE not in log
 
 
 def test_router_restart_gets_the_full_state_again(

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from announcer.core.model import Attrs
+from announcer.core.shutdown import ShutdownTimes
 from announcer.exabgp.speaker import Speaker
 from exalb.bgppeer import Peer
 from testbed.procs import wait_for
@@ -53,6 +54,10 @@ class Timeline:
         return next(t for t, w, k, _ in self.events if w == who and k == kind)
 
 
+# Withdraw everything explicitly, then keep the session 2 s more before the Cease.
+HOLD_2S = ShutdownTimes(budget=10.0, hold=2.0, timeout=10.0)
+
+
 def _speaker(r: Router, workdir: Path, timeline: Timeline, who: str, **kw: Any) -> Speaker:
     peer = Peer(who, 64513, r.asn, r.address, port=r.port, hold_time=9)
     return Speaker(
@@ -73,7 +78,7 @@ def test_a_replacing_speaker_starts_exabgp_only_after_the_old_one_exited(
         r.wait_next_hops("198.51.100.1/32", {HOP}, timeout=60)
         # The old speaker withdraws, then keeps its session 2 s more (hold), as a peer
         # restart does while the new speaker is already asked to start.
-        retiring = threading.Thread(target=old.shutdown, kwargs={"hold": 2.0})
+        retiring = threading.Thread(target=old.shutdown, kwargs={"times": HOLD_2S})
         retiring.start()
         new = _speaker(r, workdir, timeline, "new", predecessor=old).start()
         speakers.append(new)
@@ -84,7 +89,7 @@ def test_a_replacing_speaker_starts_exabgp_only_after_the_old_one_exited(
         assert timeline.at("new", "exabgp_started") >= timeline.at("old", "exabgp_exited")
 
         # The control: without a predecessor to wait for, the processes overlap.
-        retiring = threading.Thread(target=new.shutdown, kwargs={"hold": 2.0})
+        retiring = threading.Thread(target=new.shutdown, kwargs={"times": HOLD_2S})
         retiring.start()
         time.sleep(0.2)
         eager = _speaker(r, tmp_path / "eager", timeline, "eager").start()

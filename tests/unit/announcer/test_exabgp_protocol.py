@@ -31,10 +31,15 @@ RECEIVED = (
     b'"direction": "receive", "message": { "update": { "attribute": { "origin": "igp" }, '
     b'"announce": { "ipv4 unicast": { "127.1.20.1": [ { "nlri": "198.51.100.10/32" } ] } } } } } }'
 )
-WITHDRAW = {
-    "direction": "send",
-    "message": {"update": {"withdraw": {"ipv4 unicast": [{"nlri": "198.51.100.1/32"}]}}},
-}
+
+
+def _sent(body: str) -> dict[str, object]:
+    """A packet ExaBGP sent, as ``send { packets; }`` hands it over (hex, no separators)."""
+    message = {"category": 2, "header": "0x" + "FF" * 16 + "0017" + "02", "body": body}
+    return {"direction": "send", "message": message}
+
+
+WITHDRAW = _sent("0x000A20C633640120C63364020000")  # 198.51.100.1/32 and .2/32
 
 
 @pytest.mark.parametrize(
@@ -49,24 +54,41 @@ WITHDRAW = {
             _json("state", {"state": "down", "reason": "peer reset"}),
             StateChange("down", "peer reset"),
         ),
-        (_json("update", WITHDRAW), UpdateSent(("198.51.100.1/32",))),
+        (_json("update", WITHDRAW), UpdateSent(("198.51.100.1/32", "198.51.100.2/32"))),
         (_json("update", {**WITHDRAW, "direction": "receive"}), None),
         (RECEIVED, None),
         (RECEIVED[:-1], None),  # not even decoded: the router's table is none of our business
-        (_json("update", {"direction": "send", "message": EOR}), EndOfRib("sent", "ipv4 unicast")),
         (
             _json("update", {"direction": "receive", "message": EOR}),
             EndOfRib("received", "ipv4 unicast"),
         ),
+        (_json("update", _sent("0x00000000")), EndOfRib("sent", "ipv4 unicast")),
+        (
+            _json("update", _sent("0x0000000A")),
+            Unparseable("sent update: UPDATE lengths run past its end"),
+        ),
+        (
+            _json("update", _sent("0xZZ")),
+            Unparseable("sent update: non-hexadecimal number found in fromhex() arg at position 0"),
+        ),
+        (
+            _json("update", {"direction": "send", "message": {}}),
+            Unparseable("sent update without its packet"),
+        ),
+        (_json("notification", _sent("0x060203627965")), Notification("sent", 6, 2, "bye")),
         (
             _json(
                 "notification",
                 {
-                    "direction": "send",
-                    "notification": {"code": 6, "subcode": 2, "data": "0x03627965"},
+                    "direction": "receive",
+                    "notification": {
+                        "code": 6,
+                        "subcode": 2,
+                        "message": 'Shutdown Communication: "maintenance"',
+                    },
                 },
             ),
-            Notification("sent", 6, 2, "bye"),
+            Notification("received", 6, 2, "maintenance"),
         ),
         (json.dumps({"type": "notification", "notification": "shutdown"}).encode(), None),
     ],

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from exabgp.bgp.message import Action
@@ -24,6 +26,7 @@ from exabgp.protocol.family import AFI, SAFI
 from exabgp.protocol.ip import IP, IPSelf
 from exabgp.reactor.asynchronous import ASYNC
 from exabgp.reactor.delay import Delay
+from exabgp.reactor.protocol import Protocol
 from exabgp.rib.change import Change
 from exabgp.rib.outgoing import OutgoingRIB
 
@@ -40,7 +43,9 @@ def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Delay, "increase", Delay.increase)
     monkeypatch.setattr(ASYNC, "LIMIT", ASYNC.LIMIT)
     monkeypatch.setattr(OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib)
+    monkeypatch.setattr(OutgoingRIB, "withdraw", OutgoingRIB.withdraw)
     monkeypatch.setattr(Update, "_split_nlris", Update._split_nlris)
+    monkeypatch.setattr(Protocol, "send", Protocol.send)
     monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
 
 
@@ -67,6 +72,8 @@ def test_release_is_the_one_the_fixes_were_written_for() -> None:
         launcher.API_STEPS,
         launcher.WITHDRAW_COPY,
         launcher.SORT_KEY,
+        launcher.SEND_UNPARSED,
+        launcher.BULK_WITHDRAW,
     ]
 
 
@@ -79,6 +86,8 @@ def test_every_applied_fix_is_verified_to_hold() -> None:
         launcher.API_STEPS,
         launcher.WITHDRAW_COPY,
         launcher.SORT_KEY,
+        launcher.SEND_UNPARSED,
+        launcher.BULK_WITHDRAW,
         launcher.CONNECT_RETRY,
     ]
     launcher.verify(applied, env)  # raises if one did not hold
@@ -92,6 +101,8 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         launcher.API_STEPS: (ASYNC, "LIMIT", ASYNC.LIMIT),
         launcher.WITHDRAW_COPY: (OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib),
         launcher.SORT_KEY: (Update, "_split_nlris", Update._split_nlris),
+        launcher.SEND_UNPARSED: (Protocol, "send", Protocol.send),
+        launcher.BULK_WITHDRAW: (OutgoingRIB, "withdraw", OutgoingRIB.withdraw),
     }
     if name == launcher.STATIC_ATTRIBUTES:
         before = ParseStatic.known["attributes"]
@@ -109,6 +120,8 @@ ALL_FIXES = [
     launcher.API_STEPS,
     launcher.WITHDRAW_COPY,
     launcher.SORT_KEY,
+    launcher.SEND_UNPARSED,
+    launcher.BULK_WITHDRAW,
     launcher.CONNECT_RETRY,
 ]
 
@@ -124,6 +137,32 @@ def test_another_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(launcher.metadata, "version", lambda _: "5.0.16")
     with pytest.raises(launcher.FixError, match=r"ExaBGP is not 5\.0\.15"):
         launcher.apply({})
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "fix"),
+    [
+        (OutgoingRIB, "del_from_rib", launcher.patch_withdraw_copy),
+        (Update, "_split_nlris", launcher.patch_sort_key),
+        (Protocol, "send", launcher.patch_send_unparsed),
+        (OutgoingRIB, "withdraw", launcher.patch_bulk_withdraw),
+    ],
+)
+def test_a_method_replaced_whole_must_be_the_source_its_fix_was_written_for(
+    cls: type, name: str, fix: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A release that changed the method would lose that change under the fix: refuse it.
+    original = getattr(cls, name)
+    fix()  # the pinned source: applies
+    monkeypatch.setattr(cls, name, original)
+
+    def changed_upstream(self: Any, *args: Any) -> Any:
+        return original(self, *args)
+
+    changed_upstream.__qualname__ = original.__qualname__
+    monkeypatch.setattr(cls, name, changed_upstream)
+    with pytest.raises(launcher.FixError, match=f"{cls.__name__}.{name} is not the source"):
+        fix()
 
 
 def test_the_launcher_exits_with_the_reason_and_starts_no_exabgp(
@@ -217,17 +256,20 @@ def test_a_bulk_withdraw_runs_in_a_few_reactor_turns_with_the_fix() -> None:
     assert _turns_to_withdraw(5000) <= 3
 
 
-def _withdraw_everything(routes: int) -> list[Change]:
-    """ExaBGP's own withdraw-all (``clear adj-rib out``) on an adj-RIB-out holding ``routes``."""
+def _withdraw_everything(routes: int, queued: int = 0) -> list[Change]:
+    """ExaBGP's own withdraw-all (``clear adj-rib out``) on an adj-RIB-out holding ``routes``
+    sent, and ``queued`` more announced but not yet sent."""
     launcher._silence_log()
     rib = OutgoingRIB(True, [(AFI.ipv4, SAFI.unicast)])
     shared = Attributes()  # one set for all, as an API command's routes share one
-    for i in range(routes):
+    for i in range(routes + queued):
         nlri = _change(IP.create("192.0.2.1")).nlri
         nlri.cidr = CIDR(IP.pton(f"198.51.100.{i}"), 32)
         rib.add_to_rib(Change(nlri, shared))
-    list(rib.updates(False))  # sent: the routes are now in the cache, nothing queued
+        if i + 1 == routes:
+            list(rib.updates(False))  # sent: the routes are now in the cache, nothing queued
     rib.withdraw()
+    assert not list(rib.cached_changes())  # nothing is left announced
     return list(rib.queued_changes())
 
 
@@ -241,6 +283,14 @@ def test_withdraw_all_queues_the_same_withdrawals_with_the_fix() -> None:
     assert len({id(c.attributes) for c in with_fix}) == 1  # the fix: the routes' own set
 
 
+def test_withdraw_all_also_replaces_announcements_not_yet_sent_with_the_fix() -> None:
+    without = _withdraw_everything(5, queued=3)
+    launcher.apply({})
+    with_fix = _withdraw_everything(5, queued=3)
+    assert sorted(c.index() for c in with_fix) == sorted(c.index() for c in without)
+    assert len(with_fix) == 8 and all(c.nlri.action == Action.WITHDRAW for c in with_fix)
+
+
 def test_nlris_are_ordered_as_exabgp_orders_them_with_the_fix() -> None:
     negotiated = type("Negotiated", (), {"families": [(AFI.ipv4, SAFI.unicast)]})()
     nlris = []
@@ -251,6 +301,69 @@ def test_nlris_are_ordered_as_exabgp_orders_them_with_the_fix() -> None:
     without = Update(nlris, Attributes())._split_nlris(negotiated)
     launcher.apply({})
     assert Update(nlris, Attributes())._split_nlris(negotiated) == without
+
+
+def _negotiated() -> Any:
+    from exabgp.bgp.message.open.capability import Negotiated
+
+    negotiated = Negotiated(_neighbor())
+    negotiated.families = [(AFI.ipv4, SAFI.unicast)]
+    return negotiated
+
+
+def _sent_to_api(send: dict[str, bool], raw: bytes) -> tuple[list[bytes], list[Any]]:
+    """Send ``raw`` through ExaBGP's Protocol.send with these API ``send { ... }`` options:
+    (the packet bodies handed over raw, the messages handed over decoded)."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    packets: list[bytes] = []
+    parsed: list[Any] = []
+    processes = SimpleNamespace(
+        packets=lambda *args: packets.append(args[-1]),
+        message=lambda _id, neighbor, direction, message, *rest: parsed.append(message),
+    )
+    neighbor = SimpleNamespace(api={"send-update": True, "negotiated": False, **send})
+    proto = Protocol.__new__(Protocol)
+    proto.peer = SimpleNamespace(
+        stats=Counter(), reactor=SimpleNamespace(processes=processes), neighbor=neighbor
+    )
+    proto.neighbor = neighbor
+    proto.negotiated = _negotiated()
+    proto.connection = SimpleNamespace(writer=lambda data: iter(()))
+    launcher._silence_log()
+    list(proto.send(raw))
+    return packets, parsed
+
+
+def _withdrawal(prefixes: int) -> bytes:
+    """An UPDATE withdrawing ``prefixes`` /32s, as ExaBGP packs it."""
+    changes = _withdraw_everything(prefixes)
+    (raw,) = Update([c.nlri for c in changes], Attributes()).messages(_negotiated(), True)
+    return bytes(raw)
+
+
+PACKETS_ONLY = {"send-parsed": False, "send-consolidate": False, "send-packets": True}
+PARSED_ONLY = {"send-parsed": True, "send-consolidate": False, "send-packets": False}
+
+
+def test_a_sent_update_reaches_the_api_as_its_packet_without_decoding_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = _withdrawal(30)
+    decoded: list[bytes] = []
+    original = Update.unpack_message
+    monkeypatch.setattr(
+        Update, "unpack_message", lambda data, *a: decoded.append(data) or original(data, *a)
+    )
+    assert _sent_to_api(PACKETS_ONLY, raw) == ([raw[19:]], [])
+    assert decoded == [raw[19:]]  # ExaBGP as shipped: decoded for nobody
+    launcher.apply({})
+    decoded.clear()
+    assert _sent_to_api(PACKETS_ONLY, raw) == ([raw[19:]], [])
+    assert decoded == []
+    packets, parsed = _sent_to_api(PARSED_ONLY, raw)  # the parsed form asked for: decoded
+    assert packets == [] and len(parsed[0].nlris) == 30 and decoded == [raw[19:]]
 
 
 def _waits(d: Delay, attempts: int) -> list[int]:

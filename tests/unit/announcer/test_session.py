@@ -3,6 +3,10 @@
 The fixtures are ExaBGP 5.0's API output, recorded against GoBGP and FRR (an
 ``exabgp`` with this announcer's ``api`` section, the router shutting the neighbor
 down with an RFC 8203 message), so the parser is tested on what ExaBGP really writes.
+The two UPDATEs it sent (a route, then the End-of-RIB) were recorded decoded; since the
+announcer asks for sent messages as packets, those lines hold the same UPDATEs as
+ExaBGP's own encoder packs them, in the form its ``send { packets; }`` output takes
+(ExaBGP decodes the packet back to exactly the recorded JSON).
 """
 
 from __future__ import annotations
@@ -93,9 +97,11 @@ def test_the_status_entry_and_conditions_carry_the_routers_words() -> None:
 
 
 def test_a_notification_we_send_carries_its_raw_communication() -> None:
+    # as ``send { packets; }`` hands it over: the NOTIFICATION's header and body
     line = (
-        b'{"type": "notification", "neighbor": {"direction": "send", "notification": '
-        b'{"code": 6, "subcode": 2, "data": "0x09616E6E6F756E636572", "message": ""}}}'
+        b'{"type": "notification", "neighbor": {"direction": "send", "message": {"category": 3,'
+        b' "header": "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF001F03", '
+        b'"body": "0x060209616E6E6F756E636572"}}}'
     )
     assert parse(line) == Notification("sent", 6, 2, "announcer")
     hold = b'{"type": "notification", "neighbor": {"direction": "receive", "notification": '
