@@ -310,10 +310,25 @@ class Bed:
         image = {"repository": repository, "tag": tag, "pullPolicy": "Never"}
         path = self.workdir / f"{release}-values.yaml"
         path.write_text(yaml.safe_dump({"image": image, **values}))
-        return self.helm(
-            "upgrade", "--install", release, str(chart), "--namespace", namespace,
-            "--create-namespace", "-f", str(path), "--wait", "--timeout=180s",
-        )  # fmt: skip
+        try:
+            return self.helm(
+                "upgrade", "--install", release, str(chart), "--namespace", namespace,
+                "--create-namespace", "-f", str(path), "--wait", "--timeout=180s",
+            )  # fmt: skip
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self._pods_of(namespace)}") from None
+
+    def _pods_of(self, namespace: str) -> str:
+        """What a failed ``--wait`` waited for: the pods, their conditions and last logs."""
+        parts = [self.kubectl("get", "pods", "-n", namespace, "-o", "wide")]
+        for pod in self.kubectl("get", "pods", "-n", namespace, "-o", "name").split():
+            parts.append(self.kubectl("describe", "-n", namespace, pod)[-3000:])
+            try:
+                logs = self.kubectl("logs", "-n", namespace, pod, "--all-containers", "--tail=30")
+            except RuntimeError as exc:
+                logs = str(exc)
+            parts.append(f"--- {pod} logs ---\n{logs}")
+        return "\n".join(parts)
 
     def _run(self, binary: str, args: Sequence[str], timeout: float) -> str:
         done = subprocess.run(
