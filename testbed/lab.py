@@ -31,6 +31,7 @@ from kubernetes import client
 import exalb.assignments as contract
 from announcer.core.model import default_bgp_secrets_namespace
 from exalb.assignments import Advertisement, Assignment
+from exalb.assignments.slicescope import SERVICE_LABEL
 from exalbctl.main import run as exalbctl
 from testbed import confine
 from testbed.binaries import ROOT
@@ -470,12 +471,23 @@ class Lab:
         """node index -> True (ready), False (not ready) or "terminating" (serving, terminating).
 
         ``labels``: the Service's, which the EndpointSlice controller would copy to it.
+        By default the slice carries the label the allocator puts on every Service it
+        assigns: every lab Service with endpoints is one exalb serves, and an allocator's
+        shards tell the announcers to watch only slices so labelled.
         """
-        self._write_slice(service, sorted(endpoints.items()), labels or {})
+        self._write_slice(
+            service,
+            sorted(endpoints.items()),
+            {SERVICE_LABEL: "true"} if labels is None else labels,
+        )
 
     def set_endpoints_counts(self, service: str, counts: Mapping[int, int]) -> None:
         """node index -> how many ready endpoints the Service has on it."""
-        self._write_slice(service, [(i, True) for i, n in sorted(counts.items()) for _ in range(n)])
+        self._write_slice(
+            service,
+            [(i, True) for i, n in sorted(counts.items()) for _ in range(n)],
+            {SERVICE_LABEL: "true"},
+        )
 
     def _write_slice(
         self,
