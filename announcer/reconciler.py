@@ -32,7 +32,7 @@ import exalb.assignments as contract
 from announcer.announcements import Announcements
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
 from announcer.core import source
-from announcer.core.datapath import DataPathChecks, Probe
+from announcer.core.datapath import DataPathChecks, Probe, probe_target
 from announcer.core.decide import Context, context, unusable_peers, wake_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.drain import DrainClock
@@ -47,7 +47,7 @@ from announcer.kube.convert import node_from, peer_from
 from announcer.kube.sources import View
 from announcer.metrics import Metrics
 from announcer.reports import ContractReports, EventSink
-from exalb.assignments import DataPathTarget, any_matches
+from exalb.assignments import DataPathTarget
 from exalb.bgppeer import Peer
 
 Obj = dict[str, Any]
@@ -351,12 +351,9 @@ class Reconciler:
         new = {} if keys is None else dict(self._targets)
         for key in self._published.entries() if keys is None else keys:
             a = self._published.get(key)
-            wanted = a is not None and any(
-                adv.data_path_check and any_matches(adv.node_selectors, ctx.labels)
-                for adv in a.advertisements
-            )
-            if a is not None and a.data_path is not None and wanted:
-                new[key] = a.data_path
+            target = None if a is None else probe_target(a, ctx.labels)
+            if target is not None:
+                new[key] = target
             else:
                 new.pop(key, None)
         if new == self._targets:

@@ -22,10 +22,10 @@ Hysteresis, so a target that alternates does not flap the route:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from exalb.assignments import DataPathTarget
+from exalb.assignments import Assignment, DataPathTarget, any_matches
 
 DATA_PATH_NO_TARGET = "dataPathNoTarget"
 DATA_PATH_UNCHECKED = "dataPathUnchecked"
@@ -76,6 +76,15 @@ def expire(state: CheckState, now: float, max_age: float) -> CheckState:
         return state
     detail = f"has no result for {age:.0f} s (more than {max_age:g} s): the prober is behind"
     return record(state, replace(state.last, ok=False, detail=detail, at=now))
+
+
+def probe_target(a: Assignment, labels: Mapping[str, str]) -> DataPathTarget | None:
+    """Where this node connects for ``a``: only when an advertisement that selects this
+    node asks for the check, and the entry names a target."""
+    wanted = any(
+        adv.data_path_check and any_matches(adv.node_selectors, labels) for adv in a.advertisements
+    )
+    return a.data_path if wanted else None
 
 
 def check_reason(target: DataPathTarget | None, state: CheckState | None) -> str | None:
