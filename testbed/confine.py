@@ -8,9 +8,10 @@ read-only and a fresh tmpfs is mounted on ``writable``, then ``setpriv`` drops t
 with an empty bounding set. Only the process's own mount namespace changes, and it ends
 with the process.
 
-One adaptation to the host, not to the process: the interpreter may live under a
-directory others cannot enter (pyenv under ``/root``), which the image never does; inside
-the namespace that directory is replaced by one that holds only the interpreter's tree.
+One adaptation to the host, not to the process: the interpreter or this checkout may live
+under a directory others cannot enter (pyenv under ``/root``, a clone in ``mktemp -d``),
+which the image never does; inside the namespace that directory is replaced by one that
+holds only their trees.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from pathlib import Path
 from testbed.binaries import find
 
 UID = 65532  # the image's user (tools/image), and the chart's runAsUser
+PROJECT = Path(__file__).resolve().parents[1]  # the code and its venv the process runs
 
 
 def command(argv: Sequence[str], writable: Path, uid: int = UID) -> list[str]:
     """``argv`` as ``uid`` with no capability, read-only ``/`` and a tmpfs on ``writable``."""
     steps = [f'mount -t tmpfs -o size=64m,mode=0700,uid={uid},gid={uid} exalb-run "$0"']
-    steps += _reveal_interpreter()
+    steps += _reveal()
     steps += ["mount -o remount,bind,ro /", 'exec "$@"']
     drop = [find("setpriv"), "--reuid", str(uid), "--regid", str(uid), "--clear-groups"]
     drop += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs"]
@@ -38,23 +40,30 @@ def command(argv: Sequence[str], writable: Path, uid: int = UID) -> list[str]:
     return [*unshare, "\n".join(steps), str(writable), *drop, *argv]
 
 
-def _reveal_interpreter() -> list[str]:
-    """Shell steps that make sys.base_prefix reachable if a parent of it is closed to others."""
-    prefix = Path(sys.base_prefix)
-    for closed in reversed(prefix.parents):
-        if closed != Path("/") and not closed.stat().st_mode & stat.S_IXOTH:
-            keep = closed / prefix.relative_to(closed).parts[0]
-            stage = '"$0/.stage"'
-            return [
-                f"mkdir {stage}",
-                f"mount --bind {keep} {stage}",
-                f"mount -t tmpfs -o mode=0755 exalb-shadow {closed}",
-                f"mkdir {keep}",
-                f"mount --move {stage} {keep}",
-                f"rmdir {stage}",
-                f"mount -o remount,ro {closed}",
-            ]
-    return []
+def _reveal() -> list[str]:
+    """Shell steps that make the interpreter and this project reachable where a parent of
+    theirs is closed to others (pyenv under ``/root``, a checkout in a mode-700 temp dir)."""
+    kept: dict[Path, list[Path]] = {}  # closed directory -> its children to keep
+    for path in (Path(sys.base_prefix), PROJECT):
+        closed = next((d for d in reversed(path.parents) if d != Path("/") and _closed(d)), None)
+        if closed is not None:
+            child = closed / path.relative_to(closed).parts[0]
+            if child not in kept.setdefault(closed, []):
+                kept[closed].append(child)
+    steps = []
+    for n, (closed, children) in enumerate(kept.items()):
+        stages = [f'"$0/.stage{n}-{i}"' for i in range(len(children))]
+        for stage, child in zip(stages, children, strict=True):
+            steps += [f"mkdir {stage}", f"mount --bind {child} {stage}"]
+        steps.append(f"mount -t tmpfs -o mode=0755 exalb-shadow {closed}")
+        for stage, child in zip(stages, children, strict=True):
+            steps += [f"mkdir {child}", f"mount --move {stage} {child}", f"rmdir {stage}"]
+        steps.append(f"mount -o remount,ro {closed}")
+    return steps
+
+
+def _closed(directory: Path) -> bool:
+    return not directory.stat().st_mode & stat.S_IXOTH
 
 
 def private_dir(uid: int = UID) -> Path:
