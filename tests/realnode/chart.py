@@ -114,9 +114,22 @@ def wait_next_hops(bed: Bed, prefix: str, expected: set[str], timeout: float = 3
         lambda: next_hops(bed, prefix) == expected,
         timeout=timeout,
         interval=0.1,
-        on_timeout=lambda: f"FRR has {sorted(next_hops(bed, prefix))}\n{announcer_logs(bed)}",
+        on_timeout=lambda: (
+            f"FRR has {sorted(next_hops(bed, prefix))}\n{router_side(bed)}\n{announcer_logs(bed)}"
+        ),
     )
     return time.monotonic() - t0
+
+
+def router_side(bed: Bed) -> str:
+    """FRR's neighbours, BFD peers and log tails: the router's half of a failure's story."""
+    if bed.router is None:
+        return ""
+    try:
+        shown = bed.router.vtysh("show bgp summary", "show bfd peers brief")
+    except Exception as exc:  # the router itself may be what failed
+        shown = f"vtysh failed: {exc}"
+    return f"--- FRR ---\n{shown}\n{bed.router.log_tail()}"
 
 
 def announcer_logs(bed: Bed) -> str:

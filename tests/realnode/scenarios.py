@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from testbed.node import Node
-from testbed.nodes import Bed
+from testbed.nodes import Bed, pod_cidr
 from testbed.procs import wait_for
 from testbed.traffic import Client, Outage, Request, client, outage
 
@@ -142,6 +142,15 @@ def steady(bed: Bed, namespace: str, *vips: Vip) -> dict[str, str]:
             on_timeout=lambda vip=vip: router.route_detail(vip.prefix),
         )
     return pods
+
+
+def entry_node(bed: Bed, peer: str) -> str:
+    """The node a Cluster request entered by: kube-proxy masquerades it to the address of the
+    interface it leaves by, the node's own or its pod bridge's gateway."""
+    for i, node in enumerate(bed.nodes, start=1):
+        if peer in (node.address, str(ipaddress.ip_network(pod_cidr(i))[1])):
+            return node.name
+    raise AssertionError(f"{peer} is no node's address")
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from testbed.procs import wait_for
 from testbed.traffic import client
 
 from .chart import SYSTEM, pods_by_node, service, wait_established, wait_next_hops
-from .test_traffic import entry_node, route_log
+from .scenarios import entry_node, route_log
 from .workloads import web
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]

@@ -9,7 +9,6 @@ the end of the module; bench/TRAFFIC.md holds one run's.
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from testbed.node import Node
-from testbed.nodes import Bed, client_address, pod_cidr
+from testbed.nodes import Bed, client_address
 from testbed.procs import wait_for
 from testbed.traffic import Request, outage
 
@@ -28,6 +27,7 @@ from .scenarios import (
     INTERVAL,
     Vip,
     answering,
+    entry_node,
     failures_end_by,
     lose_node,
     new_vip,
@@ -84,15 +84,6 @@ def _requests(bed: Bed, vip: Vip, run: str, count: int) -> list[Request]:
     with traffic(bed, vip.prefix, run, count=count) as c:
         c.wait_until(f"{count} requests", lambda rs: len(rs) >= count, count * INTERVAL + 10)
     return c.records()
-
-
-def entry_node(bed: Bed, peer: str) -> str:
-    """The node a Cluster request entered by: kube-proxy masquerades it to the address of the
-    interface it leaves by, the node's own or its pod bridge's gateway."""
-    for i, node in enumerate(bed.nodes, start=1):
-        if peer in (node.address, str(ipaddress.ip_network(pod_cidr(i))[1])):
-            return node.name
-    raise AssertionError(f"{peer} is no node's address")
 
 
 # --- (a) and (b): a Service answers, by policy ------------------------------
