@@ -76,6 +76,7 @@ BULK_POOL, PROBE_POOL = "bulk", "probe"
 ENDPOINTS_PER_SERVICE = 3
 WRITE_VERBS = ("CREATE", "PATCH", "UPDATE")
 ASSIGNED = {SERVICE_LABEL: "true"}  # what the EndpointSlice controller copies from the Service
+IGNORED: dict[str, str] = {}  # a Service exalb does not serve: its slice lacks that label
 NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch
 
 
@@ -150,7 +151,9 @@ class Cluster:
 
     def _write_other_slice(self, j: int) -> None:
         assert self.lab is not None
-        self.lab.set_endpoints(f"other{j}", dict.fromkeys(service_nodes(j, self.nodes), True))
+        self.lab.set_endpoints(
+            f"other{j}", dict.fromkeys(service_nodes(j, self.nodes), True), IGNORED
+        )
 
     def assignments(self) -> list[contract.Assignment]:
         out = [
@@ -317,6 +320,9 @@ def difference(a: ApiSnapshot, b: ApiSnapshot) -> dict[str, Any]:
         "watch_events_per_s": round(
             (sum(b.watch_events.values()) - sum(a.watch_events.values())) / span, 1
         ),
+        "endpointslice_watch_events": round(
+            b.watch_events.get("endpointslices", 0.0) - a.watch_events.get("endpointslices", 0.0)
+        ),
         "watches_open": b.watches_open,
         "status_writes_per_s": round((b.status_writes - a.status_writes) / span, 3),
         "endpointslice_list_mib": round((b.list_bytes - a.list_bytes) / 2**20, 1),
@@ -339,7 +345,7 @@ def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[
             n, cluster.other_flips = cluster.other_flips, cluster.other_flips + 1
             j, ready_now = n % cluster.others, (n // cluster.others) % 2 == 1
             other = dict.fromkeys(service_nodes(j, cluster.nodes), ready_now)
-            cluster.lab.set_endpoints(f"other{j}", other)
+            cluster.lab.set_endpoints(f"other{j}", other, IGNORED)
         k += 1
         ready[i] = not ready[i]
         t0 = time.monotonic()
@@ -369,6 +375,10 @@ def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
     out["load_1m"] = round(os.getloadavg()[0], 2)
     if latencies:
         out["readiness_to_rib"] = summary_ms(latencies)
+        # Per flip, not per second: how fast the window flips depends on how fast routes follow.
+        out["endpointslice_events_per_flip"] = round(
+            out["endpointslice_watch_events"] / len(latencies), 2
+        )
     if cluster.running:
         assert cluster.lab is not None
         totals = [rss_mib(cluster.pid(i))["total"] for i in cluster.running]

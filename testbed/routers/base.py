@@ -91,6 +91,11 @@ class Router(ABC):
         """
         raise NotImplementedError(f"{self.kind} in the testbed exposes no UPDATE counter")
 
+    @abstractmethod
+    def uptime_since(self, peer: str) -> float | None:
+        """When the session with ``peer`` was established (epoch seconds, to the second), or
+        None when it is not: a later value than before means the session was reset."""
+
     def shutdown_neighbor(self, peer: str, message: str) -> None:
         """Administratively shut the session with ``peer`` down, with an RFC 8203 message."""
         raise NotImplementedError(f"{self.kind} in the testbed cannot shut a neighbor down")
