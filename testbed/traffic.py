@@ -25,11 +25,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from .binaries import ROOT
+from .icmp import Listener
 from .netns import enter
 from .procs import Proc, wait_for
 
@@ -115,9 +116,10 @@ def run(
     this returns (each ends within ``timeout``).
     """
     lock = threading.Lock()
+    icmp = Listener(6 if ":" in address else 4)
 
     def one() -> None:
-        line = json.dumps(asdict(request(address, port, timeout)))
+        line = json.dumps(asdict(_told_where(request(address, port, timeout), icmp)))
         with lock:
             out.write(line + "\n")
             out.flush()
@@ -133,7 +135,18 @@ def run(
                 break
             pool.submit(one)
             started += 1
+    icmp.close()
     return started
+
+
+def _told_where(r: Request, icmp: Listener) -> Request:
+    """An unreachable request with the ICMP errors that arrived meanwhile: which hop said so."""
+    if r.outcome != "unreachable":
+        return r
+    seen = icmp.since(r.start)
+    own = "no ICMP error arrived: the client's own routing refused it"
+    where = "; ".join(m.text() for m in seen) if seen else own
+    return replace(r, detail=f"{r.detail}; {where}")
 
 
 def read(path: Path) -> list[Request]:
