@@ -43,6 +43,21 @@ MERGE_PATCH = "application/merge-patch+json"
 # Connection errors (and a read error on an idempotent request, typically a keep-alive
 # connection the server closed) are retried here; anything else is the caller's call.
 RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, other=0)
+# A watch only reads, so a connection the far end has forgotten looks alive to it for ever:
+# a node's link cut for seconds left every watch of a host-network pod silent, reached
+# through the Service's ClusterIP, whose translation the cut had broken (tests/realnode,
+# test_bfd_failover.py). Keepalive probes after KEEPALIVE_IDLE s of silence draw a reset
+# from such an end, or no answer at all; either ends the connection within
+# KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES s, and the informer watches again.
+# A live connection answers each probe: a few bytes per idle connection every 15 s.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 15, 5, 3
+SOCKET_OPTIONS = [
+    *urllib3.connection.HTTPConnection.default_socket_options,
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES),
+]
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 LIST_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 
@@ -318,7 +333,11 @@ class Client:
         self._token = _token_source(cfg)
         self._timeout = timeout
         self._user_agent = user_agent
-        pool_kw: dict[str, Any] = {"maxsize": pool_size, "block": False}
+        pool_kw: dict[str, Any] = {
+            "maxsize": pool_size,
+            "block": False,
+            "socket_options": SOCKET_OPTIONS,
+        }
         if cfg.server.startswith("https:"):
             pool_kw["ssl_context"] = ssl_context(cfg)
             if cfg.tls_server_name:

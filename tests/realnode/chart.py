@@ -7,6 +7,7 @@ router's RIB, its kernel's routes, or the client's requests.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import threading
@@ -15,6 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from exalbctl.main import run as exalbctl
+from testbed import netns
 from testbed.nodes import ROUTER_ADDRESS, ROUTER_ASN, Bed
 from testbed.procs import wait_for
 
@@ -115,7 +118,9 @@ def wait_next_hops(bed: Bed, prefix: str, expected: set[str], timeout: float = 3
         timeout=timeout,
         interval=0.1,
         on_timeout=lambda: (
-            f"FRR has {sorted(next_hops(bed, prefix))}\n{router_side(bed)}\n{announcer_logs(bed)}"
+            f"FRR has {sorted(next_hops(bed, prefix))}\n{router_side(bed)}\n"
+            f"{explained_by_address(bed, prefix)}\n{routes_told(bed)}\n{api_sockets(bed)}\n"
+            f"{announcer_logs(bed)}"
         ),
     )
     return time.monotonic() - t0
@@ -130,6 +135,88 @@ def router_side(bed: Bed) -> str:
     except Exception as exc:  # the router itself may be what failed
         shown = f"vtysh failed: {exc}"
     return f"--- FRR ---\n{shown}\n{bed.router.log_tail()}"
+
+
+def explain(bed: Bed, service_ref: str, output: str = "json") -> str:
+    """``exalbctl explain`` of ``namespace/name``: what exalb itself says of the Service."""
+    out, err = io.StringIO(), io.StringIO()
+    exalbctl(["explain", service_ref, "-o", output, "--kubeconfig", str(bed.kubeconfig)], out, err)
+    return out.getvalue() + err.getvalue()
+
+
+def explained_by_address(bed: Bed, prefix: str) -> str:
+    """``exalbctl explain`` of the Service that has ``prefix``'s address: each node's word."""
+    address = prefix.split("/", maxsplit=1)[0]
+    try:
+        services = json.loads(bed.kubectl("get", "services", "-A", "-o", "json"))["items"]
+        owners = [
+            f"{s['metadata']['namespace']}/{s['metadata']['name']}"
+            for s in services
+            for ingress in (s.get("status", {}).get("loadBalancer", {}).get("ingress") or [])
+            if ingress.get("ip") == address
+        ]
+        said = [f"--- exalbctl explain {ref} ---\n{explain(bed, ref, 'table')}" for ref in owners]
+    except Exception as exc:  # the story of a failure must not fail itself
+        return f"exalbctl explain of {address}: {exc!r}"
+    return "\n".join(said) or f"no Service has {address}"
+
+
+ROUTE_METRICS = (
+    "exalb_announcer_services_announced",  # the decision's count
+    "exalb_announcer_bgp_announced_prefixes",  # routes ExaBGP acknowledged, per peer
+    "exalb_announcer_bgp_updates_sent_total",  # UPDATEs ExaBGP reported sending, per peer
+    "exalb_announcer_command",
+)
+
+
+def announcer_metrics(bed: Bed, k: int, prefixes: Sequence[str]) -> str:
+    """Node k's announcer metrics whose names start with one of ``prefixes``, read from
+    inside the node (the announcer listens on the node's address)."""
+    node = bed.nodes[k - 1]
+    url = f"http://{node.address}:7473/metrics"
+    code = (
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    )
+    metrics = netns.run(node.netns, ["python3", "-c", code])
+    return "\n".join(m for m in metrics.splitlines() if m.startswith(tuple(prefixes)))
+
+
+def routes_told(bed: Bed) -> str:
+    """What each announcer decided, ExaBGP acknowledged and reported sending: where a route
+    the router lacks was lost."""
+    out = []
+    for k, node in enumerate(bed.nodes, start=1):
+        try:
+            out.append(f"--- {node.name} ---\n{announcer_metrics(bed, k, ROUTE_METRICS)}")
+        except Exception as exc:  # the story of a failure must not fail itself
+            out.append(f"--- {node.name}: metrics unreadable: {exc!r}")
+    return "\n".join(out)
+
+
+def allocator_side(bed: Bed) -> str:
+    """The allocators' Lease and log tails: who leads, and what each said last."""
+    try:
+        lease = bed.kubectl("get", "leases", "-n", SYSTEM, "-o", "yaml")
+        logs = bed.kubectl(
+            "logs", "-n", SYSTEM, "-l", "app.kubernetes.io/instance=exalb",
+            "-c", "allocator", "--tail=40", "--prefix",
+        )  # fmt: skip
+    except RuntimeError as exc:
+        return str(exc)
+    return f"--- leases ---\n{lease}\n--- allocator logs ---\n{logs}\n{api_sockets(bed)}"
+
+
+def api_sockets(bed: Bed) -> str:
+    """Each node's TCP connections to the API server, with their timers and queues: whether
+    a watch that hears nothing is a connection that carries nothing."""
+    out = []
+    for node in bed.nodes:
+        try:
+            shown = netns.run(node.netns, ["ss", "-tnoip", "( dport = :443 or dport = :6443 )"])
+        except Exception as exc:  # the story of a failure must not fail itself
+            shown = repr(exc)
+        out.append(f"--- {node.name}: sockets to the API server ---\n{shown}")
+    return "\n".join(out)
 
 
 def announcer_logs(bed: Bed) -> str:
@@ -168,7 +255,13 @@ def service(bed: Bed, namespace: str, name: str, policy: str, family: int = 4) -
         ips = [i["ip"] for i in ingress if ipaddress.ip_address(i["ip"]).version == family]
         return bool(ips)
 
-    wait_for(f"an IPv{family} address for {namespace}/{name}", assigned, timeout=60, interval=0.2)
+    wait_for(
+        f"an IPv{family} address for {namespace}/{name}",
+        assigned,
+        timeout=60,
+        interval=0.2,
+        on_timeout=lambda: allocator_side(bed),
+    )
     (ip,) = ips
     return str(ipaddress.ip_network(ip))
 

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed import netns
 from testbed.nodes import Bed, router_end
 from testbed.procs import wait_for
 from testbed.traffic import outage
 
 from . import scenarios, test_traffic
-from .chart import installed
+from .chart import announcer_metrics, installed
 from .scenarios import FIGURES, Vip, answering, record, started_after, steady, timeline
 
 # test_traffic.py's module fixtures, for this module's exalb: the web pods, the Services,
@@ -64,15 +63,7 @@ def exalb(bed: Bed) -> Iterator[Bed]:
 
 def bfd_up_metric(bed: Bed, k: int) -> str:
     """The announcer's ``exalb_announcer_bfd_session_up`` lines, read from inside node k."""
-    node = bed.nodes[k - 1]
-    url = f"http://{node.address}:7473/metrics"
-    code = (
-        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
-    )
-    metrics = netns.run(node.netns, ["python3", "-c", code])
-    return "\n".join(
-        m for m in metrics.splitlines() if m.startswith("exalb_announcer_bfd_session_up")
-    )
+    return announcer_metrics(bed, k, ["exalb_announcer_bfd_session_up"])
 
 
 def test_bfd_comes_up_at_the_router_and_at_every_announcer(exalb: Bed, local_vip: Vip) -> None:

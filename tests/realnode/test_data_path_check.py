@@ -14,7 +14,6 @@ while a connect to the ClusterIP fails.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -22,14 +21,13 @@ import time
 
 import pytest
 
-from exalbctl.main import run as exalbctl
 from testbed import dualstack, netns
 from testbed.node import Node
 from testbed.nodes import PODS, Bed
 from testbed.procs import wait_for
 from testbed.traffic import client
 
-from .chart import SYSTEM, pods_by_node, service, wait_established, wait_next_hops
+from .chart import SYSTEM, explain, pods_by_node, service, wait_established, wait_next_hops
 from .scenarios import entry_node, route_log
 from .workloads import web
 
@@ -70,12 +68,6 @@ def announced_by(bed: Bed, namespace: str, name: str) -> set[str]:
         f"--field-selector=involvedObject.name={name},reason=Announced",
     )  # fmt: skip
     return {str((e.get("source") or {}).get("host", "")) for e in json.loads(raw)["items"]}
-
-
-def explain(bed: Bed, service_ref: str) -> str:
-    out, err = io.StringIO(), io.StringIO()
-    exalbctl(["explain", service_ref, "-o", "json", "--kubeconfig", str(bed.kubeconfig)], out, err)
-    return out.getvalue() + err.getvalue()
 
 
 def test_a_node_without_kube_proxy_does_not_announce_says_why_and_announces_once_it_runs(

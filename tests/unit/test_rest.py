@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -557,3 +558,33 @@ def test_neither_process_imports_the_kubernetes_client(module: str) -> None:
     ).stdout.split(maxsplit=2)
     rss_kib, count = int(out[0]), int(out[1])
     assert count == 0, f"import {module} loaded kubernetes {out[2]} (peak RSS {rss_kib} KiB)"
+
+
+def test_a_watch_connection_sends_keepalive_probes_so_a_forgotten_one_ends(
+    server: Server,
+) -> None:
+    """A watch only reads: without probes, a connection whose far end forgot it (a NAT entry
+    lost in a network cut) would wait for events for ever."""
+    api = Client(Config(server=server.url))
+    server.replies = [Reply(body=b'{"type": "BOOKMARK", "object": {"metadata": {}}}\n')]
+    stream = api.lister("/api/v1/services").watch("1", 300)
+    try:
+        # The test server answers HTTP/1.0, so the connection has handed its socket to the
+        # response it streams: http.client's reader over the socket.
+        sock = stream._resp._fp.fp.raw._sock  # type: ignore[attr-defined]
+        options = {
+            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            "probes": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+        }
+        list(stream)
+    finally:
+        stream.close()
+    assert options == {
+        "keepalive": 1,
+        "idle": rest.KEEPALIVE_IDLE,
+        "interval": rest.KEEPALIVE_INTERVAL,
+        "probes": rest.KEEPALIVE_PROBES,
+    }
+    assert rest.KEEPALIVE_IDLE + rest.KEEPALIVE_INTERVAL * rest.KEEPALIVE_PROBES <= 60
