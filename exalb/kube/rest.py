@@ -43,10 +43,11 @@ MERGE_PATCH = "application/merge-patch+json"
 # Connection errors (and a read error on an idempotent request, typically a keep-alive
 # connection the server closed) are retried here; anything else is the caller's call.
 RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, other=0)
-# A watch only reads, so a connection the far end has forgotten looks alive to it for ever:
-# a node's link cut for seconds left every watch of a host-network pod silent, reached
-# through the Service's ClusterIP, whose translation the cut had broken (tests/realnode,
-# test_bfd_failover.py). Keepalive probes after KEEPALIVE_IDLE s of silence draw a reset
+# A watch only reads, so a connection the far end has forgotten looks alive to it for ever.
+# Seen on the real-node bed (test_bfd_failover.py): after a node's link was cut for seconds,
+# every connection of its host-network pods to the Service's ClusterIP stayed established
+# and received nothing again, while kubelet's, made to the API server directly, lived on.
+# Keepalive probes after KEEPALIVE_IDLE s of silence draw a reset
 # from such an end, or no answer at all; either ends the connection within
 # KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES s, and the informer watches again.
 # A live connection answers each probe: a few bytes per idle connection every 15 s.
