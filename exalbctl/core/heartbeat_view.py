@@ -20,6 +20,13 @@ def heartbeats_by_node(leases: Iterable[Obj]) -> dict[str, Heartbeat]:
     return out
 
 
+def session_report_problem(node: str, life: Liveness) -> str | None:
+    """A node's sessions, as its status reports them, when its heartbeat says they are past."""
+    if life.state in (ALIVE, MISSING):
+        return None
+    return f"node {node}: {life.message}; its sessions below are its last report"
+
+
 def heartbeat_cell(life: Liveness) -> str:
     """``4s``; ``47s (stale)``; ``none``: the age of the last renewal, as kubectl shows ages."""
     if life.state == MISSING:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exalb.heartbeat import ALIVE, MISSING, Heartbeat, Liveness, liveness
+from exalb.heartbeat import Heartbeat, Liveness, liveness
 from exalb.sessionstatus import notification_summary
+
+from .heartbeat_view import session_report_problem
 
 Obj = Mapping[str, Any]
 
@@ -94,11 +96,7 @@ def build_peers(
     sessions.sort(key=lambda s: (s.node, s.peer))
     unusable.sort(key=lambda u: (u.node, u.peer))
     problems = (
-        *(
-            f"node {node}: {life.message}; its sessions below are its last report"
-            for node, life in sorted(lives.items())
-            if life.state not in (ALIVE, MISSING)
-        ),
+        *filter(None, (session_report_problem(n, life) for n, life in sorted(lives.items()))),
         *(session_problem(s) for s in sessions if not s.up),
         *(f"node {u.node} cannot use peer {u.peer}: {u.reason}" for u in unusable),
         *(
