@@ -71,7 +71,7 @@ class HeartbeatWriter:
         self._on_renewed(self._clock())
 
     def _replace(self, lease: Obj, spec: Obj) -> Obj:
-        body = {**lease, "spec": {**(lease.get("spec") or {}), **spec}}
+        body = put_body(lease, spec)
         try:
             return self._api.replace(self._path, body, timeout=self._timeout)
         except ApiError as exc:
@@ -99,6 +99,13 @@ class HeartbeatWriter:
         )
         self._log.info("heartbeat lease created")
         return created
+
+
+def put_body(lease: Obj, spec: Obj) -> Obj:
+    """``lease`` renewed with ``spec``, without managedFields: the server keeps its own when a
+    PUT carries none, so there is no reason to send them back each time."""
+    metadata = {k: v for k, v in (lease.get("metadata") or {}).items() if k != "managedFields"}
+    return {**lease, "metadata": metadata, "spec": {**(lease.get("spec") or {}), **spec}}
 
 
 def _micro_time(epoch: float) -> str:

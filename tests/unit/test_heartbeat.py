@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from announcer.kube.heartbeat import _micro_time
+from announcer.kube.heartbeat import _micro_time, put_body
 from exalb.heartbeat import (
     ALIVE,
     CLOCK_SKEW,
@@ -93,3 +93,15 @@ def test_a_lease_without_a_zone_or_renewal_is_not_read_as_one() -> None:
 def test_names_and_interval() -> None:
     assert lease_name("node-1") == "exalb-announcer-node-1"
     assert renew_interval(40) == 10
+
+
+def test_a_renewal_sends_the_lease_back_without_managed_fields() -> None:
+    """The server keeps its managedFields when a PUT carries none: no need to resend them."""
+    lease = {
+        "metadata": {"name": "exalb-announcer-n1", "resourceVersion": "7", "managedFields": [{}]},
+        "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "old"},
+    }
+    body = put_body(lease, {"renewTime": "new"})
+    assert body["metadata"] == {"name": "exalb-announcer-n1", "resourceVersion": "7"}
+    assert body["spec"] == {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "new"}
+    assert lease["metadata"]["managedFields"] == [{}]  # the cached Lease is left as it was
