@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import time
 
 import pytest
 from kubernetes import client, watch
@@ -51,7 +50,6 @@ def test_explain_names_a_killed_announcer_within_its_lease_and_clears_on_restart
     assert proc is not None
     before = lab.session_status(1)
     proc.signal(signal.SIGKILL)
-    killed = time.monotonic()
     seen: list[dict[str, object]] = []
 
     def dead() -> bool:
@@ -60,7 +58,9 @@ def test_explain_names_a_killed_announcer_within_its_lease_and_clears_on_restart
         return code == 1 and seen[0]["announcer"] == NOT_RUNNING
 
     wait_for("explain: node 1's announcer not running", dead, LEASE + MARGIN, interval=0.2)
-    assert time.monotonic() - killed > LEASE - 1  # its last renewal came at most 0.75 s before
+    # Not before its Lease expired: the last renewal was stamped up to one interval and one
+    # request (2 s at most) before the kill, so the kill-to-report time itself says little.
+    assert seen[0]["heartbeat"]["age"] > LEASE, seen
     code, data = lab.explain("web")
     row = lab.explained_node(data, 1)
     assert (row["announces"], row["check"]) == (False, ANNOUNCER_NOT_RUNNING)
