@@ -36,8 +36,8 @@ def test_explain_names_a_killed_announcer_within_its_lease_and_clears_on_restart
 ) -> None:
     r = router("gobgp", lab.router_ip, 64512, lab.neighbors(2))
     lab.add_peer("tor", r)
-    for i in (1, 2):
-        lab.add_node(i, extra_args=FLAGS)
+    lab.add_node(1, extra_args=FLAGS)
+    lab.add_node(2, extra_args=FLAGS)
     lab.set_endpoints("web", {1: True, 2: True})
     lab.set_assignments([lab.assignment("web", IP)])
     r.wait_next_hops(PREFIX, {lab.hop(1), lab.hop(2)}, timeout=30)
