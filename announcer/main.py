@@ -20,6 +20,7 @@ from announcer.bfd.speaker import BfdSpeaker
 from announcer.core.model import Drain, NodeCommunity, Options, default_bgp_secrets_namespace
 from announcer.core.shutdown import ShutdownTimes
 from announcer.datapath import Prober
+from announcer.kube.heartbeat import HeartbeatWriter
 from announcer.kube.sources import Sources
 from announcer.kube.status import StatusWriter
 from announcer.metrics import Metrics
@@ -107,6 +108,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds between BGPSessionStatus writes (only when changed); 0 turns them off",
     )
     p.add_argument(
+        "--heartbeat-lease-duration",
+        type=int,
+        default=40,
+        help="seconds this node's heartbeat Lease lasts; it is renewed every quarter of it, "
+        "and exalbctl reports the announcer not running once it is not renewed for this long",
+    )
+    p.add_argument(
         "--service-event-interval",
         type=float,
         default=30.0,
@@ -186,6 +194,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--data-path-check-interval must be at least 1 and --data-path-check-timeout "
             "in (0, 30] seconds"
         )
+    if args.heartbeat_lease_duration < 1:
+        p.error("--heartbeat-lease-duration must be at least 1 (a Lease counts whole seconds)")
     if args.data_path_check_concurrency < 1:
         p.error("--data-path-check-concurrency must be at least 1")
     if not args.bgp_secrets_namespace:
@@ -296,11 +306,19 @@ def main(argv: list[str] | None = None) -> int:
         api, args.namespace, args.node_name, reconciler.status, args.status_interval
     )
     reconciler.on_session_event = status.wake
+    heartbeat = HeartbeatWriter(
+        api,
+        args.namespace,
+        args.node_name,
+        args.heartbeat_lease_duration,
+        on_renewed=metrics.heartbeat_renewed.set,
+    )
     health.start()
     sources.start()
     reconciler.start()
     prober.start()
     status.start()
+    heartbeat.start()
     log.info(
         "announcer started",
         namespace=args.namespace,
@@ -318,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         drain=args.graceful_shutdown_drain,
     )
+    heartbeat.stop()  # renewed through the drain: the announcer runs until here
     bfd.stop()
     sources.stop()  # never blocks: it shuts the watch sockets down
     health.stop()

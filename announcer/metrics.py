@@ -41,6 +41,12 @@ class Metrics:
             "(unchecked, failing or recovering): their advertisements are not announced here",
             registry=r,
         )
+        self.heartbeat_renewed = Gauge(
+            "exalb_announcer_heartbeat_renewed_timestamp_seconds",
+            "when this node's heartbeat Lease was last renewed (Unix time); exalbctl reports "
+            "the announcer not running once the Lease is older than its duration",
+            registry=r,
+        )
         self.session_up = Gauge(
             "exalb_announcer_bgp_session_up",
             "1 when the BGP session is established",

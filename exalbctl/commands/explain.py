@@ -19,6 +19,7 @@ from exalbctl import exits
 from exalbctl.cluster import Cluster, connect
 from exalbctl.core.explain import Explanation, explain_service
 from exalbctl.core.explain_view import explain_data, explain_tables
+from exalbctl.core.heartbeat_view import heartbeats_by_node
 from exalbctl.core.mapping import EXALB_API
 from exalbctl.output import render
 
@@ -31,7 +32,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Decides with the announcer's own code, on the objects the announcers "
         "read, with each node's flags as its announcer reports them. Exit 0 when every "
         "node's announcer agrees with the code and some node announces the Service; 1 when "
-        "an announcer disagrees (stale, or not running) or no node announces it; 3 when "
+        "an announcer disagrees (stale, not running: its heartbeat Lease expired) or no node "
+        "announces it; 3 when "
         "the cluster cannot be read.",
     )
     p.add_argument("service", metavar="NAMESPACE/SERVICE")
@@ -93,4 +95,5 @@ def read_explanation(
         pools,
         statuses,
         events,
+        heartbeats_by_node(cluster.list("coordination.k8s.io/v1", "leases", exalb_ns)),
     )

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from exalbctl import exits
 from exalbctl.cluster import Cluster, connect
+from exalbctl.core.heartbeat_view import heartbeats_by_node
 from exalbctl.core.status import StatusReport, build_status
 from exalbctl.core.status_view import status_data, status_tables
 from exalbctl.output import render
@@ -22,7 +23,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="pools and their use, Services with IP and pool, pending Services, sessions",
         description="Exit 0 when all is well, 1 when something needs a look (a pending "
-        "Service, a pool not ready or exhausted, a session down), 3 when the cluster "
+        "Service, a pool not ready or exhausted, a session down, an announcer whose heartbeat "
+        "expired), 3 when the cluster "
         "cannot be read.",
     )
     p.add_argument(
@@ -46,10 +48,11 @@ def read_status(cluster: Cluster, namespace: str, lb_class: str | None) -> Statu
     pools = cluster.list(EXALB_API, "vippools", namespace)
     services = cluster.list("v1", "services")
     sessions = cluster.list(EXALB_API, "bgpsessionstatuses", namespace)
+    heartbeats = heartbeats_by_node(cluster.list("coordination.k8s.io/v1", "leases", namespace))
     now = datetime.now(UTC)
-    report = build_status(pools, services, [], sessions, now, lb_class)
+    report = build_status(pools, services, [], sessions, heartbeats, now, lb_class)
     if not report.pending:
         return report
     # Events are read only when they can explain something: a Service without an IP.
     events = cluster.list("v1", "events", field_selector=PENDING_EVENTS)
-    return build_status(pools, services, events, sessions, now, lb_class)
+    return build_status(pools, services, events, sessions, heartbeats, now, lb_class)

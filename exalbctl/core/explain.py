@@ -6,7 +6,11 @@ them. Past the decision come the checks only the node knows: BFD holding a peer 
 the BGP session's state. Last, what the node's announcer says is compared with what the
 code decides: a node whose announcer reports other conclusions about its node or peers,
 or whose last Announced/Withdrawn Event says otherwise, has a stale announcer; a node
-that the code says announces but that has no BGPSessionStatus has none running.
+that the code says announces but that has no BGPSessionStatus has none running. Before
+all that, the node's heartbeat Lease (``exalb.heartbeat``): one not renewed for its
+duration means no announcer runs there, whatever its last BGPSessionStatus says; the
+node announces nothing (``ANNOUNCER_NOT_RUNNING``). A node without a heartbeat Lease
+(an announcer older than heartbeats) is judged by its status alone.
 
 The path attributes shown are the decision's too (``Verdict.routes``), with the node's
 own --node-large-community and drain flags: what the router receives from the node,
@@ -29,10 +33,13 @@ from announcer.core.report import DecisionReport, report_from
 from announcer.core.transitions import ANNOUNCED, WITHDRAWN
 from exalb.assignments import Assignment
 from exalb.bgppeer import Peer
+from exalb.heartbeat import ALIVE, CLOCK_SKEW, MISSING, Heartbeat, Liveness, liveness
 
 Obj = Mapping[str, Any]
 BFD_DOWN = "bfdDown"
 SESSION_DOWN = "sessionDown"
+ANNOUNCER_NOT_RUNNING = "announcerNotRunning"
+NO_HEARTBEAT = Liveness(MISSING, None, "")
 # How a node's announcer compares with the decision.
 AGREES = "agrees"
 STALE = "stale"
@@ -46,12 +53,13 @@ class NodeExplanation:
     announces: bool
     check: str  # the first failing check ("" when every check passes)
     evidence: str
-    announcer: str  # AGREES | STALE | NOT_RUNNING | NO_REPORT
+    announcer: str  # AGREES | STALE | NOT_RUNNING | NO_REPORT | CLOCK_SKEW
     announcer_detail: str
     # peer name -> prefix -> attributes, for the peers the routes leave this node for
     routes: Mapping[str, Mapping[str, Attrs]] = field(default_factory=dict)
     degraded: str = ""  # why the routes carry degraded attributes ("" when they do not)
     graceful_shutdown: str = ""  # why they carry GRACEFUL_SHUTDOWN ("" when they do not)
+    heartbeat: Liveness = NO_HEARTBEAT
 
     @property
     def peers(self) -> tuple[str, ...]:
@@ -60,7 +68,13 @@ class NodeExplanation:
 
     @property
     def disagrees(self) -> bool:
-        return self.announcer in (STALE, NOT_RUNNING)
+        return self.announcer in (STALE, NOT_RUNNING, CLOCK_SKEW)
+
+    @property
+    def problem(self) -> str:
+        if self.heartbeat.state not in (ALIVE, MISSING):  # its message says it all
+            return f"node {self.node}: {self.heartbeat.message}"
+        return f"node {self.node}: its announcer is {self.announcer}: {self.announcer_detail}"
 
 
 @dataclass(frozen=True)
@@ -84,9 +98,11 @@ def explain_service(
     pools: Mapping[str, PoolSpace],
     statuses: Mapping[str, Obj],
     events: Iterable[Obj],
+    heartbeats: Mapping[str, Heartbeat],
     now: float | None = None,
 ) -> Explanation:
-    """``statuses``: node name -> its BGPSessionStatus ``status``; ``events``: the Service's."""
+    """``statuses``: node name -> its BGPSessionStatus ``status``; ``events``: the Service's;
+    ``heartbeats``: node name -> what its heartbeat Lease says."""
     if assignment is None:
         problem = (
             f"no assignment published for {namespace}/{name}: the Service does not exist, "
@@ -105,15 +121,12 @@ def explain_service(
             pools,
             statuses.get(name_),
             last_told.get(name_),
+            liveness(heartbeats.get(name_), at),
             at,
         )
         for name_ in sorted(nodes.keys() | statuses.keys())
     )
-    problems = [
-        f"node {r.node}: its announcer is {r.announcer}: {r.announcer_detail}"
-        for r in rows
-        if r.disagrees
-    ]
+    problems = [r.problem for r in rows if r.disagrees]
     if not any(r.announces for r in rows):
         problems.append(f"Service {namespace}/{name} is announced by no node")
     return Explanation(
@@ -136,6 +149,7 @@ def explain_node(
     pools: Mapping[str, PoolSpace],
     status: Obj | None,
     last_told: tuple[str, str] | None,
+    heartbeat: Liveness,
     now: float,
 ) -> NodeExplanation:
     """One node; ``last_told`` is its latest (Event reason, time) on this Service."""
@@ -154,6 +168,13 @@ def explain_node(
     if announcer == AGREES and last_told is not None and report is not None:
         announcer, detail = _compare_told(v.announced, last_told, report)
     sent_to = {p: r for p, r in v.routes.items() if p not in failing}
+    if heartbeat.state == CLOCK_SKEW:
+        announcer, detail = CLOCK_SKEW, heartbeat.message
+    elif heartbeat.state not in (ALIVE, MISSING):
+        announcer, detail = NOT_RUNNING, _dead(heartbeat, status)
+        if announces:
+            announces, check, sent_to = False, ANNOUNCER_NOT_RUNNING, {}
+            evidence = f"{heartbeat.message}; routers drop its routes when their hold time ends"
     return NodeExplanation(
         name,
         announces,
@@ -164,7 +185,15 @@ def explain_node(
         sent_to,
         v.degraded,
         v.graceful_shutdown,
+        heartbeat,
     )
+
+
+def _dead(heartbeat: Liveness, status: Obj | None) -> str:
+    if status is None:
+        return heartbeat.message
+    updated = status.get("updated", "?")
+    return f"{heartbeat.message}; its BGPSessionStatus, updated {updated}, is its last word"
 
 
 def _as_node_sees(peers: Sequence[Peer], status: Obj | None) -> list[Peer]:

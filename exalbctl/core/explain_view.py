@@ -9,6 +9,7 @@ from announcer.core.model import Attrs
 from exalbctl.output import Table
 
 from .explain import Explanation, NodeExplanation
+from .heartbeat_view import heartbeat_cell, heartbeat_data
 
 
 def explain_data(r: Explanation) -> dict[str, Any]:
@@ -30,6 +31,7 @@ def explain_data(r: Explanation) -> dict[str, Any]:
                 "peers": list(n.peers),
                 "announcer": n.announcer,
                 "announcerDetail": n.announcer_detail,
+                "heartbeat": heartbeat_data(n.heartbeat),
                 "routes": [
                     {"peer": peer, "prefix": prefix, **attrs_data(attrs)}
                     for peer, routes in n.routes.items()
@@ -98,8 +100,11 @@ def explain_tables(r: Explanation) -> list[Table]:
         ),
         Table(
             "Announcers",
-            ("NODE", "ANNOUNCER", "DETAIL"),
-            tuple((n.node, n.announcer, n.announcer_detail) for n in r.nodes),
+            ("NODE", "ANNOUNCER", "HEARTBEAT", "DETAIL"),
+            tuple(
+                (n.node, n.announcer, heartbeat_cell(n.heartbeat), n.announcer_detail)
+                for n in r.nodes
+            ),
             empty="no nodes",
         ),
         Table("Problems", ("PROBLEM",), tuple((p,) for p in r.problems)),

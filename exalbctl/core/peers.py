@@ -3,9 +3,10 @@
 Built from what exalb's processes write: each announcer's BGPSessionStatus (state and
 since when, prefixes, the negotiated hold time and capabilities, the last NOTIFICATION
 each way with its RFC 8203 text) and the allocator's ``BGPPeer.status`` (how many
-selected nodes have the session established). A session not established, a peer a node
-cannot use, or a peer established on fewer nodes than it selects is a problem: the CLI
-exits non-zero.
+selected nodes have the session established), and each announcer's heartbeat Lease. A
+session not established, a peer a node cannot use, a peer established on fewer nodes than
+it selects, or a node whose announcer's heartbeat expired (its sessions are then its last
+report, not the present) is a problem: the CLI exits non-zero.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exalb.heartbeat import Heartbeat, Liveness, liveness
 from exalb.sessionstatus import notification_summary
+
+from .heartbeat_view import session_report_problem
 
 Obj = Mapping[str, Any]
 
@@ -67,17 +71,23 @@ class PeersReport:
     unusable: tuple[Unusable, ...]
     problems: tuple[str, ...]
     now: datetime
+    heartbeats: Mapping[str, Liveness]  # node -> its announcer's, for nodes with a status
 
 
 def build_peers(
-    bgppeers: Iterable[Obj], session_statuses: Iterable[Obj], now: datetime
+    bgppeers: Iterable[Obj],
+    session_statuses: Iterable[Obj],
+    heartbeats: Mapping[str, Heartbeat],
+    now: datetime,
 ) -> PeersReport:
     peers = tuple(sorted((peer_summary(p) for p in bgppeers), key=lambda p: p.name))
     sessions: list[Session] = []
     unusable: list[Unusable] = []
+    lives: dict[str, Liveness] = {}
     for obj in session_statuses:
         status = obj.get("status") or {}
         node = str(status.get("node") or (obj.get("metadata") or {}).get("name", ""))
+        lives[node] = liveness(heartbeats.get(node), now.timestamp())
         sessions += [session(node, p, now) for p in status.get("peers") or ()]
         unusable += [
             Unusable(node, str(u.get("name", "")), str(u.get("reason", "")))
@@ -86,6 +96,7 @@ def build_peers(
     sessions.sort(key=lambda s: (s.node, s.peer))
     unusable.sort(key=lambda u: (u.node, u.peer))
     problems = (
+        *filter(None, (session_report_problem(n, life) for n, life in sorted(lives.items()))),
         *(session_problem(s) for s in sessions if not s.up),
         *(f"node {u.node} cannot use peer {u.peer}: {u.reason}" for u in unusable),
         *(
@@ -94,7 +105,7 @@ def build_peers(
             if p.nodes_selected and (p.nodes_established or 0) < p.nodes_selected
         ),
     )
-    return PeersReport(peers, tuple(sessions), tuple(unusable), problems, now)
+    return PeersReport(peers, tuple(sessions), tuple(unusable), problems, now, lives)
 
 
 def peer_summary(obj: Obj) -> PeerSummary:

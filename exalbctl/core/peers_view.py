@@ -7,6 +7,7 @@ from typing import Any
 from exalb.sessionstatus import notification_summary
 from exalbctl.output import Table
 
+from .heartbeat_view import heartbeat_cell, heartbeat_data
 from .peers import PeersReport, Session
 from .status_view import age
 
@@ -26,6 +27,7 @@ def peers_data(r: PeersReport) -> dict[str, Any]:
             for p in r.peers
         ],
         "sessions": [_session_data(s) for s in r.sessions],
+        "heartbeats": {node: heartbeat_data(life) for node, life in r.heartbeats.items()},
         "unusable": [{"node": u.node, "peer": u.peer, "reason": u.reason} for u in r.unusable],
         "problems": list(r.problems),
     }
@@ -63,6 +65,7 @@ def peers_tables(r: PeersReport) -> list[Table]:
             "Sessions",
             (
                 "NODE",
+                "HEARTBEAT",
                 "PEER",
                 "STATE",
                 "FOR",
@@ -76,6 +79,7 @@ def peers_tables(r: PeersReport) -> list[Table]:
             tuple(
                 (
                     s.node,
+                    heartbeat_cell(r.heartbeats[s.node]),
                     s.peer,
                     s.state,
                     age(s.since, r.now),

@@ -3,8 +3,8 @@
 Built from the objects exalb's own processes write: VIPPool.status (the allocator's
 counters and conditions), the Service's status and ``exalb.io/ip-allocated-from-pool``
 annotation, the allocator's Warning Events on pending Services, and each announcer's
-BGPSessionStatus. Every ``problems`` entry is something an operator must look at; the
-CLI exits non-zero when there is one.
+BGPSessionStatus and heartbeat Lease. Every ``problems`` entry is something an operator
+must look at; the CLI exits non-zero when there is one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from allocator.core.service import POOL_ANNOTATION, claims
+from exalb.heartbeat import Heartbeat, Liveness, liveness
+
+from .heartbeat_view import session_report_problem
 
 Obj = Mapping[str, Any]
 FAMILIES = ("IPv4", "IPv6")
@@ -71,6 +74,7 @@ class NodeRow:
     services_announced: int
     updated: str
     peers: tuple[PeerSession, ...]
+    heartbeat: Liveness
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def build_status(
     services: Iterable[Obj],
     events: Iterable[Obj],
     sessions: Iterable[Obj],
+    heartbeats: Mapping[str, Heartbeat],
     now: datetime,
     lb_class: str | None = None,
 ) -> StatusReport:
@@ -102,10 +107,13 @@ def build_status(
     svc_rows = tuple(
         sorted((service_row(s, reasons) for s in ours), key=lambda r: (r.namespace, r.name))
     )
-    node_rows = tuple(sorted((node_row(s) for s in sessions), key=lambda r: r.node))
+    node_rows = tuple(
+        sorted((node_row(s, heartbeats, now) for s in sessions), key=lambda r: r.node)
+    )
     problems = (
         *(p for raw in _sorted_by_name(pools) for p in pool_problems(raw)),
         *(f"Service {s.namespace}/{s.name} is pending: {s.reason}" for s in svc_rows if not s.ips),
+        *filter(None, (session_report_problem(n.node, n.heartbeat) for n in node_rows)),
         *(p for n in node_rows for p in session_problems(n)),
     )
     return StatusReport(pool_rows, svc_rows, node_rows, tuple(problems), (ANNOUNCERS_NOTE,), now)
@@ -203,7 +211,7 @@ def _event_time(ev: Obj) -> str:
     )
 
 
-def node_row(obj: Obj) -> NodeRow:
+def node_row(obj: Obj, heartbeats: Mapping[str, Heartbeat], now: datetime) -> NodeRow:
     md, _, status = _parts(obj)
     node = str(status.get("node") or md.get("name", ""))
     peers = tuple(
@@ -225,6 +233,7 @@ def node_row(obj: Obj) -> NodeRow:
         services_announced=int(status.get("servicesAnnounced") or 0),
         updated=str(status.get("updated", "")),
         peers=peers,
+        heartbeat=liveness(heartbeats.get(node), now.timestamp()),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from exalbctl.output import Table
 
+from .heartbeat_view import heartbeat_cell, heartbeat_data
 from .status import PoolRow, StatusReport
 
 
@@ -46,6 +47,7 @@ def status_data(r: StatusReport) -> dict[str, Any]:
                 "sessionsUp": n.sessions_up,
                 "servicesAnnounced": n.services_announced,
                 "updated": n.updated,
+                "heartbeat": heartbeat_data(n.heartbeat),
                 "peers": [
                     {
                         "name": p.peer,
@@ -89,10 +91,11 @@ def status_tables(r: StatusReport) -> list[Table]:
         ),
         Table(
             "Sessions",
-            ("NODE", "PEER", "ADDRESS", "STATE", "FOR", "PREFIXES", "LAST ERROR"),
+            ("NODE", "HEARTBEAT", "PEER", "ADDRESS", "STATE", "FOR", "PREFIXES", "LAST ERROR"),
             tuple(
                 (
                     p.node,
+                    heartbeat_cell(n.heartbeat),
                     p.peer,
                     p.address,
                     p.state,

@@ -30,6 +30,7 @@ PURE = [
     "exalb/assignments",
     "exalb/bgppeer.py",
     "exalb/conditions.py",
+    "exalb/heartbeat.py",
     "exalb/sessionstatus.py",
     "exalbctl/core",
 ]

@@ -74,11 +74,16 @@ def test_the_admission_policy_checks_the_announcers_service_account() -> None:
         if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
         for s in d["subjects"]
     }
-    policy = next(
+    policies = [
         d
         for d in yaml.safe_load_all(ADMISSION.read_text())
         if d["kind"] == "ValidatingAdmissionPolicy"
-    )
+    ]
     [subject] = subjects  # one identity for every binding
-    [condition] = policy["spec"]["matchConditions"]
-    assert condition["expression"] == f"request.userInfo.username == '{subject}'"
+    assert {p["metadata"]["name"] for p in policies} == {
+        "exalb-announcer-own-node",
+        "exalb-announcer-own-heartbeat",
+    }
+    for policy in policies:
+        [condition] = policy["spec"]["matchConditions"]
+        assert condition["expression"] == f"request.userInfo.username == '{subject}'"

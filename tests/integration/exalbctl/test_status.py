@@ -75,7 +75,7 @@ def test_status_names_what_is_wrong_and_clears_when_fixed(
     )
     assert f"{exalb_ns}/gold  {reason}" in got.out
     assert f"Service {exalb_ns}/gold is pending: {reason}" in got.out
-    assert "node-a  tor   192.0.2.1  down" in got.out
+    assert "node-a  none       tor   192.0.2.1  down" in got.out
     assert "session to peer tor (192.0.2.1) is down" in got.out
 
     # fix both: the pending Service goes, the session comes up

@@ -256,6 +256,7 @@ def test_status_exit_code_follows_problems(api: tuple[Path, type[Api]]) -> None:
             "/apis/exalb.io/v1alpha1/namespaces/exalb-system/vippools": [[pool]],
             "/api/v1/services": [[]],
             "/apis/exalb.io/v1alpha1/namespaces/exalb-system/bgpsessionstatuses": [[]],
+            "/apis/coordination.k8s.io/v1/namespaces/exalb-system/leases": [[]],
         }
     )
     code, out, _ = cli("status", "--kubeconfig", str(cfg), "-o", "yaml")

@@ -18,9 +18,11 @@ from announcer.core.report import decision_report
 from announcer.core.transitions import ANNOUNCED, WITHDRAWN
 from exalb.assignments import Assignment
 from exalb.bgppeer import Peer
+from exalb.heartbeat import CLOCK_SKEW, Heartbeat
 from exalbctl import exits
 from exalbctl.core.explain import (
     AGREES,
+    ANNOUNCER_NOT_RUNNING,
     BFD_DOWN,
     NO_REPORT,
     NOT_RUNNING,
@@ -77,9 +79,13 @@ def run(
     events: list[dict[str, Any]] = (),  # type: ignore[assignment]
     nodes: dict[str, Node] | None = None,
     endpoints: tuple[Endpoint, ...] = (Endpoint("n1"),),
+    heartbeats: dict[str, Heartbeat] | None = None,
+    now: float | None = None,
 ) -> Explanation:
     nodes = nodes if nodes is not None else {"n1": node("n1"), "n2": node("n2")}
-    return explain_service("ns", "web", WEB, endpoints, nodes, [PEER], POOLS, statuses, events)
+    return explain_service(
+        "ns", "web", WEB, endpoints, nodes, [PEER], POOLS, statuses, events, heartbeats or {}, now
+    )
 
 
 def row(e: Explanation, name: str) -> Any:
@@ -95,7 +101,7 @@ def test_every_node_agrees_and_the_service_is_announced() -> None:
 
 
 def test_no_assignment_is_a_problem_with_no_rows() -> None:
-    e = explain_service("ns", "gone", None, (), {"n1": node("n1")}, [PEER], POOLS, {}, [])
+    e = explain_service("ns", "gone", None, (), {"n1": node("n1")}, [PEER], POOLS, {}, [], {})
     assert e.nodes == () and "no assignment published for ns/gone" in e.problems[0]
 
 
@@ -197,6 +203,7 @@ def test_table_and_json() -> None:
         "peers": ["tor"],
         "announcer": AGREES,
         "announcerDetail": "reported at 2026-11-30T09:30:00Z",
+        "heartbeat": {"state": "missing", "age": None},
         "routes": [
             {
                 "peer": "tor",
@@ -250,6 +257,7 @@ def test_a_drained_node_is_explained_with_the_announcers_drain_start() -> None:
             POOLS,
             {"n1": st},
             [],
+            {},
             now,
         )
         r = row(e, "n1")
@@ -260,3 +268,56 @@ def test_a_drained_node_is_explained_with_the_announcers_drain_start() -> None:
             shown = render(explain_data(e), explain_tables(e), "table")
             assert "graceful-shutdown" in shown and "community [65535:0]" in shown
     assert "--drain-seconds of GRACEFUL_SHUTDOWN have passed" in r.evidence
+
+
+NOW = 1_800_000_000.0
+
+
+def test_a_node_whose_heartbeat_expired_announces_nothing_whatever_its_status_says() -> None:
+    """Its BGPSessionStatus still says "session up": it is what a SIGKILLed announcer left."""
+    beats = {"n1": Heartbeat("n1", NOW - 47, 40), "n2": Heartbeat("n2", NOW - 3, 40)}
+    e = run({"n1": status("n1"), "n2": status("n2")}, heartbeats=beats, now=NOW)
+    dead = row(e, "n1")
+    assert (dead.announces, dead.check, dead.announcer) == (
+        False,
+        ANNOUNCER_NOT_RUNNING,
+        NOT_RUNNING,
+    )
+    assert dead.routes == {} and dead.heartbeat.age == 47
+    assert e.problems == (
+        "node n1: announcer not running: no heartbeat for 47 s (expected every 10 s)",
+        "Service ns/web is announced by no node",
+    )
+    assert "updated 2026-11-30T09:30:00Z, is its last word" in dead.announcer_detail
+    assert row(e, "n2").announcer == AGREES and row(e, "n2").heartbeat.alive
+    shown = render(explain_data(e), explain_tables(e), "table")
+    assert "announcer not running: no heartbeat for 47 s" in shown
+    assert explain_data(e)["nodes"][0]["heartbeat"] == {"state": "stale", "age": 47.0}
+
+
+def test_a_fresh_heartbeat_changes_nothing_and_a_missing_one_falls_back_to_the_status() -> None:
+    statuses = {"n1": status("n1"), "n2": status("n2")}
+    fresh = {"n1": Heartbeat("n1", NOW - 9.5, 40), "n2": Heartbeat("n2", NOW, 40)}
+    for beats in (fresh, {}):
+        e = run(statuses, heartbeats=beats, now=NOW)
+        assert (row(e, "n1").announces, row(e, "n1").announcer) == (True, AGREES)
+        assert e.problems == ()
+    e = run({"n2": status("n2")}, heartbeats={"n2": fresh["n2"]}, now=NOW)
+    assert (row(e, "n1").announces, row(e, "n1").announcer) == (True, NOT_RUNNING)
+
+
+def test_a_heartbeat_from_the_future_is_a_problem_not_a_fresh_announcer() -> None:
+    beats = {"n1": Heartbeat("n1", NOW + 600, 40)}
+    e = run({"n1": status("n1"), "n2": status("n2")}, heartbeats=beats, now=NOW)
+    assert row(e, "n1").announcer == CLOCK_SKEW
+    assert e.problems[0].startswith("node n1: heartbeat renewed 600 s ahead of this clock")
+
+
+def test_a_dead_announcer_on_a_node_that_would_not_announce_keeps_its_check() -> None:
+    beats = {"n2": Heartbeat("n2", NOW - 100, 40)}
+    e = run({"n1": status("n1"), "n2": status("n2")}, heartbeats=beats, now=NOW)
+    r = row(e, "n2")
+    assert (r.check, r.announcer) == (decide.NO_LOCAL_ENDPOINTS, NOT_RUNNING)
+    assert e.problems == (
+        "node n2: announcer not running: no heartbeat for 100 s (expected every 10 s)",
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from exalb.heartbeat import Heartbeat
 from exalbctl.core.peers import build_peers
 from exalbctl.core.peers_view import peers_data, peers_tables
 from exalbctl.output import render
@@ -68,12 +69,15 @@ DOWN: Obj = {
 
 
 def test_all_established_is_no_problem() -> None:
-    r = build_peers([bgppeer("tor", "1/1")], [node_status("node-a", UP)], NOW)
+    beats = {"node-a": Heartbeat("node-a", NOW.timestamp() - 4, 40)}
+    r = build_peers([bgppeer("tor", "1/1")], [node_status("node-a", UP)], beats, NOW)
     assert r.problems == ()
     (s,) = r.sessions
     assert (s.state, s.seconds, s.hold_time, s.prefixes) == ("up", 3 * 3600, 9, 6)
     table = render(peers_data(r), peers_tables(r), "table")
-    assert "node-a  tor   up     3h0m  6         9s    ipv4 unicast,asn4  yes/yes" in table
+    assert (
+        "node-a  4s         tor   up     3h0m  6         9s    ipv4 unicast,asn4  yes/yes" in table
+    )
     data = peers_data(r)["sessions"][0]
     assert (data["endOfRibSent"], data["endOfRibReceived"]) == (
         UP["endOfRibSent"],
@@ -85,6 +89,7 @@ def test_a_router_shutdown_shows_the_routers_words_everywhere() -> None:
     r = build_peers(
         [bgppeer("tor", "1/2", "established on 1 of 2 selected nodes; node-b: ...")],
         [node_status("node-a", UP), node_status("node-b", DOWN)],
+        {},
         NOW,
     )
     said = "Cease/Administrative Shutdown (6/2): 'maintenance window 42'"
@@ -109,6 +114,7 @@ def test_unusable_peers_and_missing_reports_are_problems() -> None:
     r = build_peers(
         [bgppeer("tor", "0/1"), bgppeer("new", None)],
         [node_status("node-a", unusable=({"name": "tor", "reason": why},))],
+        {},
         NOW,
     )
     assert r.problems == (
@@ -123,5 +129,17 @@ def test_unusable_peers_and_missing_reports_are_problems() -> None:
 def test_a_session_never_up_says_exabgps_reason() -> None:
     never = {**DOWN, "endedBy": None, "lastNotificationReceived": None}
     never["lastError"] = "connection to 192.0.2.1 failed: timed out"
-    r = build_peers([], [node_status("node-a", never)], NOW)
+    r = build_peers([], [node_status("node-a", never)], {}, NOW)
     assert r.problems[0].endswith(": connection to 192.0.2.1 failed: timed out")
+
+
+def test_an_expired_heartbeat_makes_the_last_report_a_problem() -> None:
+    """A SIGKILLed announcer's status still says "up": its heartbeat says it is gone."""
+    beats = {"node-a": Heartbeat("node-a", NOW.timestamp() - 47, 40)}
+    r = build_peers([bgppeer("tor", "1/1")], [node_status("node-a", UP)], beats, NOW)
+    assert r.problems == (
+        "node node-a: announcer not running: no heartbeat for 47 s (expected every 10 s); "
+        "its sessions below are its last report",
+    )
+    assert "node-a  47s (stale)  tor" in render(peers_data(r), peers_tables(r), "table")
+    assert peers_data(r)["heartbeats"] == {"node-a": {"state": "stale", "age": 47.0}}

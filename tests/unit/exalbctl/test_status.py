@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from exalb.heartbeat import Heartbeat
 from exalbctl.core.status import NO_EVENT, build_status, pending_reasons
 from exalbctl.core.status_view import age, status_data, status_tables
 from exalbctl.output import render
@@ -196,7 +197,7 @@ CASES: list[tuple[str, list[Obj], list[Obj], list[Obj], list[Obj], list[str]]] =
 def test_problems(
     pools: list[Obj], services: list[Obj], events: list[Obj], nodes: list[Obj], problems: list[str]
 ) -> None:
-    r = build_status(pools, services, events, nodes, NOW)
+    r = build_status(pools, services, events, nodes, {}, NOW)
     assert len(r.problems) == len(problems), r.problems
     for got, want in zip(r.problems, problems, strict=True):
         assert want in got
@@ -208,6 +209,7 @@ def test_rows_and_data() -> None:
         [service("web", ("198.51.100.0", "2001:db8::1"), "main"), service("api")],
         [event("api", "AllocationFailed", "pool 'gold' does not exist", "2026-11-30T05:00:00Z")],
         [sessions("n1", ("tor", "up", ""))],
+        {"n1": Heartbeat("n1", NOW.timestamp() - 2, 40)},
         NOW,
     )
     data = status_data(r)
@@ -246,7 +248,8 @@ def test_rows_and_data() -> None:
     text = render(data, status_tables(r), "table")
     assert "main  True   1/4       0/256     198.51.100.0/30" in text
     assert "shop/web  198.51.100.0,2001:db8::1  main" in text
-    assert "n1    tor   192.0.2.1  up     10m0s" in text
+    assert "n1    2s         tor   192.0.2.1  up     10m0s" in text
+    assert data["nodes"][0]["heartbeat"] == {"state": "alive", "age": 2.0}
     assert "Pending:\nSERVICE   REASON\nshop/api  AllocationFailed: pool 'gold'" in text
     assert "Problems:\nPROBLEM\nService shop/api is pending: AllocationFailed" in text
 
@@ -310,6 +313,16 @@ def test_age(ts: str, shown: str) -> None:
 
 
 def test_no_sessions_says_why() -> None:
-    text = render({}, status_tables(build_status([], [], [], [], NOW)), "table")
+    text = render({}, status_tables(build_status([], [], [], [], {}, NOW)), "table")
     assert "Sessions: no BGPSessionStatus reported" in text
     assert "Problems: none" in text
+
+
+def test_an_expired_heartbeat_is_a_problem_even_with_every_session_up() -> None:
+    dead = {"n1": Heartbeat("n1", NOW.timestamp() - 120, 40)}
+    r = build_status([], [], [], [sessions("n1", ("tor", "up", ""))], dead, NOW)
+    assert r.problems == (
+        "node n1: announcer not running: no heartbeat for 120 s (expected every 10 s); "
+        "its sessions below are its last report",
+    )
+    assert "n1    120s (stale)  tor" in render({}, status_tables(r), "table")
