@@ -146,6 +146,10 @@ class GoBgp(Router):
         n = self._gobgp("neighbor", peer) or {}
         return int(n.get("state", {}).get("messages", {}).get("received", {}).get("update", 0))
 
+    def path_count(self, family: str = "ipv4") -> int:
+        """Paths in GoBGP's global RIB of ``family``, as GoBGP itself counts them."""
+        return int((self._gobgp("global", "rib", "summary", "-a", family) or {}).get("num_path", 0))
+
     def uptime_since(self, peer: str) -> float | None:
         """The epoch second the session came up: stable across polls, for reset checks."""
         for n in self._gobgp("neighbor") or []:
