@@ -27,6 +27,7 @@ from announcer.metrics import Metrics
 from announcer.reconciler import Reconciler
 from exalb.kube import rest
 from exalb.kube.events import EventRecorder
+from exalb.kube.owner import service_account_owner
 from exalb.observability import logging as obslog
 from exalb.observability.http import HealthServer
 
@@ -106,6 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=10.0,
         help="seconds between BGPSessionStatus writes (only when changed); 0 turns them off",
+    )
+    p.add_argument(
+        "--owner-service-account",
+        default=None,
+        help="own this node's heartbeat Lease by this ServiceAccount (in --namespace), so it "
+        "is deleted with it when the release is uninstalled (default: unowned)",
     )
     p.add_argument(
         "--heartbeat-lease-duration",
@@ -311,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         args.namespace,
         args.node_name,
         args.heartbeat_lease_duration,
+        owners=service_account_owner(api, args.namespace, args.owner_service_account),
         on_renewed=metrics.heartbeat_renewed.set,
     )
     health.start()

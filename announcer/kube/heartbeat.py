@@ -31,6 +31,7 @@ class HeartbeatWriter:
         namespace: str,
         node: str,
         duration: int,
+        owners: list[Obj] | None = None,
         on_renewed: Callable[[float], None] = lambda _at: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -41,6 +42,7 @@ class HeartbeatWriter:
         self._name = lease_name(node)
         self._path = resource_path(API, "leases", namespace, self._name)
         self._duration = duration
+        self._owners = owners or []  # ownerReferences (exalb.kube.owner): gone on uninstall
         self._on_renewed = on_renewed
         self._clock = clock
         self._lease: Obj | None = None  # as the server last returned it
@@ -71,7 +73,7 @@ class HeartbeatWriter:
         self._on_renewed(self._clock())
 
     def _replace(self, lease: Obj, spec: Obj) -> Obj:
-        body = put_body(lease, spec)
+        body = put_body(lease, spec, self._owners)
         try:
             return self._api.replace(self._path, body, timeout=self._timeout)
         except ApiError as exc:
@@ -91,7 +93,11 @@ class HeartbeatWriter:
         body = {
             "apiVersion": API,
             "kind": "Lease",
-            "metadata": {"name": self._name, "namespace": self._ns},
+            "metadata": {
+                "name": self._name,
+                "namespace": self._ns,
+                **({"ownerReferences": self._owners} if self._owners else {}),
+            },
             "spec": spec,
         }
         created = self._api.create(
@@ -101,10 +107,13 @@ class HeartbeatWriter:
         return created
 
 
-def put_body(lease: Obj, spec: Obj) -> Obj:
+def put_body(lease: Obj, spec: Obj, owners: list[Obj] | None = None) -> Obj:
     """``lease`` renewed with ``spec``, without managedFields: the server keeps its own when a
-    PUT carries none, so there is no reason to send them back each time."""
+    PUT carries none, so there is no reason to send them back each time. With ``owners``,
+    a Lease written before it had them gets them."""
     metadata = {k: v for k, v in (lease.get("metadata") or {}).items() if k != "managedFields"}
+    if owners:
+        metadata["ownerReferences"] = owners
     return {**lease, "metadata": metadata, "spec": {**(lease.get("spec") or {}), **spec}}
 
 

@@ -61,15 +61,32 @@ def me(announcer: Identity, lab: Lab) -> Identity:
     return announcer
 
 
-def test_creates_and_renews_its_own_heartbeat(lab: Lab, me: Identity) -> None:
+def test_creates_and_renews_its_own_heartbeat_owned_by_its_service_account(
+    lab: Lab, me: Identity
+) -> None:
     node = lab.node(1).name
-    created = leases(me).create_namespaced_lease(lab.namespace, lease(lease_name(node), node))
+    account = client.CoreV1Api(lab.api).read_namespaced_service_account(
+        "exalb-announcer", lab.namespace
+    )
+    owner = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "name": "exalb-announcer",
+        "uid": account.metadata.uid,
+    }
+    body = lease(lease_name(node), node, ownerReferences=[owner])
+    created = leases(me).create_namespaced_lease(lab.namespace, body)
+    assert [r.name for r in created.metadata.owner_references] == ["exalb-announcer"]
     created.spec.lease_duration_seconds = 3
     renewed = leases(me).replace_namespaced_lease(lease_name(node), lab.namespace, created)
     assert renewed.spec.lease_duration_seconds == 3
     assert renewed.spec.holder_identity == node
 
 
+FINALIZERS_AND_OWNERS = (
+    "exalb-announcer may set no finalizers on its heartbeat Lease, and no owner but its own "
+    "ServiceAccount"
+)
 REFUSED = {
     "another node's heartbeat": (
         lambda lab: lease(lease_name(lab.node(2).name), lab.node(1).name),
@@ -89,7 +106,17 @@ REFUSED = {
         lambda lab: lease(
             lease_name(lab.node(1).name), lab.node(1).name, finalizers=["example.com/keep"]
         ),
-        "exalb-announcer may not set owner references or finalizers on its heartbeat Lease",
+        FINALIZERS_AND_OWNERS,
+    ),
+    "its own heartbeat, owned by another object": (
+        lambda lab: lease(
+            lease_name(lab.node(1).name),
+            lab.node(1).name,
+            ownerReferences=[
+                {"apiVersion": "v1", "kind": "ServiceAccount", "name": "default", "uid": "x"}
+            ],
+        ),
+        FINALIZERS_AND_OWNERS,
     ),
 }
 
