@@ -18,7 +18,7 @@ from announcer.core import decide
 from exalb.assignments import Advertisement, Degraded, LabelSelector
 from testbed.lab import Lab, same_session
 from testbed.procs import wait_for
-from testbed.routers.base import RibPath
+from testbed.routers.base import RibPath, settle
 from testbed.routers.frr import Frr
 from tests.conftest import RouterFactory
 
@@ -183,6 +183,9 @@ def test_cordon_drains_with_graceful_shutdown_then_withdraws_sessions_stay_up(
     lab.set_assignments([lab.assignment("web", IP)])
     both = {lab.hop(1), lab.hop(2)}
     r.wait_next_hops(PREFIX, both, timeout=30)
+    # FRR reports "up since" to the second, jittering by one: a session younger than that
+    # could read as up since after ``started``, like a reset would.
+    settle(2)
     up = {i: r.uptime_since(lab.source(i)) for i in (1, 2)}
     started = time.time()
 
