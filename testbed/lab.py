@@ -280,6 +280,8 @@ class Lab:
             "0.5",
             "--service-event-interval",
             "1",
+            # In the lab's own directory: a SIGKILLed announcer cannot remove a temp dir.
+            *("--run-dir", str(self.workdir / f"run-{i}")),
             *extra_args,
         ]
         if self.confined:
