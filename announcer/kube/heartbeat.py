@@ -16,6 +16,7 @@ import structlog
 
 from exalb.background import Loop
 from exalb.heartbeat import lease_name, renew_interval
+from exalb.kube.lease import micro_time
 from exalb.kube.rest import ApiError, Client, resource_path
 
 API = "coordination.k8s.io/v1"
@@ -66,7 +67,7 @@ class HeartbeatWriter:
         spec = {
             "holderIdentity": self._node,
             "leaseDurationSeconds": self._duration,
-            "renewTime": _micro_time(self._clock()),
+            "renewTime": micro_time(datetime.fromtimestamp(self._clock(), UTC)),
         }
         lease = self._lease if self._lease is not None else self._read()
         self._lease = self._create(spec) if lease is None else self._replace(lease, spec)
@@ -115,7 +116,3 @@ def put_body(lease: Obj, spec: Obj, owners: list[Obj] | None = None) -> Obj:
     if owners:
         metadata["ownerReferences"] = owners
     return {**lease, "metadata": metadata, "spec": {**(lease.get("spec") or {}), **spec}}
-
-
-def _micro_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -97,8 +97,9 @@ def expiry(record: Record, lease_duration: float) -> float:
     return max(lease_duration, float(record.duration))
 
 
-def _stamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # a MicroTime
+def micro_time(now: datetime) -> str:
+    """A Lease's acquireTime/renewTime: a MicroTime, in UTC."""
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -220,7 +221,7 @@ class LeaderElector:
         action = decide(rec, self.cfg.identity, now - self._seen_since, self.cfg.lease_duration)
         if action is Action.WAIT:
             return False
-        stamp = _stamp(self._wall())
+        stamp = micro_time(self._wall())
         if action is Action.ACQUIRE:
             spec["acquireTime"] = stamp
             spec["leaseTransitions"] = rec.transitions + (1 if rec.holder else 0)
@@ -233,7 +234,7 @@ class LeaderElector:
         return self._claim(lambda: self._api.replace(self._path, lease, timeout=self._timeout()))
 
     def _create(self) -> bool:
-        stamp = _stamp(self._wall())
+        stamp = micro_time(self._wall())
         body: Obj = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",

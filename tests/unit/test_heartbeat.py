@@ -6,10 +6,12 @@ policy) is proven on the real apiserver in tests/integration/announcer/test_hear
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from announcer.kube.heartbeat import _micro_time, put_body
+from announcer.kube.heartbeat import put_body
 from exalb.heartbeat import (
     ALIVE,
     CLOCK_SKEW,
@@ -21,6 +23,7 @@ from exalb.heartbeat import (
     liveness,
     renew_interval,
 )
+from exalb.kube.lease import micro_time
 
 NOW = 1_800_000_000.0
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
@@ -78,7 +81,11 @@ def test_the_messages_an_operator_reads() -> None:
 @given(st.floats(min_value=0, max_value=4e9))
 def test_a_lease_as_the_announcer_writes_it_reads_back_to_the_microsecond(at: float) -> None:
     lease = {
-        "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": _micro_time(at)}
+        "spec": {
+            "holderIdentity": "n1",
+            "leaseDurationSeconds": 40,
+            "renewTime": micro_time(datetime.fromtimestamp(at, UTC)),
+        }
     }
     beat = heartbeat_from(lease)
     assert beat.holder == "n1" and beat.duration == 40
