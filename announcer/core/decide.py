@@ -216,7 +216,9 @@ def _prefix(ip: str, v4_len: int, v6_len: int) -> tuple[str, int]:
         return f"{ip.strip()}/32", 4
     if version == 6 and length == 128:
         return f"{to_str(value, 6)}/128", 6
-    return str(ipaddress.ip_network((value, length), strict=False)), version
+    # By version, not ip_network(): an integer below 2**32 ("::", "::1") would be IPv4.
+    network = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    return str(network((value, length), strict=False)), version
 
 
 @functools.lru_cache(maxsize=4096)

@@ -183,3 +183,13 @@ def test_unusable_peers_are_those_selecting_this_node_with_a_problem() -> None:
     assert unusable_peers(peers, NODE) == {"everywhere": "invalid spec", "tor": missing}
     assert list(unusable_peers(peers, NODE)) == ["everywhere", "tor"]  # written in name order
     assert unusable_peers([PEER], NODE) == {}
+
+
+def test_an_aggregated_ipv6_address_with_a_small_value_stays_ipv6() -> None:
+    """'::' is the integer 0: built from the integer without its version it became 0.0.0.0/1."""
+    node = Node("n1", addresses=(("InternalIP", "192.0.2.11"), ("InternalIP", "2001:db8:1::11")))
+    p6 = Peer("tor6", 64513, 64512, "2001:db8::ff")
+    pools = {"pool": pool_space({"addresses": ["::/0"]})}
+    s = svc(ips=("::1",), aggregation_length_v6=1)
+    d = decide(node, [p6], [s], eps("n1"), OPTS, 0, pools)
+    assert list(d.routes["tor6"]) == ["::/1"]

@@ -46,12 +46,12 @@ def _bodies(nets: list[Network]) -> list[bytes]:
 
 
 v4 = st.builds(
-    lambda a, n: ipaddress.ip_network((a, n), strict=False),
+    lambda a, n: ipaddress.IPv4Network((a, n), strict=False),
     st.integers(0, 2**32 - 1),
     st.integers(0, 32),
 )
 v6 = st.builds(
-    lambda a, n: ipaddress.ip_network((a, n), strict=False),
+    lambda a, n: ipaddress.IPv6Network((a, n), strict=False),
     st.integers(0, 2**128 - 1),
     st.integers(0, 128),
 )
