@@ -76,6 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds to wait after the node turns Ready before announcing (metallb#496)",
     )
     p.add_argument(
+        "--hold-new-addresses",
+        type=float,
+        default=0.0,
+        help="seconds to hold back an address that was just assigned, so kube-proxy on this "
+        "node programs it before routers send traffic (0: announce at once)",
+    )
+    p.add_argument(
         "--graceful-shutdown-drain",
         type=float,
         default=0.0,
@@ -246,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         node_name=args.node_name,
         ignore_exclude_lb=args.ignore_exclude_lb,
         announce_delay=args.announce_delay,
+        hold_new_addresses=args.hold_new_addresses,
         next_hop_v4=args.next_hop,
         next_hop_v6=args.next_hop_v6,
         address_types=tuple(t.strip() for t in args.next_hop_address_types.split(",") if t),

@@ -37,6 +37,7 @@ from announcer.core.decide import Context, context, unusable_peers, wake_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.drain import DrainClock
 from announcer.core.model import Endpoint, Node, Options
+from announcer.core.newaddresses import NewAddresses
 from announcer.core.pools import PoolSpaces
 from announcer.core.published import Published
 from announcer.core.report import decision_report
@@ -133,6 +134,7 @@ class Reconciler:
         self._bfd_down: set[str] = set()  # peers whose BGP session BFD holds down
         # Data path checks (issue 13): the prober reports results, this thread decides.
         self._checks = DataPathChecks(data_path_max_age)
+        self._new = NewAddresses(opts.hold_new_addresses)
         self._probes: list[tuple[str, Probe]] = []  # reported since the last pass
         self._targets: dict[str, DataPathTarget] = {}  # assignment key -> where to connect
         self._targets_lock = threading.Lock()
@@ -230,8 +232,16 @@ class Reconciler:
         if ctx is None:
             return {}
         since = self._announcements.events_since()
+        now = time.time()
+        held = {k: (ips, self._new.until(k) or now) for k, ips in self._new.held_all(now).items()}
         report = decision_report(
-            ctx, self.opts, self._bfd_down, since, self._drain.started, dict(self._checks.states)
+            ctx,
+            self.opts,
+            self._bfd_down,
+            since,
+            self._drain.started,
+            dict(self._checks.states),
+            held,
         )
         return {"decision": report}
 
@@ -317,18 +327,22 @@ class Reconciler:
         changed: set[str] | None = None  # the Services re-decided; None: all of them
         if full:
             self._ensure_speakers(node, ctx)
-            self._rebuild(ctx)
+            self._rebuild(ctx, now)
             self._refresh_targets(None)
             self._hand_routes(None, decided_at)
         else:
             entries = self._read_shards(shards)
             if entries:
                 self._report_errors()
-            changed = entries | self._read_slices(slices) | checked
+            for key in entries:
+                a = self._published.get(key)
+                self._new.saw(key, None if a is None else a.ips, now)
+            released = self._new.released(now)
+            changed = entries | self._read_slices(slices) | checked | released
             self._refresh_targets(entries)
             touched: Touched = {}
             for key in changed:
-                for peer, prefixes in self._update(key).items():
+                for peer, prefixes in self._update(key, now).items():
                     touched.setdefault(peer, set()).update(prefixes)
             self._hand_routes(touched, decided_at)
         self._reports.refused(self._state.refused, self._published.get)
@@ -340,7 +354,12 @@ class Reconciler:
             + sum(1 for s in self._checks.states.values() if not s.passing)
         )
         stale_at = self._checks.next_expiry()
-        times = (wake_at(node, self.opts, now, drain_started), tell_at, stale_at)
+        times = (
+            wake_at(node, self.opts, now, drain_started),
+            tell_at,
+            stale_at,
+            self._new.next_release(now),
+        )
         return min((t for t in times if t is not None), default=None)
 
     def _refresh_targets(self, keys: Iterable[str] | None) -> None:
@@ -377,7 +396,7 @@ class Reconciler:
             self._log.info("node no longer drained: announcing as before")
         return started
 
-    def _rebuild(self, ctx: Context) -> None:
+    def _rebuild(self, ctx: Context, now: float) -> None:
         """Everything from the mirrors: first pass, context change, periodic safety net."""
         self._last_full = time.monotonic()
         shards = self._inputs.shards()
@@ -390,8 +409,15 @@ class Reconciler:
         for key, obj in self._inputs.all_slices().items():
             self._index_slice(key, obj)
         endpoints = {svc: self._endpoints_of(svc) for svc in self._slices_of}
-        entries = self._published.entries().values()
-        self._state.rebuild(ctx, entries, endpoints, self._checks.states)
+        published = self._published.entries()
+        ips = {key: a.ips for key, a in published.items()}
+        if self._state.ctx is None:
+            self._new.start(ips)  # what the first read finds, kube-proxy has had for long
+        else:
+            self._new.saw_all(ips, now)
+        self._new.released(now)
+        held = self._new.held_all(now)
+        self._state.rebuild(ctx, published.values(), endpoints, self._checks.states, held)
         self._report_errors()
         self._log.info(
             "full pass",
@@ -402,11 +428,13 @@ class Reconciler:
             took_ms=round((time.monotonic() - self._last_full) * 1000, 1),
         )
 
-    def _update(self, key: str) -> Touched:
+    def _update(self, key: str, now: float) -> Touched:
         """Re-decide one Service (assignment key ``namespace.name``) from its current inputs."""
         a = self._published.get(key)
         svc = f"{a.namespace}/{a.name}" if a else key.replace(".", "/", 1)
-        return self._state.update(key, a, self._endpoints_of(svc), self._checks.states.get(key))
+        check = self._checks.states.get(key)
+        held = self._new.held(key, now)
+        return self._state.update(key, a, self._endpoints_of(svc), check, held)
 
     def _read_shards(self, names: Iterable[str], objs: Mapping[str, Obj] | None = None) -> set[str]:
         """Re-read the named assignment shards; the assignment keys whose entry changed."""

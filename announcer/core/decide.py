@@ -29,6 +29,10 @@ An advertisement with ``dataPathCheck`` (issue 13) is announced only while this 
 latest connect to the Service's ClusterIP passed (``core.datapath``, checked after the
 endpoints): the probe results are a per-Service input, like its endpoints.
 
+An address the allocator assigned moments ago is held back (``core.newaddresses``,
+``newAddressHeld``) until kube-proxy here has had time to program it; the Service's
+other addresses go on.
+
 Before any of that, every prefix an entry asks for must be justified by its
 VIPPool (``core.pools``): one that is not is skipped and reported, the
 entry's other prefixes go on.
@@ -69,6 +73,7 @@ NODE_DRAINED = "nodeDrained"  # cordoned or tainted (Options.drain) past its GRA
 NOT_OWNER = "notOwner"
 NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
 NO_ENDPOINTS = "noEndpoints"
+NEW_ADDRESS_HELD = "newAddressHeld"  # assigned moments ago: kube-proxy may not have it yet
 NO_PEERS = "noPeers"
 NO_MATCHING_PEER = "noMatchingPeer"
 NO_NEXT_HOP = "noIPv{version}NextHop"  # formatted with the IP version
@@ -409,9 +414,11 @@ def decide_service(
     a: Assignment,
     endpoints: Sequence[Endpoint] | None,
     check: CheckState | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> ServiceDecision:
     """The routes ``a`` contributes on this node; ``endpoints`` are its Service's,
-    ``check`` its data path probes here (``core.datapath``).
+    ``check`` its data path probes here (``core.datapath``), ``held`` its addresses
+    assigned too recently to announce (``core.newaddresses``).
 
     Refusals are found for every advertisement, not only those selecting this
     node, so every announcer reports a bad entry the same way.
@@ -436,16 +443,18 @@ def decide_service(
             reason = None if advs else checked
     if reason is None and not ctx.peers:
         reason = NO_PEERS
+    if reason is None and held and held.issuperset(a.ips):
+        reason = NEW_ADDRESS_HELD
     if reason is not None:
         return ServiceDecision(reason, refused=refused)
     routes: dict[str, dict[str, Attrs]] = {}
-    problem = refused[0].reason if refused else checked
+    problem = refused[0].reason if refused else checked or (NEW_ADDRESS_HELD if held else None)
     # Weights follow this node's own ready endpoints, so only Local Services have them; a
     # node that still serves from terminating endpoints keeps the smallest share.
     weight = max(1, endpoints_state.ready) if local else None
     for adv in advs:
         grade = degraded_grade(adv, ctx, endpoints_state)
-        for ip in a.ips:
+        for ip in (ip for ip in a.ips if ip not in held):
             v4_len, v6_len = lengths(adv, local)
             if justify(ip, v4_len, v6_len, a.pool, ctx.pools) is not None:
                 continue

@@ -54,10 +54,12 @@ class DesiredState:
         assignments: Iterable[Assignment],
         endpoints: Mapping[str, Sequence[Endpoint]],
         checks: Mapping[str, CheckState] | None = None,
+        held: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """Everything from scratch, e.g. after a context change or on the first pass.
 
-        ``checks``: data path probe states by assignment key (``core.datapath``)."""
+        ``checks``: data path probe states by assignment key (``core.datapath``);
+        ``held``: addresses not to announce yet, by assignment key (``core.newaddresses``)."""
         self.ctx = ctx
         self.routes = {name: {} for name in ctx.peer_names}
         self._contrib = {name: {} for name in ctx.peer_names}
@@ -67,7 +69,8 @@ class DesiredState:
         self._decisions = {}
         for a in assignments:
             check = (checks or {}).get(a.key)
-            self._add(a.key, decide_service(ctx, a, endpoints.get(service_id(a)), check))
+            hold = (held or {}).get(a.key, frozenset())
+            self._add(a.key, decide_service(ctx, a, endpoints.get(service_id(a)), check, hold))
         for peer, prefixes in self._contrib.items():
             routes = self.routes[peer]
             for prefix, by_service in prefixes.items():
@@ -79,6 +82,7 @@ class DesiredState:
         assignment: Assignment | None,
         endpoints: Sequence[Endpoint] | None,
         check: CheckState | None = None,
+        held: frozenset[str] = frozenset(),
     ) -> Touched:
         """Re-decide the Service stored under assignment key ``key`` from its current inputs.
 
@@ -88,7 +92,11 @@ class DesiredState:
         if self.ctx is None:
             raise RuntimeError("rebuild() first")
         old = self._decisions.get(key)
-        new = None if assignment is None else decide_service(self.ctx, assignment, endpoints, check)
+        new = (
+            None
+            if assignment is None
+            else decide_service(self.ctx, assignment, endpoints, check, held)
+        )
         if old == new:
             return {}
         touched: Touched = {}

@@ -54,12 +54,15 @@ def explain(
     endpoints: Sequence[Endpoint],
     drain_started: float | None = None,
     check: datapath.CheckState | None = None,
+    held: tuple[frozenset[str], float] | None = None,
 ) -> Verdict:
     """``drain_started``: since when the announcer has seen its node drained, ``check``:
-    its data path probes of the Service (both from its report)."""
+    its data path probes of the Service, ``held``: its addresses held back as just
+    assigned, and until when (all from its report)."""
     peers = tuple(peers)
     ctx = decide.context(node, peers, opts, now, pools, drain_started)
-    d = decide.decide_service(ctx, a, endpoints, check)
+    held_ips = held[0] if held is not None and now < held[1] else frozenset()
+    d = decide.decide_service(ctx, a, endpoints, check, held_ips)
     routes = {peer: dict(sorted(r.items())) for peer, r in sorted(d.routes.items())}
     if d.reason in datapath.REASONS:
         dp = datapath.evidence(d.reason, a.data_path, check)
@@ -70,6 +73,13 @@ def explain(
             text += f"; data path: {check.last.evidence()}"
     elif d.reason in REFUSALS:
         text = "; ".join(r.message for r in d.refused)
+    elif d.reason == decide.NEW_ADDRESS_HELD and held is not None:
+        why = (
+            f"{', '.join(sorted(held_ips))} assigned moments ago: held until {_stamp(held[1])} "
+            f"so that kube-proxy on the Node programs it first "
+            f"(--hold-new-addresses {opts.hold_new_addresses:g}s)"
+        )
+        text = f"announced to {', '.join(routes)}; {why}" if routes else why
     else:
         text = _evidence(d.reason, node, peers, opts, now, a, endpoints, ctx)
     return Verdict(

@@ -100,6 +100,7 @@ class Options:
     node_name: str
     ignore_exclude_lb: bool = False
     announce_delay: float = 0.0  # seconds after the node became Ready before announcing
+    hold_new_addresses: float = 0.0  # seconds a just-assigned address waits (core.newaddresses)
     next_hop_v4: str | None = None  # override; default: the node's address of that family
     next_hop_v6: str | None = None
     address_types: tuple[str, ...] = ("InternalIP", "ExternalIP")

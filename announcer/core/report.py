@@ -34,6 +34,8 @@ class DecisionReport:
     drain_started: float | None = None  # epoch seconds: since when the node is drained
     checks: Mapping[str, CheckState] = field(default_factory=dict)  # assignment key -> state
     passing_omitted: int = 0  # passing checks left out of ``checks`` (MAX_PASSING_LISTED)
+    # assignment key -> (its addresses held back as just assigned, until when; epoch seconds)
+    held: Mapping[str, tuple[frozenset[str], float]] = field(default_factory=dict)
 
 
 def decision_report(
@@ -43,9 +45,11 @@ def decision_report(
     events_since: str,
     drain_started: float | None = None,
     checks: Mapping[str, CheckState] | None = None,
+    held: Mapping[str, tuple[frozenset[str], float]] | None = None,
 ) -> dict[str, Any]:
     drain = opts.drain
     listed, omitted = _listed_checks(checks or {})
+    holds = {k: {"addresses": sorted(a), "until": t} for k, (a, t) in (held or {}).items()}
     return {
         "nodeReason": ctx.node_reason or "",
         "peers": list(ctx.peer_names),
@@ -54,6 +58,7 @@ def decision_report(
         **({"drainStarted": drain_started} if drain_started is not None else {}),
         **({"dataPath": listed} if listed else {}),
         **({"dataPathPassingOmitted": omitted} if omitted else {}),
+        **({"heldNewAddresses": holds} if holds else {}),
         "options": {
             **(
                 {
@@ -66,6 +71,7 @@ def decision_report(
             ),
             "ignoreExcludeLB": opts.ignore_exclude_lb,
             "announceDelay": opts.announce_delay,
+            "holdNewAddresses": opts.hold_new_addresses,
             "nextHopV4": opts.next_hop_v4 or "",
             "nextHopV6": opts.next_hop_v6 or "",
             "addressTypes": list(opts.address_types),
@@ -85,6 +91,7 @@ def report_from(node: str, raw: Any) -> DecisionReport | None:
         node_name=node,
         ignore_exclude_lb=bool(o.get("ignoreExcludeLB", False)),
         announce_delay=float(o.get("announceDelay") or 0.0),
+        hold_new_addresses=float(o.get("holdNewAddresses") or 0.0),
         next_hop_v4=str(o.get("nextHopV4") or "") or None,
         next_hop_v6=str(o.get("nextHopV6") or "") or None,
         address_types=tuple(str(t) for t in types) if types else Options(node).address_types,
@@ -102,7 +109,19 @@ def report_from(node: str, raw: Any) -> DecisionReport | None:
         drain_started=float(started) if isinstance(started, int | float) else None,
         checks=_checks_from(raw.get("dataPath")),
         passing_omitted=int(raw.get("dataPathPassingOmitted") or 0),
+        held=_held_from(raw.get("heldNewAddresses")),
     )
+
+
+def _held_from(raw: Any) -> dict[str, tuple[frozenset[str], float]]:
+    if not isinstance(raw, Mapping):
+        return {}
+    out = {}
+    for key, hold in raw.items():
+        if isinstance(hold, Mapping) and isinstance(hold.get("until"), int | float):
+            ips = frozenset(str(ip) for ip in hold.get("addresses") or ())
+            out[str(key)] = (ips, float(hold["until"]))
+    return out
 
 
 def _listed_checks(checks: Mapping[str, CheckState]) -> tuple[list[dict[str, Any]], int]:

@@ -158,7 +158,8 @@ def explain_node(
     node_peers = _as_node_sees(peers, status)
     drain_started = report.drain_started if report else None
     probes = report.checks.get(a.key) if report else None
-    v = explain(node, node_peers, opts, now, pools, a, endpoints, drain_started, probes)
+    held = report.held.get(a.key) if report else None
+    v = explain(node, node_peers, opts, now, pools, a, endpoints, drain_started, probes, held)
     if v.reason == DATA_PATH_UNCHECKED and report is not None and report.passing_omitted:
         note = f"; its report leaves out {report.passing_omitted} passing checks, maybe this one"
         v = replace(v, evidence=v.evidence + note)

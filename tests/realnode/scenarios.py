@@ -81,12 +81,19 @@ class Vip:
 
 def new_vip(bed: Bed, namespace: str, name: str, policy: str, family: int = 4) -> Vip:
     """Create the Service, then send requests to its address of ``family`` until one is
-    answered."""
+    answered.
+
+    No request may meet a forwarding loop: the announcers hold a new address back until
+    kube-proxy has programmed it (``announcer.holdNewAddresses``); announced sooner, the
+    first requests circled between the router and a node until their TTL ran out."""
     created = time.time()
     prefix = service(bed, namespace, name, policy, family)
     with traffic(bed, prefix, f"{name}-v{family}-first") as c:
         c.wait_until("a first answer", lambda rs: any(r.ok for r in rs), timeout=60)
-    first = next(r for r in c.records() if r.ok)
+    records = c.records()
+    first = next(r for r in records if r.ok)
+    looped = [f"+{r.start - created:.2f}s {r.detail}" for r in records if "exceeded" in r.detail]
+    assert not looped, "\n".join(looped[:10])
     return Vip(name, policy, prefix, first.start - created)
 
 
@@ -177,7 +184,8 @@ def route_log(bed: Bed, prefix: str) -> Iterator[list[tuple[float, frozenset[str
 def timeline(
     records: Sequence[Request], event: float, changes: Sequence[tuple[float, frozenset[str]]] = ()
 ) -> str:
-    """Per second after ``event``: answers, failures by outcome and phase, route changes."""
+    """Per second after ``event``: answers, failures by outcome and phase, route changes;
+    then the first failed requests whole, with the ICMP errors that explain them."""
     lines = []
     for second in range(int(max((r.start for r in records), default=event) - event) + 1):
         window = [r for r in records if event + second <= r.start < event + second + 1]
@@ -189,6 +197,8 @@ def timeline(
             f"+{second:3d}s ok {dict(answers)} (slowest {slowest:.2f}s) failed {dict(failed)}"
             f" routes {routes}"
         )
+    failed = [r for r in records if not r.ok and r.start >= event]
+    lines += [f"failed +{r.start - event:.2f}s {r.outcome}: {r.detail}" for r in failed[:12]]
     return "\n".join(lines)
 
 
