@@ -9,10 +9,16 @@ merge patch carrying ``metadata.resourceVersion`` is refused with 409 if the
 Service changed since, so a deposed leader's late write cannot overwrite the
 new leader's, and nobody's edit is planned over. A 409 re-reads the Service
 into the mirror and fails the write; the next pass plans from what it read.
-Status goes first (a subresource, so a request of its own), then the pool
-annotation with the ``exalb.io/assigned`` label (``exalb.assignments.slicescope``:
-it scopes the announcers' EndpointSlice watch), conditional on the version the
-status write produced; a released Service loses both.
+
+Status, the pool annotation and the ``exalb.io/assigned`` label
+(``exalb.assignments.slicescope``: it scopes the announcers' EndpointSlice watch)
+go in one request to the status subresource: the Service's status strategy resets
+only ``spec`` (its reset fields), so the metadata is stored with the status, at
+once, under one precondition. Two requests in a row had made allocating 10,000
+Services at start-up mostly a wait for writes (bench/README.md). Should an API
+server ever drop metadata sent to ``/status``, the response shows it, and the
+marks follow in a second request conditional on the version the first produced.
+A released Service loses all three.
 """
 
 from __future__ import annotations
@@ -71,20 +77,22 @@ class ServiceWriter:
         return out
 
     def _one(self, w: ServiceWrite) -> None:
-        version = w.resource_version
-        if w.ingress is not None:
-            ingress = [{"ip": ip, "ipMode": "VIP"} for ip in w.ingress]
-            body = {"status": {"loadBalancer": {"ingress": ingress}}}
-            version = self._write(w, body, version, "status")
-        if w.pool is None or isinstance(w.pool, str):  # False: leave it alone
-            marks = {
-                "annotations": {POOL_ANNOTATION: w.pool},
-                "labels": {SERVICE_LABEL: None if w.pool is None else "true"},
-            }
-            self._write(w, {"metadata": marks}, version)
+        marks = _marks(w.pool)
+        if w.ingress is None:
+            if marks:
+                self._write(w, {"metadata": dict(marks)}, w.resource_version)
+            return
+        ingress = [{"ip": ip, "ipMode": "VIP"} for ip in w.ingress]
+        body = {"status": {"loadBalancer": {"ingress": ingress}}, "metadata": dict(marks)}
+        stored = self._write(w, body, w.resource_version, "status")
+        if marks and not _carries(stored, marks):
+            version = str(stored["metadata"]["resourceVersion"])
+            self._write(w, {"metadata": dict(marks)}, version)
 
-    def _write(self, w: ServiceWrite, body: dict[str, Any], version: str, sub: str = "") -> str:
-        """One conditional merge patch; returns the resourceVersion it produced."""
+    def _write(
+        self, w: ServiceWrite, body: dict[str, Any], version: str, sub: str = ""
+    ) -> dict[str, Any]:
+        """One conditional merge patch; returns the Service as it stored it."""
         body.setdefault("metadata", {})["resourceVersion"] = version
         path = resource_path("v1", "services", w.namespace, w.name) + (f"/{sub}" if sub else "")
         try:
@@ -100,7 +108,7 @@ class ServiceWriter:
         # in it is news to the reconciler.
         stored = self._services.observe(after, notify=False)
         self._observed(stored)
-        return str(after["metadata"]["resourceVersion"])
+        return after
 
     def _reread(self, w: ServiceWrite) -> None:
         """After a 409: show the mirror the Service as it is now, so the next plan starts there."""
@@ -118,3 +126,24 @@ class ServiceWriter:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _marks(pool: str | bool | None) -> dict[str, Any]:
+    """The pool annotation and the assigned label a write sets (a pool) or removes (None);
+    nothing when it leaves them alone (False)."""
+    if pool is False:
+        return {}
+    return {
+        "annotations": {POOL_ANNOTATION: pool},
+        "labels": {SERVICE_LABEL: None if pool is None else "true"},
+    }
+
+
+def _carries(stored: dict[str, Any], marks: dict[str, Any]) -> bool:
+    """Whether the Service as stored has ``marks`` (None: the key is absent)."""
+    md = stored.get("metadata") or {}
+    return all(
+        (md.get(kind) or {}).get(key) == value
+        for kind, wanted in marks.items()
+        for key, value in wanted.items()
+    )

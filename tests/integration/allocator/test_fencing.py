@@ -80,3 +80,34 @@ def test_a_writer_without_a_valid_lease_sends_nothing(
     after = api.get(resource_path("v1", "services", namespace, "web"))
     assert after["metadata"]["resourceVersion"] == version  # not even the annotation
     assert cluster.ingress(namespace, "web") == []
+
+
+def test_status_pool_annotation_and_label_are_one_conditional_write(
+    api: rest.Client, cluster: Cluster, namespace: str, writers: list[ServiceWriter]
+) -> None:
+    """The real API server keeps metadata sent to a Service's /status: one request, one
+    precondition, and a release takes all three away in one request as well."""
+    cluster.service(namespace, "web")
+    path = resource_path("v1", "services", namespace, "web")
+    version = api.get(path)["metadata"]["resourceVersion"]
+    observed: list[str] = []
+    mirror = Informer("services", api.lister(resource_path("v1", "services", namespace)))
+    w = ServiceWriter(api, mirror, lambda: 10.0, workers=1, on_observed=observed.append)
+    writers.append(w)
+
+    assert w.apply([ServiceWrite(namespace, "web", ("198.51.100.11",), "p", version)]) == {
+        (namespace, "web"): None
+    }
+    stored = api.get(path)
+    assert observed == [f"{namespace}/web"]  # one write
+    assert cluster.ingress(namespace, "web") == ["198.51.100.11"]
+    assert stored["metadata"]["annotations"]["exalb.io/ip-allocated-from-pool"] == "p"
+    assert stored["metadata"]["labels"]["exalb.io/assigned"] == "true"
+
+    released = ServiceWrite(namespace, "web", (), None, stored["metadata"]["resourceVersion"])
+    assert w.apply([released]) == {(namespace, "web"): None}
+    after = api.get(path)
+    assert observed == [f"{namespace}/web"] * 2
+    assert cluster.ingress(namespace, "web") == []
+    assert "exalb.io/ip-allocated-from-pool" not in (after["metadata"].get("annotations") or {})
+    assert "exalb.io/assigned" not in (after["metadata"].get("labels") or {})
