@@ -44,6 +44,23 @@ def service_body(name: str) -> dict[str, Any]:
     }
 
 
+FOREIGN_CLASS = "example.com/not-exalb"  # a loadBalancerClass the allocator leaves alone
+
+
+def foreign_creates(api: client.ApiClient, ns: str, n: int, prefix: str) -> dict[str, Any]:
+    """The create request's round trip alone, one at a time, for Services exalb ignores
+    (another ``loadBalancerClass``): what the API server costs at this size by itself."""
+    core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
+    took = []
+    for i in range(n):
+        body = service_body(f"{prefix}{i:04d}")
+        body["spec"]["loadBalancerClass"] = FOREIGN_CLASS
+        t0 = time.monotonic()
+        core.create_namespaced_service(ns, body, _preload_content=False)
+        took.append(time.monotonic() - t0)
+    return {**summary_ms(took), "load_average": _load()}
+
+
 def _setup(cp: ControlPlane, api: client.ApiClient, namespaces: list[str]) -> None:
     install_crds(api)
     core: Any = client.CoreV1Api(api)  # dict bodies: the typed stubs want model objects
@@ -175,7 +192,8 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
         cp = start_control_plane(work / "cp1")
         try:
             with cp.api_client() as api:
-                _setup(cp, api, ["small"])
+                _setup(cp, api, ["small", "other"])
+                record("create_request_no_allocator_empty", foreign_creates(api, "other", 200, "e"))
                 alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
                 watch = rest.connect(str(cp.admin_kubeconfig))
                 record("single_empty", per_create(api, watch, alloc, "small", 200))
@@ -189,7 +207,7 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
     try:
         with cp.api_client() as api:
             watch = rest.connect(str(cp.admin_kubeconfig))
-            _setup(cp, api, ["bulk", "after"])
+            _setup(cp, api, ["bulk", "after", "other"])
             record("create_only_s", round(create_only(api, "bulk", big), 2))
             t0 = time.monotonic()
             alloc = start_allocator(
@@ -205,6 +223,8 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
             record(f"configmap_at_{big}", configmap_size(api))
             single = per_create(api, watch, alloc, "after", 200)
             record(f"single_with_{big}_existing", single)
+            ignored = foreign_creates(api, "other", 200, "running")
+            record(f"create_request_ignored_with_{big}_existing", ignored)
             if "single_empty" in results:
                 p99_empty = results["single_empty"]["p99_ms"]
                 record("p99_ratio_to_empty", round(single["p99_ms"] / p99_empty, 2))
@@ -231,6 +251,8 @@ def run(out: Path, big: int, empty: bool = True) -> dict[str, Any]:
                 },
             }
             alloc.proc.stop()
+            alone = foreign_creates(api, "other", 200, "stopped")
+            record(f"create_request_no_allocator_with_{big}_existing", alone)
     finally:
         cp.stop()
     out.write_text(json.dumps(results, indent=2))
