@@ -135,6 +135,8 @@ class Reconciler:
         # Data path checks (issue 13): the prober reports results, this thread decides.
         self._checks = DataPathChecks(data_path_max_age)
         self._new = NewAddresses(opts.hold_new_addresses)
+        # What the report shows of it; replaced whole after each pass (another thread reads it).
+        self._held: dict[str, tuple[frozenset[str], float]] = {}
         self._probes: list[tuple[str, Probe]] = []  # reported since the last pass
         self._targets: dict[str, DataPathTarget] = {}  # assignment key -> where to connect
         self._targets_lock = threading.Lock()
@@ -232,8 +234,6 @@ class Reconciler:
         if ctx is None:
             return {}
         since = self._announcements.events_since()
-        now = time.time()
-        held = {k: (ips, self._new.until(k) or now) for k, ips in self._new.held_all(now).items()}
         report = decision_report(
             ctx,
             self.opts,
@@ -241,7 +241,7 @@ class Reconciler:
             since,
             self._drain.started,
             dict(self._checks.states),
-            held,
+            self._held,
         )
         return {"decision": report}
 
@@ -354,6 +354,8 @@ class Reconciler:
             + sum(1 for s in self._checks.states.values() if not s.passing)
         )
         stale_at = self._checks.next_expiry()
+        held = self._new.held_all(now)
+        self._held = {k: (ips, self._new.until(k) or now) for k, ips in held.items()}
         times = (
             wake_at(node, self.opts, now, drain_started),
             tell_at,
