@@ -34,6 +34,8 @@ class NewAddresses:
 
     def start(self, entries: Mapping[str, Iterable[str]]) -> None:
         """The first read: every address already published is old."""
+        if self.hold <= 0:  # nothing is ever held: keep no books
+            return
         self._seen = {key: dict.fromkeys(ips, OLD) for key, ips in entries.items()}
         self._pending.clear()
 
@@ -50,6 +52,8 @@ class NewAddresses:
 
     def saw(self, key: str, ips: Iterable[str] | None, now: float) -> None:
         """``key``'s entry as read now (None: it has none any more)."""
+        if self.hold <= 0:
+            return
         if ips is None:
             self._seen.pop(key, None)
             self._pending.discard(key)
