@@ -61,3 +61,8 @@ class IngressClock:
     def wait(self, keys: list[str], timeout: float) -> bool:
         with self._cv:
             return self._cv.wait_for(lambda: all(k in self.seen for k in keys), timeout)
+
+    def wait_count(self, n: int, timeout: float) -> bool:
+        """Until ``n`` Services have had an IP: one comparison per event, for thousands."""
+        with self._cv:
+            return self._cv.wait_for(lambda: len(self.seen) >= n, timeout)
