@@ -32,7 +32,7 @@ import exalb.assignments as contract
 from announcer.announcements import Announcements
 from announcer.bfd.speaker import BfdPeer, BfdSpeaker
 from announcer.core import source
-from announcer.core.datapath import DataPathChecks, Probe, probe_target
+from announcer.core.datapath import CheckState, DataPathChecks, Probe, probe_target
 from announcer.core.decide import Context, context, unusable_peers, wake_at
 from announcer.core.desired import DesiredState, Touched
 from announcer.core.drain import DrainClock
@@ -135,8 +135,10 @@ class Reconciler:
         # Data path checks (issue 13): the prober reports results, this thread decides.
         self._checks = DataPathChecks(data_path_max_age)
         self._new = NewAddresses(opts.hold_new_addresses)
-        # What the report shows of it; replaced whole after each pass (another thread reads it).
+        # What the report shows of these two; replaced whole after each pass (the status
+        # writer's thread reads them while this one changes the originals).
         self._held: dict[str, tuple[frozenset[str], float]] = {}
+        self._checked: dict[str, CheckState] = {}
         self._probes: list[tuple[str, Probe]] = []  # reported since the last pass
         self._targets: dict[str, DataPathTarget] = {}  # assignment key -> where to connect
         self._targets_lock = threading.Lock()
@@ -240,7 +242,7 @@ class Reconciler:
             self._bfd_down,
             since,
             self._drain.started,
-            dict(self._checks.states),
+            self._checked,
             self._held,
         )
         return {"decision": report}
@@ -356,6 +358,7 @@ class Reconciler:
         stale_at = self._checks.next_expiry()
         held = self._new.held_all(now)
         self._held = {k: (ips, self._new.until(k) or now) for k, ips in held.items()}
+        self._checked = dict(self._checks.states)
         times = (
             wake_at(node, self.opts, now, drain_started),
             tell_at,

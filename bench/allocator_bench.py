@@ -19,6 +19,7 @@ from typing import Any
 
 from kubernetes import client
 
+from bench.announcer_bench import cpu_seconds
 from bench.stats import IngressClock, summary_ms
 from exalb.assignments import LABEL
 from exalb.kube import rest
@@ -195,7 +196,10 @@ def run(
         try:
             with cp.api_client() as api:
                 _setup(cp, api, ["small", "other"])
-                record("create_request_no_allocator_empty", foreign_creates(api, "other", samples, "e"))
+                time.sleep(5)  # the set-up's own writes leave the watch caches
+                record("control_plane_idle_empty", idle_cpu(cp))
+                alone = foreign_creates(api, "other", samples, "e")
+                record("create_request_no_allocator_empty", alone)
                 alloc = start_allocator(cp, EXALB_NS, work, "bench-1", log_level="info")
                 watch = rest.connect(str(cp.admin_kubeconfig))
                 record("single_empty", per_create(api, watch, alloc, "small", samples))
@@ -211,6 +215,8 @@ def run(
             watch = rest.connect(str(cp.admin_kubeconfig))
             _setup(cp, api, ["bulk", "after", "other"])
             record("create_only_s", round(create_only(api, "bulk", big), 2))
+            time.sleep(5)
+            record(f"control_plane_idle_with_{big}_existing", idle_cpu(cp))
             # A watch, not a list every half second: listing 10,000 Services would take the
             # API server's CPU from the allocator being measured.
             clock = IngressClock(watch, "bulk").start()
@@ -226,7 +232,9 @@ def run(
                 clock.stop()
             if count_allocated(api, "bulk") != big:  # the API's word, once
                 raise RuntimeError("the watch saw every IP but a list does not")
-            time.sleep(3)  # let the ConfigMap writer and pool status settle
+            # What follows measures a steady state: the start-up's backlog (an Event per
+            # allocated Service, the ConfigMaps, the pool status) is written first.
+            record(f"settled_after_{big}_s", wait_quiet(alloc))
             record(f"rss_at_{big}_kib", _rss(alloc))
             record(f"configmap_at_{big}", configmap_size(api))
             single = per_create(api, watch, alloc, "after", samples)
@@ -236,7 +244,8 @@ def run(
             if "single_empty" in results:
                 p99_empty = results["single_empty"]["p99_ms"]
                 record("p99_ratio_to_empty", round(single["p99_ms"] / p99_empty, 2))
-            record(f"burst_{burst_size}_with_{big}_existing", burst(api, watch, "after", burst_size))
+            many = burst(api, watch, "after", burst_size)
+            record(f"burst_{burst_size}_with_{big}_existing", many)
             record(f"rss_at_{big + samples + burst_size}_kib", _rss(alloc))
             results["reconcile_metrics"] = {
                 "plan_seconds_sum": alloc.metric("exalb_allocator_plan_duration_seconds_sum"),
@@ -281,6 +290,28 @@ def _phases(alloc: AllocatorProc) -> dict[str, float]:
         alloc.metric("exalb_allocator_api_writes_total", kind="ConfigMap") or 0.0
     )
     return out
+
+
+def idle_cpu(cp: ControlPlane, seconds: float = 10.0) -> dict[str, Any]:
+    """The control plane's CPU (cores) over ``seconds`` in which nobody sends it a request:
+    what it costs by itself at this size, beside what the creates measure."""
+    pids = {name: proc.pid for name, proc in cp.procs.items()}
+    before, t0 = {n: cpu_seconds(p) or 0.0 for n, p in pids.items()}, time.monotonic()
+    time.sleep(seconds)
+    took = time.monotonic() - t0
+    used = {n: round(((cpu_seconds(p) or 0.0) - before[n]) / took, 3) for n, p in pids.items()}
+    return {"cores": used, "load_average": _load()}
+
+
+def wait_quiet(alloc: AllocatorProc, cores: float = 0.05, timeout: float = 180.0) -> float:
+    """Seconds until the allocator uses under ``cores`` of CPU over a whole second."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        before = cpu_seconds(alloc.proc.pid) or 0.0
+        time.sleep(1.0)
+        if (cpu_seconds(alloc.proc.pid) or 0.0) - before < cores:
+            return round(time.monotonic() - t0, 1)
+    raise RuntimeError(f"the allocator was still busy after {timeout} s")
 
 
 def _load() -> float:

@@ -258,7 +258,15 @@ class ControlPlane:
             return str(resp.status.token)
 
     def ensure_service_account(self, namespace: str, name: str) -> None:
+        """A read first: a create passes the quota admission, which times out (500) on a
+        loaded API server, and most calls find the account there."""
         with self.api_client() as api:
+            try:
+                client.CoreV1Api(api).read_namespaced_service_account(name, namespace)
+                return
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
             try:
                 client.CoreV1Api(api).create_namespaced_service_account(
                     namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))

@@ -19,6 +19,7 @@ def test_the_allocator_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
 
     assert json.loads(out.read_text()) == results  # written whole, as the real run reads it
     assert results["allocate_40_s"] > 0
+    assert results["settled_after_40_s"] >= 1
     assert results["configmap_at_40"]["entries"] == 40
     for key in ("single_empty", "single_with_40_existing"):
         assert results[key]["n"] == 5
@@ -27,3 +28,5 @@ def test_the_allocator_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert results["create_request_no_allocator_with_40_existing"]["n"] == 5
     assert results["p99_ratio_to_empty"] > 0
     assert results["rss_at_40_kib"]["rss"] > 0
+    for key in ("control_plane_idle_empty", "control_plane_idle_with_40_existing"):
+        assert set(results[key]["cores"]) >= {"kube-apiserver", "etcd"}
