@@ -72,6 +72,10 @@ class Lab:
     # Run announcers as the chart's containers run: uid 65532, no capabilities, read-only
     # root file system, a tmpfs run directory (testbed.confine).
     confined: bool = False
+    # CPU niceness of each announcer and everything it starts (ExaBGP, its bridge): a bench
+    # that runs many nodes beside one control plane keeps the API server's share of the CPU
+    # as its own machine would (bench/SCALE.md).
+    nice: int = 0
 
     @property
     def rbac_suffix(self) -> str:
@@ -284,6 +288,8 @@ class Lab:
             *("--run-dir", str(self.workdir / f"run-{i}")),
             *extra_args,
         ]
+        if self.nice:
+            argv = ["nice", "-n", str(self.nice), *argv]
         if self.confined:
             run_dir = self.confined_home() / f"run-{i}"
             run_dir.mkdir(exist_ok=True)
