@@ -45,6 +45,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import ssl
 import statistics
@@ -81,6 +82,7 @@ IGNORED: dict[str, str] = {}  # a Service exalb does not serve: its slice lacks 
 # they have machines of their own, and here a hundred of them would take the control plane's
 # CPU (a 100-node run's lists timed out while the nodes started).
 NICE = 10
+FLIP_TIMEOUT = 15.0  # seconds a readiness flip may take to reach the router's RIB
 NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch
 
 
@@ -367,13 +369,25 @@ def difference(a: ApiSnapshot, b: ApiSnapshot) -> dict[str, Any]:
 
 
 # --- the measuring window ---------------------------------------------------
-def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[float]:
+def flips(
+    cluster: Cluster, seconds: float, rate: float, measure: bool
+) -> tuple[list[float], list[dict[str, Any]]]:
     """Readiness flips of the running nodes' probes, paced at ``rate``; with ``measure``,
-    each one's time until the router's RIB follows (seconds)."""
+    each one's time until the router's RIB follows (seconds), and the flips it did not
+    follow within ``FLIP_TIMEOUT`` (counted and named, so one does not lose the run)."""
     assert cluster.mon is not None and cluster.lab is not None
     nodes = cluster.running or list(range(1, cluster.nodes + 1))
     ready = dict.fromkeys(nodes, True)
     out: list[float] = []
+    missed: list[dict[str, Any]] = []
+
+    def follow(i: int, t0: float) -> None:
+        assert cluster.mon is not None
+        try:
+            out.append(cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, FLIP_TIMEOUT))
+        except TimeoutError:
+            missed.append({"node": i, "ready": ready[i], "at": time.time()})
+
     end = time.monotonic() + seconds
     k = 0
     while time.monotonic() < end:
@@ -388,14 +402,15 @@ def flips(cluster: Cluster, seconds: float, rate: float, measure: bool) -> list[
         t0 = time.monotonic()
         cluster.lab.set_endpoints(f"probe-{i}", {i: ready[i]}, ASSIGNED)
         if measure:
-            out.append(cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, 15))
+            follow(i, t0)
         time.sleep(max(0.0, t0 + 1 / rate - time.monotonic()))
     for i in nodes:  # every probe ready again, as expected_routes() counts them
         if not ready[i]:
             cluster.lab.set_endpoints(f"probe-{i}", {i: True}, ASSIGNED)
+            ready[i] = True
             if measure:
-                cluster.mon.wait({f"{probe_ip(i)}/32"}, True, 0, 15)
-    return out
+                follow(i, 0)
+    return out, missed
 
 
 def announcer_cpu(cluster: Cluster) -> list[float]:
@@ -406,15 +421,17 @@ def announcer_cpu(cluster: Cluster) -> list[float]:
 def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
     before = snapshot(cluster.cp)
     cpu_before = announcer_cpu(cluster)
-    latencies = flips(cluster, seconds, rate, measure=bool(cluster.running))
+    latencies, missed = flips(cluster, seconds, rate, measure=bool(cluster.running))
     cpu_after = announcer_cpu(cluster)
     out = difference(before, snapshot(cluster.cp))
     out["load_1m"] = round(os.getloadavg()[0], 2)
+    if missed:
+        out["flips_not_followed"] = missed
     if latencies:
         out["readiness_to_rib"] = summary_ms(latencies)
         # Per flip, not per second: how fast the window flips depends on how fast routes follow.
         out["endpointslice_events_per_flip"] = round(
-            out["endpointslice_watch_events"] / len(latencies), 2
+            out["endpointslice_watch_events"] / (len(latencies) + len(missed)), 2
         )
     if cluster.running:
         assert cluster.lab is not None
@@ -553,9 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps = sorted(int(s) for s in args.steps.split(","))
     work = Path(tempfile.mkdtemp(prefix="exalb-scale-bench-"))
-    results = run(
-        work, steps, args.services, args.window, args.flip_rate, print, args.others, args.narrow
-    )
+    try:
+        results = run(
+            work, steps, args.services, args.window, args.flip_rate, print, args.others, args.narrow
+        )
+    except BaseException:
+        print(f"the logs of every process are kept in {work}", file=sys.stderr)
+        raise
+    shutil.rmtree(work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
