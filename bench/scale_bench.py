@@ -381,10 +381,12 @@ def flips(
     out: list[float] = []
     missed: list[dict[str, Any]] = []
 
-    def follow(i: int, t0: float) -> None:
+    def follow(i: int, t0: float, timed: bool = True) -> None:
         assert cluster.mon is not None
         try:
-            out.append(cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, FLIP_TIMEOUT))
+            took = cluster.mon.wait({f"{probe_ip(i)}/32"}, ready[i], t0, FLIP_TIMEOUT)
+            if timed:
+                out.append(took)
         except TimeoutError:
             missed.append({"node": i, "ready": ready[i], "at": time.time()})
 
@@ -408,8 +410,8 @@ def flips(
         if not ready[i]:
             cluster.lab.set_endpoints(f"probe-{i}", {i: True}, ASSIGNED)
             ready[i] = True
-            if measure:
-                follow(i, 0)
+            if measure:  # waited for, not timed: the window is over
+                follow(i, 0, timed=False)
     return out, missed
 
 

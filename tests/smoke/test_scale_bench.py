@@ -19,6 +19,8 @@ def test_the_scale_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     baseline, full = out["steps"]["0"], out["steps"]["3"]
     assert "readiness_to_rib" not in baseline  # nothing announces without announcers
     assert full["readiness_to_rib"]["n"] >= 6
+    # Every value is one flip's time, never a wait's (a bug once timed the last restore from 0).
+    assert full["readiness_to_rib"]["max_ms"] <= scale_bench.FLIP_TIMEOUT * 1000
     # Three announcers watch every EndpointSlice: the flips now reach watchers.
     assert full["watch_kib_per_s_by_resource"].get("endpointslices", 0) > 0
     assert full["watches_open"] > baseline["watches_open"]
