@@ -82,6 +82,7 @@ IGNORED: dict[str, str] = {}  # a Service exalb does not serve: its slice lacks 
 # they have machines of their own, and here a hundred of them would take the control plane's
 # CPU (a 100-node run's lists timed out while the nodes started).
 NICE = 10
+SHUTDOWN_CEASE = "shutdown: every route withdrawn; Cease"  # the announcer's log, on SIGTERM
 FLIP_TIMEOUT = 15.0  # seconds a readiness flip may take to reach the router's RIB
 NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch
 
@@ -200,6 +201,15 @@ class Cluster:
         """Every path the router holds, as GoBGP counts them (no listing)."""
         assert self.router is not None
         return self.router.path_count()
+
+    def wait_empty(self, timeout: float) -> float:
+        """Seconds until the router holds no path at all (it may lag the processes' exits)."""
+        t0 = time.monotonic()
+        while self.path_count():
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"the router still held {self.path_count()} paths")
+            time.sleep(0.2)
+        return round(time.monotonic() - t0, 1)
 
     def wait_converged(self, nodes: list[int], timeout: float) -> float:
         """Seconds until the router holds every route of ``nodes``; raises on timeout."""
@@ -455,10 +465,13 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
     """Every announcer stopped at once, then all started at once, as a DaemonSet restart."""
     load = round(os.getloadavg()[0], 2)
     nodes = list(cluster.running)
+    said = {i: cluster.log_count(i, SHUTDOWN_CEASE) for i in nodes}
     t0 = time.monotonic()
     cluster.stop_all()
     stopped = time.monotonic() - t0
-    left = cluster.path_count()  # SIGTERM withdraws: nothing may be left
+    left = cluster.path_count()  # SIGTERM withdraws: what the router has yet to take out
+    emptied = cluster.wait_empty(120)
+    ceased = sum(1 for i in nodes if cluster.log_count(i, SHUTDOWN_CEASE) > said[i])
     cluster.running = []
     api_before = snapshot(cluster.cp)
     t0 = time.monotonic()
@@ -471,6 +484,8 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
         "nodes": len(nodes),
         "all_stopped_s": round(stopped, 1),
         "paths_left_after_stop": left,
+        "router_empty_after_stop_s": emptied,
+        "nodes_withdrew_then_ceased": ceased,
         "converged_s": round(converged, 1),
         "load_1m_before": load,
         "load_1m_after": round(os.getloadavg()[0], 2),
