@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,17 @@ def configmap_size(api: client.ApiClient) -> dict[str, Any]:
 def run(
     out: Path, big: int, empty: bool = True, samples: int = 200, burst_size: int = 1000
 ) -> dict[str, Any]:
+    """The whole benchmark; its work directory (the control planes' files) goes with it."""
+    work = Path(tempfile.mkdtemp(prefix="exalb-bench-alloc-"))
+    try:
+        return _run(work, out, big, empty, samples, burst_size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(
+    work: Path, out: Path, big: int, empty: bool, samples: int, burst_size: int
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -187,8 +199,6 @@ def run(
         """Keep each figure as soon as it is measured: a later failure must not lose it."""
         results[key] = value
         out.write_text(json.dumps(results, indent=2))
-
-    work = Path(tempfile.mkdtemp(prefix="exalb-bench-alloc-"))
 
     # Run 1: an empty cluster.
     if empty:
