@@ -302,24 +302,26 @@ def _phases(alloc: AllocatorProc) -> dict[str, float]:
     return out
 
 
-def idle_cpu(cp: ControlPlane, seconds: float = 10.0) -> dict[str, Any]:
-    """The control plane's CPU (cores) over ``seconds`` in which nobody sends it a request:
-    what it costs by itself at this size, beside what the creates measure."""
-    pids = {name: proc.pid for name, proc in cp.procs.items()}
+def _cores(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    """Each process's CPU, in cores, over the next ``seconds``."""
     before, t0 = {n: cpu_seconds(p) or 0.0 for n, p in pids.items()}, time.monotonic()
     time.sleep(seconds)
     took = time.monotonic() - t0
-    used = {n: round(((cpu_seconds(p) or 0.0) - before[n]) / took, 3) for n, p in pids.items()}
-    return {"cores": used, "load_average": _load()}
+    return {n: ((cpu_seconds(p) or 0.0) - before[n]) / took for n, p in pids.items()}
+
+
+def idle_cpu(cp: ControlPlane, seconds: float = 10.0) -> dict[str, Any]:
+    """The control plane's CPU (cores) over ``seconds`` in which nobody sends it a request:
+    what it costs by itself at this size, beside what the creates measure."""
+    used = _cores({name: proc.pid for name, proc in cp.procs.items()}, seconds)
+    return {"cores": {n: round(c, 3) for n, c in used.items()}, "load_average": _load()}
 
 
 def wait_quiet(alloc: AllocatorProc, cores: float = 0.05, timeout: float = 180.0) -> float:
     """Seconds until the allocator uses under ``cores`` of CPU over a whole second."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        before = cpu_seconds(alloc.proc.pid) or 0.0
-        time.sleep(1.0)
-        if (cpu_seconds(alloc.proc.pid) or 0.0) - before < cores:
+        if _cores({"allocator": alloc.proc.pid}, 1.0)["allocator"] < cores:
             return round(time.monotonic() - t0, 1)
     raise RuntimeError(f"the allocator was still busy after {timeout} s")
 

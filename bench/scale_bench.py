@@ -205,9 +205,9 @@ class Cluster:
     def wait_empty(self, timeout: float) -> float:
         """Seconds until the router holds no path at all (it may lag the processes' exits)."""
         t0 = time.monotonic()
-        while self.path_count():
+        while held := self.path_count():
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"the router still held {self.path_count()} paths")
+                raise TimeoutError(f"the router still held {held} paths")
             time.sleep(0.2)
         return round(time.monotonic() - t0, 1)
 

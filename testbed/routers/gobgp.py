@@ -131,7 +131,7 @@ class GoBgp(Router):
         now = time.time()
         for n in self._gobgp("neighbor") or []:
             st = n.get("state", {})
-            peer = st.get("neighbor_address") or n["conf"]["neighbor_address"]
+            peer = _peer(n)
             state = _STATES.get(int(st.get("session_state", 0)), "unknown")
             up = n.get("timers", {}).get("state", {}).get("uptime", {}).get("seconds")
             uptime = now - float(up) if state == "established" and up else None
@@ -151,8 +151,7 @@ class GoBgp(Router):
         one small answer where the RIB of 30,000 paths takes seconds to list and parse."""
         out: dict[str, int] = {}
         for n in self._gobgp("neighbor") or []:
-            peer = n.get("state", {}).get("neighbor_address") or n["conf"]["neighbor_address"]
-            out[peer] = sum(
+            out[_peer(n)] = sum(
                 int(a.get("state", {}).get("accepted", 0))
                 for a in n.get("afi_safis") or []
                 if a.get("state", {}).get("family", {}).get("afi", 1) == 1
@@ -170,6 +169,11 @@ class GoBgp(Router):
                 up = n.get("timers", {}).get("state", {}).get("uptime", {}).get("seconds")
                 return float(up) if up else None
         return None
+
+
+def _peer(n: dict[str, Any]) -> str:
+    """A `gobgp neighbor -j` entry's address: its state has it once the peer was seen."""
+    return str(n.get("state", {}).get("neighbor_address") or n["conf"]["neighbor_address"])
 
 
 def _path(prefix: str, p: dict[str, Any]) -> RibPath:
