@@ -7,6 +7,10 @@ systems a kubelet needs).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,3 +72,23 @@ def link(a: tuple[str | None, str, str], b: tuple[str, str, str]) -> None:
 
 def route(netns: str, *spec: str) -> None:
     ip("-n", netns, "route", "add", *spec)
+
+
+def names(pattern: re.Pattern[str]) -> list[str]:
+    """The namespaces whose whole name matches ``pattern``."""
+    found = NETNS_DIR.iterdir() if NETNS_DIR.is_dir() else iter(())
+    return sorted(p.name for p in found if pattern.fullmatch(p.name))
+
+
+def host_links(pattern: re.Pattern[str]) -> list[str]:
+    """The host's links whose whole name matches ``pattern``."""
+    return sorted(p.name for p in Path("/sys/class/net").iterdir() if pattern.fullmatch(p.name))
+
+
+def kill_all(name: str) -> int:
+    """SIGKILL every process in namespace ``name``; how many there were."""
+    pids = [int(p) for p in ip("netns", "pids", name).split()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)

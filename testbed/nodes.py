@@ -36,6 +36,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -76,6 +77,9 @@ LINKS = "198.18.200.0/24"
 MAX_NODES = 14
 CLIENT_LINK = 15  # the last /30 of LINKS
 BED_LOCK = Path("/tmp/exalb-realnode-bed.lock")
+# What Bed.ns and Bed.host_link name: a bed's id is four hex digits.
+BED_NAMESPACE = re.compile(r"exalb-[0-9a-f]{4}-[a-z0-9]+")
+BED_HOST_LINK = re.compile(r"exalb[0-9a-f]{4}")
 
 
 def router_end(k: int) -> str:
@@ -427,9 +431,28 @@ def _the_only_bed(timeout: float = 3600) -> Iterator[None]:
                     raise TimeoutError(held) from None
                 time.sleep(1)
         try:
+            _clear_leftovers()
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _clear_leftovers(
+    namespaces: re.Pattern[str] = BED_NAMESPACE, links: re.Pattern[str] = BED_HOST_LINK
+) -> None:
+    """Remove the namespaces, processes and host link of a bed killed before its teardown.
+
+    Called with the lock held, so no live bed owns them. Kept, the dead bed's host
+    link holds the same address and route as the next bed's, and that bed's API
+    server is unreachable from the host (its etcd check is refused).
+    """
+    for link in netns.host_links(links):  # first: a namespace's deletion drops it asynchronously
+        netns.ip("link", "delete", link)
+        print(f"test bed: removed host link {link} a killed bed left")
+    for name in netns.names(namespaces):
+        killed = netns.kill_all(name)
+        netns.delete(name)
+        print(f"test bed: removed namespace {name} a killed bed left ({killed} processes)")
 
 
 def _run_bed(node_count: int, images: Sequence[Path]) -> Iterator[Bed]:
