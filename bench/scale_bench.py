@@ -85,6 +85,8 @@ NICE = 10
 SHUTDOWN_CEASE = "shutdown: every route withdrawn; Cease"  # the announcer's log, on SIGTERM
 FLIP_TIMEOUT = 15.0  # seconds a readiness flip may take to reach the router's RIB
 NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch
+RETRIED = "list/watch failed"  # the informer's log line for each failed list or watch
+CONVERGE_TIMEOUT = 1800.0  # seconds nodes started at once may take to have every route out
 
 
 def service_ip(j: int) -> str:
@@ -466,6 +468,7 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
     load = round(os.getloadavg()[0], 2)
     nodes = list(cluster.running)
     said = {i: cluster.log_count(i, SHUTDOWN_CEASE) for i in nodes}
+    retried = sum(cluster.log_count(i, RETRIED) for i in nodes)
     t0 = time.monotonic()
     cluster.stop_all()
     stopped = time.monotonic() - t0
@@ -476,8 +479,9 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
     api_before = snapshot(cluster.cp)
     t0 = time.monotonic()
     cluster.start(nodes)
-    cluster.wait_converged(nodes, 1800)
+    cluster.wait_converged(nodes, CONVERGE_TIMEOUT)
     converged = time.monotonic() - t0
+    retried = sum(cluster.log_count(i, RETRIED) for i in nodes) - retried
     used = announcer_cpu(cluster)  # new processes: all they used, up to convergence
     api = difference(api_before, snapshot(cluster.cp))
     return {
@@ -487,6 +491,7 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
         "router_empty_after_stop_s": emptied,
         "nodes_withdrew_then_ceased": ceased,
         "converged_s": round(converged, 1),
+        "failed_lists_and_watches": retried,
         "load_1m_before": load,
         "load_1m_after": round(os.getloadavg()[0], 2),
         "announcer_cpu_s": {"median": round(statistics.median(used), 2), "sum": round(sum(used))},
@@ -546,12 +551,13 @@ def run(
             new = list(range(len(cluster.running) + 1, n + 1))
             t0 = time.monotonic()
             cluster.start(new)
-            took = cluster.wait_converged(cluster.running, 600)
+            took = cluster.wait_converged(cluster.running, CONVERGE_TIMEOUT)
             launched = time.monotonic() - t0 - took  # the new nodes' processes
             step = {
                 "started": len(new),
                 "launch_s": round(launched, 1),
                 "start_converged_s": round(took, 1),
+                "failed_lists_and_watches": sum(cluster.log_count(i, RETRIED) for i in new),
                 "load_1m_after_start": round(os.getloadavg()[0], 2),
             }
             time.sleep(5)

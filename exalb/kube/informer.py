@@ -6,12 +6,13 @@ Services; the reconcilers only need dicts. The mirror is what the API said
 last (level-triggered consumers recompute from it), it resumes a watch from
 the last resourceVersion (bookmarks included) and relists on 410 Gone. When
 the API is unreachable the mirror keeps the last state it saw and retries
-with capped backoff; consumers keep working from it (never "everything was
-deleted because the API is down").
+with capped, jittered backoff; consumers keep working from it (never
+"everything was deleted because the API is down").
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ Obj = dict[str, Any]
 OnChange = Callable[[str, Obj | None], None]
 
 log = structlog.get_logger("informer")
+
+FIRST_RETRY = 0.2  # seconds: a single dropped watch is back at once
 
 # How long a written object may stay ahead of the watch before the watch's word wins again
 # (only if the watch delivered the write's event before the writer reported it).
@@ -60,6 +63,18 @@ def key_of(obj: Obj) -> str:
     return f"{ns}/{md['name']}" if ns else str(md["name"])
 
 
+def retry_delay(failures: int, ceiling: float) -> float:
+    """How long to wait after the ``failures``-th failure in a row: doubling, capped, jittered.
+
+    Every node's informers fail together when the API server is down or starved, so a
+    fixed schedule would bring them all back at the same instants. The delay is drawn
+    from the upper half of the doubled step (never below half of it: a long outage
+    keeps the retry rate down), and the ceiling, like client-go's reflectors', is 30 s.
+    """
+    step = min(FIRST_RETRY * 2 ** min(failures - 1, 30), ceiling)
+    return random.uniform(step / 2, step)
+
+
 class Gone(Exception):
     """The watch's resourceVersion is too old (410): relist."""
 
@@ -73,7 +88,7 @@ class Informer:
         lister: ListWatch,
         on_change: OnChange | None = None,
         watch_timeout: int = 300,
-        max_backoff: float = 5.0,
+        max_backoff: float = 30.0,
         page_size: int = 500,
         transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
@@ -158,7 +173,7 @@ class Informer:
         return self.synced.wait(timeout)
 
     def _run(self) -> None:
-        backoff = 0.1
+        failures = 0
         need_list = True
         while not self._stop.is_set():
             try:
@@ -166,7 +181,7 @@ class Informer:
                     self._relist()
                     need_list = False
                 self._watch()
-                backoff = 0.1
+                failures = 0
             except Gone:
                 self._log.info("watch expired (410), relisting")
                 need_list = True
@@ -176,13 +191,15 @@ class Informer:
                 self.last_error = describe(exc)
                 if status_of(exc) == 410:
                     need_list = True
+                failures += 1
+                delay = retry_delay(failures, self._max_backoff)
                 self._log.warning(
                     "list/watch failed; keeping last known state",
                     error=self.last_error,
-                    retry_in=round(backoff, 2),
+                    failures=failures,
+                    retry_in=round(delay, 2),
                 )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                self._stop.wait(delay)
 
     def _relist(self) -> None:
         items: list[Obj] = []

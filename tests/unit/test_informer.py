@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from exalb.kube.informer import Informer
+from exalb.kube.informer import FIRST_RETRY, Informer, retry_delay
 
 Obj = dict[str, Any]
 
@@ -111,3 +113,19 @@ def test_deletion_is_applied_even_while_a_write_is_ahead() -> None:
     inf._watch()
     assert inf.get("n/s") is None
     assert told == [("n/s", None)]
+
+
+@given(failures=st.integers(1, 10_000), ceiling=st.floats(0.2, 600))
+def test_a_retry_waits_between_half_and_all_of_its_doubled_step_never_over_the_ceiling(
+    failures: int, ceiling: float
+) -> None:
+    step = min(FIRST_RETRY * 2 ** min(failures - 1, 30), ceiling)
+    assert step / 2 <= retry_delay(failures, ceiling) <= step <= ceiling
+
+
+def test_retries_spread_out_and_reach_the_ceiling() -> None:
+    first = [retry_delay(1, 30.0) for _ in range(200)]
+    late = [retry_delay(12, 30.0) for _ in range(200)]
+    assert max(first) <= FIRST_RETRY  # a dropped watch comes back at once
+    assert min(late) >= 15.0  # a long outage is not retried faster than every 15 s
+    assert len({round(d, 3) for d in late}) > 150  # not every node at the same instant

@@ -282,7 +282,8 @@ def test_api_server_outage_keeps_routes_and_catches_up(
     lab.set_endpoints("web", {1: True, 2: True})
     lab.set_assignments([lab.assignment("web", IP, policy="Local")])
     lab.set_endpoints("web", {2: True})
-    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=30)
+    # Each informer's next retry may be up to the 30 s backoff ceiling away.
+    r.wait_next_hops(PREFIX, {lab.hop(2)}, timeout=60)
     lab.wait_explained("web", {1: decide.NO_LOCAL_ENDPOINTS, 2: ""})
 
 
