@@ -78,10 +78,11 @@ ENDPOINTS_PER_SERVICE = 3
 WRITE_VERBS = ("CREATE", "PATCH", "UPDATE")
 ASSIGNED = {SERVICE_LABEL: "true"}  # what the EndpointSlice controller copies from the Service
 IGNORED: dict[str, str] = {}  # a Service exalb does not serve: its slice lacks that label
-# The simulated nodes run at this niceness (their ExaBGP and bridges too): on a real cluster
-# they have machines of their own, and here a hundred of them would take the control plane's
-# CPU (a 100-node run's lists timed out while the nodes started).
-NICE = 10
+# The simulated nodes run at this niceness (their ExaBGP and bridges too, and each one's
+# session: testbed.procs): on a real cluster they have machines of their own, and here a
+# hundred of them would take the control plane's CPU. The lowest priority: each node's
+# session weighs 15 against the API server's 1,024, so 100 of them weigh 1.5 API servers.
+NICE = 19
 SHUTDOWN_CEASE = "shutdown: every route withdrawn; Cease"  # the announcer's log, on SIGTERM
 FLIP_TIMEOUT = 15.0  # seconds a readiness flip may take to reach the router's RIB
 NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch

@@ -288,13 +288,12 @@ class Lab:
             *("--run-dir", str(self.workdir / f"run-{i}")),
             *extra_args,
         ]
-        if self.nice:
-            argv = ["nice", "-n", str(self.nice), *argv]
         if self.confined:
             run_dir = self.confined_home() / f"run-{i}"
             run_dir.mkdir(exist_ok=True)
             argv = [*confine.command(argv, run_dir), "--run-dir", str(run_dir)]
-        node.proc = Proc(f"announcer-{i}", argv, self.workdir / f"announcer-{i}.log", cwd=code)
+        log = self.workdir / f"announcer-{i}.log"
+        node.proc = Proc(f"announcer-{i}", argv, log, cwd=code, nice=self.nice)
         return node.proc
 
     def stop_announcer(self, i: int, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:

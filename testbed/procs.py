@@ -25,9 +25,10 @@ class Proc:
         log: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        nice: int = 0,
     ) -> None:
         self.name = name
-        self.argv = list(argv)
+        self.argv = ["nice", "-n", str(nice), *argv] if nice else list(argv)
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._logf = log.open("ab")
@@ -43,6 +44,8 @@ class Proc:
             cwd=cwd,
             start_new_session=True,
         )
+        if nice:
+            _nice_session(self.popen.pid, nice)
 
     @property
     def pid(self) -> int:
@@ -121,3 +124,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _nice_session(pid: int, nice: int) -> None:
+    """Give the session ``pid`` leads (each Proc starts one) the niceness its processes have.
+
+    With the scheduler's autogroups, every session shares the CPU equally with every
+    other, and a process's own niceness only ranks it within its session: 100 niced
+    sessions would still each get as much CPU as the API server's.
+    """
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if autogroup.exists():  # a kernel built without autogroups has no such file
+        autogroup.write_text(str(nice))
