@@ -260,7 +260,9 @@ class Lab:
         if node.proc is not None and node.proc.alive():
             # A second one would orphan the first (and its ExaBGP) past the test's end.
             raise RuntimeError(f"the announcer of node {i} is running; stop it first")
-        node.metrics_port = free_port("127.0.0.1")
+        # On the node's own address: outgoing connections to the API server take ports on
+        # 127.0.0.1, and one took a port picked there before its announcer bound it.
+        node.metrics_port = free_port(node.source)
         argv = [
             sys.executable,
             "-m",
@@ -274,7 +276,7 @@ class Lab:
             "--source-address",
             node.source,
             "--metrics-host",
-            "127.0.0.1",
+            node.source,
             "--metrics-port",
             str(node.metrics_port),
             "--exabgp-log-level",
@@ -308,8 +310,9 @@ class Lab:
     def metrics(self, i: int) -> str:
         import urllib.request
 
-        port = self.node(i).metrics_port
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        node = self.node(i)
+        url = f"http://{node.source}:{node.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
             return str(r.read().decode())
 
     def session_status(self, i: int) -> dict[str, Any] | None:
