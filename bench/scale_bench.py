@@ -87,6 +87,7 @@ SHUTDOWN_CEASE = "shutdown: every route withdrawn; Cease"  # the announcer's log
 FLIP_TIMEOUT = 15.0  # seconds a readiness flip may take to reach the router's RIB
 NARROWED = "EndpointSlice scope changed"  # the announcer's log line when it swaps its watch
 RETRIED = "list/watch failed"  # the informer's log line for each failed list or watch
+SETTLED_CORES = 0.25  # all announcers together, before a window (an eighth of this machine)
 CONVERGE_TIMEOUT = 1800.0  # seconds nodes started at once may take to have every route out
 
 
@@ -433,6 +434,23 @@ def announcer_cpu(cluster: Cluster) -> list[float]:
     return [cpu_seconds(cluster.pid(i)) or 0.0 for i in cluster.running]
 
 
+def wait_settled(cluster: Cluster, sample: float = 5.0, timeout: float = 900.0) -> float:
+    """Seconds until the announcers together use under ``SETTLED_CORES`` over one sample.
+
+    Converged is not idle: after its routes are out, each node still writes its
+    status and Events and collects the garbage of its first lists. A window started
+    then times readiness flips behind that backlog (100 nodes at the lowest priority
+    followed none within the flip timeout). Raises after ``timeout``.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        before = sum(announcer_cpu(cluster))
+        time.sleep(sample)
+        if (sum(announcer_cpu(cluster)) - before) / sample < SETTLED_CORES:
+            return round(time.monotonic() - t0, 1)
+    raise TimeoutError(f"the announcers still used {SETTLED_CORES} cores or more after {timeout} s")
+
+
 def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
     before = snapshot(cluster.cp)
     cpu_before = announcer_cpu(cluster)
@@ -560,8 +578,8 @@ def run(
                 "start_converged_s": round(took, 1),
                 "failed_lists_and_watches": sum(cluster.log_count(i, RETRIED) for i in new),
                 "load_1m_after_start": round(os.getloadavg()[0], 2),
+                "settled_after_s": wait_settled(cluster),
             }
-            time.sleep(5)
             step.update(window(cluster, seconds, rate))
             results["steps"][str(n)] = step
             progress(f"{n} announcers: {json.dumps(step)}")
