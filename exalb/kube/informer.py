@@ -28,6 +28,10 @@ OnChange = Callable[[str, Obj | None], None]
 log = structlog.get_logger("informer")
 
 FIRST_RETRY = 0.2  # seconds: a single dropped watch is back at once
+# Seconds without a failure after which the next one starts the schedule over, as
+# client-go's reflectors do after 2 min: a watch that ran for minutes before it broke
+# is not a failure in a row with an outage long gone.
+CALM = 120.0
 
 # How long a written object may stay ahead of the watch before the watch's word wins again
 # (only if the watch delivered the write's event before the writer reported it).
@@ -73,6 +77,26 @@ def retry_delay(failures: int, ceiling: float) -> float:
     """
     step = min(FIRST_RETRY * 2 ** min(failures - 1, 30), ceiling)
     return random.uniform(step / 2, step)
+
+
+class RetrySchedule:
+    """Failures in a row, and the delay each one earns; a calm spell starts it over."""
+
+    def __init__(self, ceiling: float) -> None:
+        self._ceiling = ceiling
+        self.failures = 0
+        self._last = float("-inf")
+
+    def failed(self, now: float) -> float:
+        """Count a failure at ``now`` (monotonic seconds); the delay before the next try."""
+        if now - self._last > CALM:
+            self.failures = 0
+        self.failures += 1
+        self._last = now
+        return retry_delay(self.failures, self._ceiling)
+
+    def succeeded(self) -> None:
+        self.failures = 0
 
 
 class Gone(Exception):
@@ -173,7 +197,7 @@ class Informer:
         return self.synced.wait(timeout)
 
     def _run(self) -> None:
-        failures = 0
+        retries = RetrySchedule(self._max_backoff)
         need_list = True
         while not self._stop.is_set():
             try:
@@ -181,7 +205,7 @@ class Informer:
                     self._relist()
                     need_list = False
                 self._watch()
-                failures = 0
+                retries.succeeded()
             except Gone:
                 self._log.info("watch expired (410), relisting")
                 need_list = True
@@ -191,12 +215,11 @@ class Informer:
                 self.last_error = describe(exc)
                 if status_of(exc) == 410:
                     need_list = True
-                failures += 1
-                delay = retry_delay(failures, self._max_backoff)
+                delay = retries.failed(time.monotonic())
                 self._log.warning(
                     "list/watch failed; keeping last known state",
                     error=self.last_error,
-                    failures=failures,
+                    failures=retries.failures,
                     retry_in=round(delay, 2),
                 )
                 self._stop.wait(delay)

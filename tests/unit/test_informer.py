@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exalb.kube.informer import FIRST_RETRY, Informer, retry_delay
+from exalb.kube.informer import CALM, FIRST_RETRY, Informer, RetrySchedule, retry_delay
 
 Obj = dict[str, Any]
 
@@ -129,3 +129,16 @@ def test_retries_spread_out_and_reach_the_ceiling() -> None:
     assert max(first) <= FIRST_RETRY  # a dropped watch comes back at once
     assert min(late) >= 15.0  # a long outage is not retried faster than every 15 s
     assert len({round(d, 3) for d in late}) > 150  # not every node at the same instant
+
+
+def test_failures_in_a_row_climb_to_the_ceiling_and_a_calm_spell_or_a_success_starts_over() -> None:
+    retries = RetrySchedule(30.0)
+    for t in range(12):  # an outage: one failure a second
+        delay = retries.failed(float(t))
+    assert retries.failures == 12 and delay >= 15.0
+    # A watch that ran longer than CALM before it broke is back at once, not after 30 s.
+    assert retries.failed(11.0 + CALM + 1) <= FIRST_RETRY
+    assert retries.failures == 1
+    retries.failed(200.0)
+    retries.succeeded()
+    assert retries.failed(201.0) <= FIRST_RETRY
