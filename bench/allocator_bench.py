@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.announcer_bench import cpu_seconds
+from bench.announcer_bench import cores_over, wait_quiet
 from bench.stats import IngressClock, summary_ms
 from exalb.assignments import LABEL
 from exalb.kube import rest
@@ -244,7 +244,8 @@ def _run(
                 raise RuntimeError("the watch saw every IP but a list does not")
             # What follows measures a steady state: the start-up's backlog (an Event per
             # allocated Service, the ConfigMaps, the pool status) is written first.
-            record(f"settled_after_{big}_s", wait_quiet(alloc))
+            quiet = wait_quiet({"allocator": alloc.proc.pid}, cores=0.05, sample=1.0, timeout=180)
+            record(f"settled_after_{big}_s", quiet)
             record(f"rss_at_{big}_kib", _rss(alloc))
             record(f"configmap_at_{big}", configmap_size(api))
             single = per_create(api, watch, alloc, "after", samples)
@@ -302,28 +303,11 @@ def _phases(alloc: AllocatorProc) -> dict[str, float]:
     return out
 
 
-def _cores(pids: dict[str, int], seconds: float) -> dict[str, float]:
-    """Each process's CPU, in cores, over the next ``seconds``."""
-    before, t0 = {n: cpu_seconds(p) or 0.0 for n, p in pids.items()}, time.monotonic()
-    time.sleep(seconds)
-    took = time.monotonic() - t0
-    return {n: ((cpu_seconds(p) or 0.0) - before[n]) / took for n, p in pids.items()}
-
-
 def idle_cpu(cp: ControlPlane, seconds: float = 10.0) -> dict[str, Any]:
     """The control plane's CPU (cores) over ``seconds`` in which nobody sends it a request:
     what it costs by itself at this size, beside what the creates measure."""
-    used = _cores({name: proc.pid for name, proc in cp.procs.items()}, seconds)
+    used = cores_over({name: proc.pid for name, proc in cp.procs.items()}, seconds)
     return {"cores": {n: round(c, 3) for n, c in used.items()}, "load_average": _load()}
-
-
-def wait_quiet(alloc: AllocatorProc, cores: float = 0.05, timeout: float = 180.0) -> float:
-    """Seconds until the allocator uses under ``cores`` of CPU over a whole second."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if _cores({"allocator": alloc.proc.pid}, 1.0)["allocator"] < cores:
-            return round(time.monotonic() - t0, 1)
-    raise RuntimeError(f"the allocator was still busy after {timeout} s")
 
 
 def _load() -> float:

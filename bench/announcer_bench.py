@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -286,6 +287,23 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cores_over(pids: Mapping[str, int], seconds: float) -> dict[str, float]:
+    """Each process's CPU, in cores, over the next ``seconds``."""
+    before, t0 = {n: cpu_seconds(p) or 0.0 for n, p in pids.items()}, time.monotonic()
+    time.sleep(seconds)
+    took = time.monotonic() - t0
+    return {n: ((cpu_seconds(p) or 0.0) - before[n]) / took for n, p in pids.items()}
+
+
+def wait_quiet(pids: Mapping[str, int], cores: float, sample: float, timeout: float) -> float:
+    """Seconds until the processes together use under ``cores`` over one ``sample``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if sum(cores_over(pids, sample).values()) < cores:
+            return round(time.monotonic() - t0, 1)
+    raise TimeoutError(f"{', '.join(pids)} still used {cores} cores or more after {timeout} s")
 
 
 class CpuSampler:

@@ -22,16 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from announcer.kube.heartbeat import HeartbeatWriter, put_body
+from bench.announcer_bench import cpu_seconds
 from exalb.kube import rest
 from testbed.binaries import ROOT
 from testbed.controlplane import ControlPlane
 
 NAMESPACE = "exalb-system"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def run(nodes: int, interval: float, seconds: float) -> dict[str, Any]:
@@ -44,9 +40,9 @@ def run(nodes: int, interval: float, seconds: float) -> dict[str, Any]:
         for w in writers:
             w.renew_once()  # creates each Lease: not counted
         pids = {name: cp.procs[name].popen.pid for name in ("kube-apiserver", "etcd")}
-        idle_from = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        idle_from = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
         time.sleep(seconds)
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
         idle = {name: (before[name] - idle_from[name]) / seconds for name in pids}
         latencies: list[float] = []
 
@@ -63,7 +59,7 @@ def run(nodes: int, interval: float, seconds: float) -> dict[str, Any]:
                 tick += 1
                 time.sleep(max(0.0, started + tick * interval - time.monotonic()))
         elapsed = time.monotonic() - started
-        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        after = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
         lease = api.get(f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/"
                         "exalb-announcer-node-0")  # fmt: skip
         latencies.sort()

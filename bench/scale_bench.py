@@ -62,7 +62,15 @@ from typing import Any
 from kubernetes import client
 
 import exalb.assignments as contract
-from bench.announcer_bench import NS, RibMonitor, cpu_seconds, rss_kib, rss_mib, write_shards
+from bench.announcer_bench import (
+    NS,
+    RibMonitor,
+    cpu_seconds,
+    rss_kib,
+    rss_mib,
+    wait_quiet,
+    write_shards,
+)
 from bench.stats import summary_ms
 from exalb.assignments.slicescope import SCOPE_ANNOTATION, SERVICE_LABEL, SLICE_SELECTOR
 from testbed.controlplane import ADMIN_TOKEN, ControlPlane, start_control_plane
@@ -434,21 +442,16 @@ def announcer_cpu(cluster: Cluster) -> list[float]:
     return [cpu_seconds(cluster.pid(i)) or 0.0 for i in cluster.running]
 
 
-def wait_settled(cluster: Cluster, sample: float = 5.0, timeout: float = 900.0) -> float:
-    """Seconds until the announcers together use under ``SETTLED_CORES`` over one sample.
+def wait_settled(cluster: Cluster) -> float:
+    """Seconds until the announcers together use under ``SETTLED_CORES`` over 5 s.
 
     Converged is not idle: after its routes are out, each node still writes its
     status and Events and collects the garbage of its first lists. A window started
     then times readiness flips behind that backlog (100 nodes at the lowest priority
-    followed none within the flip timeout). Raises after ``timeout``.
+    followed none within the flip timeout).
     """
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        before = sum(announcer_cpu(cluster))
-        time.sleep(sample)
-        if (sum(announcer_cpu(cluster)) - before) / sample < SETTLED_CORES:
-            return round(time.monotonic() - t0, 1)
-    raise TimeoutError(f"the announcers still used {SETTLED_CORES} cores or more after {timeout} s")
+    pids = {f"announcer-{i}": cluster.pid(i) for i in cluster.running}
+    return wait_quiet(pids, SETTLED_CORES, sample=5.0, timeout=900.0)
 
 
 def window(cluster: Cluster, seconds: float, rate: float) -> dict[str, Any]:
