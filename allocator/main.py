@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-import threading
+import time
 import uuid
 
 import structlog
@@ -31,6 +31,7 @@ from exalb.kube.lease import LeaderElector, LeaseConfig
 from exalb.kube.owner import service_account_owner
 from exalb.observability.http import HealthServer
 from exalb.observability.logging import configure
+from exalb.signals import StopSignals
 
 log = structlog.get_logger("allocator")
 
@@ -113,14 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     tune_gc_for_a_large_heap()
     configure(args.log_level, args.log_format)
     structlog.contextvars.bind_contextvars(component="allocator", identity=args.identity)
-    done = threading.Event()
-
-    def stop(signum: int, _frame: object) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop = StopSignals()
 
     api = rest.connect(args.kubeconfig, pool_size=32, user_agent="exalb-allocator")
     metrics = AllocatorMetrics()
@@ -174,11 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     allocator.start()
     peer_status.start()
     elector.start()
-    while not done.wait(0.1) and not allocator.synced():
-        pass
+    while not stop.received and not allocator.synced():
+        time.sleep(0.1)
     freeze_heap()
 
-    done.wait()
+    log.info("stopping", signal=stop.wait())
     elector.stop(release=True)  # writes stop first: is_leader() is false from here on
     allocator.stop()
     peer_status.stop()

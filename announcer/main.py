@@ -9,7 +9,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from exalb.kube.events import EventRecorder
 from exalb.kube.owner import service_account_owner
 from exalb.observability import logging as obslog
 from exalb.observability.http import HealthServer
+from exalb.signals import StopSignals
 
 log = structlog.get_logger("announcer")
 
@@ -296,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     reconciler.on_targets_changed = prober.wake
 
-    def bfd_changed(peer: str, up: bool) -> None:
-        metrics.bfd_session_up.labels(peer).set(int(up))
+    def bfd_changed(peer: str, up: bool | None) -> None:
+        if up is None:  # BFD no longer configured for the peer: the series is absent
+            metrics.bfd_session_up.remove_by_labels({"peer": peer})
+        else:
+            metrics.bfd_session_up.labels(peer).set(int(up))
         reconciler.changed("bfd", peer)
 
     sources.on_change = reconciler.changed
@@ -308,15 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     health.readiness["announced"] = announced_once(reconciler.announcing, args.ready_wait)
     health.liveness["exabgp"] = lambda: _exabgp_health(reconciler)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal received; shutting down", signal=signal.Signals(signum).name)
-        stop.set()
-
+    stop = StopSignals()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     status = StatusWriter(
         api, args.namespace, args.node_name, reconciler.status, args.status_interval
     )
@@ -341,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         bgp_secrets_namespace=args.bgp_secrets_namespace,
         metrics_port=health.port,
     )
-    stop.wait()
+    log.info("signal received; shutting down", signal=stop.wait())
     status.stop()
     prober.stop()
     reconciler.shutdown(
