@@ -1,7 +1,7 @@
-"""ExaBGP's own entry point, with eight small fixes applied first; argv as for ``exabgp``.
+"""ExaBGP's own entry point, with nine small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
-``exabgp`` script so that eight changes, each a few lines and each written so it could
+``exabgp`` script so that nine changes, each a few lines and each written so it could
 go upstream unchanged, are in place before ExaBGP starts. They are written against
 one ExaBGP release. At start the launcher applies them, then runs each on ExaBGP's own
 classes; if the release differs, a method a fix replaces whole is not the source it was
@@ -54,6 +54,14 @@ executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCE
    ``Family`` objects for it, where the cache it walks is already keyed by both. The fix
    queues the same withdrawals with the keys the cache holds: most of ExaBGP's work
    changing its RIB on SIGTERM.
+9. ExaBGP's signal handlers log (``SIGTERM received``, ``scheduling shutdown``). A
+   handler runs between two bytecodes of the main thread, possibly inside a write to
+   stderr that blocks because the announcer, busy shutting down, has not read its pipe
+   yet. The handler's own write then raises ``RuntimeError`` (a re-entrant write, or
+   nested handlers up to the recursion limit) in the reactor, wherever it was, and the
+   shutdown is never scheduled: ExaBGP ignores that SIGTERM and is killed 5 s later,
+   without its Cease. The fix records the signal without logging; the reactor logs its
+   shutdown when it acts on it.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
@@ -83,6 +91,7 @@ WITHDRAW_COPY = "withdraw-copy"
 SORT_KEY = "sort-key"
 SEND_UNPARSED = "send-unparsed"
 BULK_WITHDRAW = "bulk-withdraw"
+QUIET_SIGNALS = "quiet-signals"
 
 API_STEPS_PER_TURN = 2000
 
@@ -94,6 +103,21 @@ REPLACED_SOURCE = {
     "Update._split_nlris": "9d693e7f9bc15a49",
     "Protocol.send": "b5b0461338ed6d4b",
     "OutgoingRIB.withdraw": "7357bcddfa523751",
+    "Signal._defer_or_schedule": "59ea7274b5dc3a65",
+    "Signal.sigterm": "8a93960dc0fed8e7",
+    "Signal.sighup": "79be1678325b0f71",
+    "Signal.sigalrm": "97c866417bb2ece2",
+    "Signal.sigusr1": "bbf8ebc7f2287ad3",
+    "Signal.sigusr2": "92328099948dc952",
+}
+
+# ExaBGP's signal handlers and the action each schedules (``Signal``'s constants).
+SIGNAL_ACTIONS = {
+    "sigterm": "SHUTDOWN",
+    "sighup": "SHUTDOWN",
+    "sigalrm": "RESTART",
+    "sigusr1": "RELOAD",
+    "sigusr2": "FULL_RELOAD",
 }
 
 
@@ -280,6 +304,32 @@ def patch_send_unparsed() -> None:
     Protocol.send = send
 
 
+def patch_quiet_signals() -> None:
+    """Signal handlers that record the signal and write nothing."""
+    from exabgp.reactor.interrupt import Signal
+
+    expect_source(Signal._defer_or_schedule)
+    for name in SIGNAL_ACTIONS:
+        expect_source(getattr(Signal, name))
+
+    def schedule(self: Any, action: int, signum: int, _name: str) -> None:
+        if not self._ready:  # the reactor takes it up once it is ready
+            if all(pending != action for pending, _ in self._pending):
+                self._pending.append((action, signum))
+        elif not self.received:  # otherwise the previous signal is still being handled
+            self.received, self.number = action, signum
+
+    def handler(action: int) -> Callable[[Any, int, Any], None]:
+        def handle(self: Any, signum: int, _frame: Any) -> None:
+            self._defer_or_schedule(action, signum, "")
+
+        return handle
+
+    Signal._defer_or_schedule = schedule
+    for name, action in SIGNAL_ACTIONS.items():
+        setattr(Signal, name, handler(getattr(Signal, action)))
+
+
 def release_matches() -> bool:
     """Whether the installed ExaBGP is the release the fixes were written against."""
     try:
@@ -299,8 +349,9 @@ def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
     patch_sort_key()
     patch_send_unparsed()
     patch_bulk_withdraw()
+    patch_quiet_signals()
     applied = [REMOVE_SELF, STATIC_ATTRIBUTES, API_STEPS, WITHDRAW_COPY, SORT_KEY]
-    applied += [SEND_UNPARSED, BULK_WITHDRAW]
+    applied += [SEND_UNPARSED, BULK_WITHDRAW, QUIET_SIGNALS]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))
@@ -318,6 +369,7 @@ def verify(applied: list[str], environ: Mapping[str, str] = os.environ) -> None:
         SORT_KEY: _sort_key_holds,
         SEND_UNPARSED: _send_unparsed_holds,
         BULK_WITHDRAW: _bulk_withdraw_holds,
+        QUIET_SIGNALS: _quiet_signals_hold,
         CONNECT_RETRY: lambda: _connect_retry_holds(float(environ[CONNECT_RETRY_ENV])),
     }
     for name in applied:
@@ -438,6 +490,28 @@ def _bulk_withdraw_holds() -> bool:
     withdrawn = {Action.WITHDRAW} == {c.nlri.action for c in bulk.queued_changes()}
     same = queued(bulk) == queued(by_route) and not list(bulk.cached_changes())
     return not routed and withdrawn and same
+
+
+def _quiet_signals_hold() -> bool:
+    """A SIGTERM schedules the shutdown with ExaBGP's log unusable (no OS handler is set)."""
+    from exabgp.logger import log
+    from exabgp.reactor.interrupt import Signal
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError("a signal handler wrote to the log")
+
+    handlers = Signal.__new__(Signal)  # not __init__: that installs the handlers for real
+    handlers.received, handlers.number, handlers._ready, handlers._pending = 0, 0, True, []
+    saved = inspect.getattr_static(log, "critical")
+    log.critical = refuse
+    try:
+        handlers.sigterm(15, None)
+        handlers.sigusr1(10, None)  # ignored: the shutdown is still to be handled
+    except RuntimeError:
+        return False
+    finally:
+        log.critical = saved
+    return bool(handlers.received == Signal.SHUTDOWN and handlers.number == 15)
 
 
 def _sort_key_holds() -> bool:

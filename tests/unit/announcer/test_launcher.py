@@ -26,6 +26,7 @@ from exabgp.protocol.family import AFI, SAFI
 from exabgp.protocol.ip import IP, IPSelf
 from exabgp.reactor.asynchronous import ASYNC
 from exabgp.reactor.delay import Delay
+from exabgp.reactor.interrupt import Signal
 from exabgp.reactor.protocol import Protocol
 from exabgp.rib.change import Change
 from exabgp.rib.outgoing import OutgoingRIB
@@ -47,6 +48,8 @@ def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Update, "_split_nlris", Update._split_nlris)
     monkeypatch.setattr(Protocol, "send", Protocol.send)
     monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
+    for name in [*launcher.SIGNAL_ACTIONS, "_defer_or_schedule"]:
+        monkeypatch.setattr(Signal, name, getattr(Signal, name))
 
 
 def _change(next_hop: IP) -> Change:
@@ -74,6 +77,7 @@ def test_release_is_the_one_the_fixes_were_written_for() -> None:
         launcher.SORT_KEY,
         launcher.SEND_UNPARSED,
         launcher.BULK_WITHDRAW,
+        launcher.QUIET_SIGNALS,
     ]
 
 
@@ -88,6 +92,7 @@ def test_every_applied_fix_is_verified_to_hold() -> None:
         launcher.SORT_KEY,
         launcher.SEND_UNPARSED,
         launcher.BULK_WITHDRAW,
+        launcher.QUIET_SIGNALS,
         launcher.CONNECT_RETRY,
     ]
     launcher.verify(applied, env)  # raises if one did not hold
@@ -103,6 +108,7 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         launcher.SORT_KEY: (Update, "_split_nlris", Update._split_nlris),
         launcher.SEND_UNPARSED: (Protocol, "send", Protocol.send),
         launcher.BULK_WITHDRAW: (OutgoingRIB, "withdraw", OutgoingRIB.withdraw),
+        launcher.QUIET_SIGNALS: (Signal, "sigterm", Signal.sigterm),
     }
     if name == launcher.STATIC_ATTRIBUTES:
         before = ParseStatic.known["attributes"]
@@ -146,6 +152,7 @@ def test_another_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         (Update, "_split_nlris", launcher.patch_sort_key),
         (Protocol, "send", launcher.patch_send_unparsed),
         (OutgoingRIB, "withdraw", launcher.patch_bulk_withdraw),
+        (Signal, "_defer_or_schedule", launcher.patch_quiet_signals),
     ],
 )
 def test_a_method_replaced_whole_must_be_the_source_its_fix_was_written_for(
@@ -364,6 +371,31 @@ def test_a_sent_update_reaches_the_api_as_its_packet_without_decoding_with_the_f
     assert decoded == []
     packets, parsed = _sent_to_api(PARSED_ONLY, raw)  # the parsed form asked for: decoded
     assert packets == [] and len(parsed[0].nlris) == 30 and decoded == [raw[19:]]
+
+
+def _handled(signals: list[int], ready: bool) -> list[str]:
+    """Deliver ``signals`` to ExaBGP's handlers (called directly: no OS handler is set);
+    what they wrote to ExaBGP's log, and what the reactor will act on, last."""
+    written: list[str] = []
+    handlers = Signal.__new__(Signal)
+    handlers.received, handlers.number, handlers._ready, handlers._pending = 0, 0, ready, []
+    names = {15: handlers.sigterm, 1: handlers.sighup, 10: handlers.sigusr1}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(log, "critical", lambda message, *_: written.append(message()))
+        for signum in signals:
+            names[signum](signum, None)
+    pending = [Signal.name(action) for action, _ in handlers._pending]
+    return [*written, f"received={Signal.name(handlers.received)}", *pending]
+
+
+def test_signal_handlers_write_nothing_and_schedule_the_same_with_the_fix() -> None:
+    shipped = _handled([15, 10], True)
+    assert shipped[:2] == ["SIGTERM received", "scheduling shutdown"]  # writes: the hazard
+    assert shipped[-1] == "received=shutdown"
+    launcher.apply({})
+    assert _handled([15, 10], True) == ["received=shutdown"]
+    # Before the reactor is ready, signals wait in its queue, one per action, as shipped.
+    assert _handled([10, 15, 1], False) == ["received=none", "reload", "shutdown"]
 
 
 def _waits(d: Delay, attempts: int) -> list[int]:
