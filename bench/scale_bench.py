@@ -42,6 +42,7 @@ Window 0 (no announcers) is the "without exalb" figure; the difference is exalb'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -49,6 +50,7 @@ import shutil
 import signal
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -272,16 +274,24 @@ class Cluster:
         assert proc is not None
         return proc.pid
 
-    def stop_all(self) -> None:
-        """SIGTERM every announcer at once (as a DaemonSet's pods are deleted), wait for all."""
+    def stop_all(self) -> int:
+        """SIGTERM every announcer at once (as a DaemonSet's pods are deleted), wait for all.
+
+        One SIGTERM each, as the kubelet sends it; SIGKILL for any still running at 30 s.
+        Returns how many needed the SIGKILL.
+        """
         assert self.lab is not None
-        procs = [self.lab.node(i).proc for i in self.running]
+        procs = [p for p in (self.lab.node(i).proc for i in self.running) if p is not None]
         for p in procs:
-            if p is not None:
-                p.signal(15)
+            p.signal(15)
+        deadline = time.monotonic() + 30
+        killed = 0
         for p in procs:
-            if p is not None:
-                p.stop(timeout=30)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.popen.wait(max(0.0, deadline - time.monotonic()))
+            killed += p.alive()
+            p.stop(timeout=0)  # reaps it, and kills whatever is left in its group
+        return killed
 
     def close(self) -> None:
         if self.lab is not None:
@@ -492,7 +502,7 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
     said = {i: cluster.log_count(i, SHUTDOWN_CEASE) for i in nodes}
     retried = sum(cluster.log_count(i, RETRIED) for i in nodes)
     t0 = time.monotonic()
-    cluster.stop_all()
+    killed = cluster.stop_all()
     stopped = time.monotonic() - t0
     left = cluster.path_count()  # SIGTERM withdraws: what the router has yet to take out
     emptied = cluster.wait_empty(120)
@@ -509,6 +519,7 @@ def full_restart(cluster: Cluster) -> dict[str, Any]:
     return {
         "nodes": len(nodes),
         "all_stopped_s": round(stopped, 1),
+        "nodes_killed_at_30s": killed,
         "paths_left_after_stop": left,
         "router_empty_after_stop_s": emptied,
         "nodes_withdrew_then_ceased": ceased,

@@ -28,6 +28,7 @@ def test_the_scale_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     restart = out["full_restart"]
     assert restart["nodes"] == 3 and restart["paths_left_after_stop"] == 0
     assert restart["converged_s"] > 0
+    assert restart["nodes_killed_at_30s"] == 0
     assert restart["nodes_withdrew_then_ceased"] == 3
     # Counted from the announcers' logs; on a quiet tiny cluster no list or watch fails.
     assert full["failed_lists_and_watches"] == restart["failed_lists_and_watches"] == 0
