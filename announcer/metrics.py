@@ -175,6 +175,33 @@ class Metrics:
         )
         self._shown: dict[tuple[str, str], tuple[str, ...]] = {}
 
+    def forget_peer(self, peer: str) -> None:
+        """Drop every series of a peer that no longer selects this node.
+
+        A series left at 0 would page for a session nobody wants (the session-down
+        alerts). ``peer_problem`` is the reports' to keep: it covers peers that still
+        select this node but cannot be used.
+        """
+        session_metrics: list[Gauge | Counter | Histogram] = [
+            self.session_up,
+            self.bfd_session_up,
+            self.announced,
+            self.updates_sent,
+            self.ack_latency,
+            self.command_errors,
+            self.exabgp_restarts,
+            self.session_state,
+            self.session_state_since,
+            self.negotiated_hold_time,
+            self.notifications,
+            self.last_notification,
+            self.last_notification_time,
+        ]
+        for metric in session_metrics:
+            metric.remove_by_labels({"peer": peer})
+        for key in [k for k in self._shown if k[0] == peer]:
+            del self._shown[key]
+
     def record_session(self, peer: str, record: SessionRecord, event: SessionEvent) -> None:
         """Set the session metrics from ``record``, which ``event`` just changed."""
         for state in SESSION_STATES:

@@ -509,11 +509,18 @@ class Reconciler:
                 continue
             wanted[p.name] = key
         wanted = self._without_bfd_down(ctx.peers, wanted)
+        # Peers selecting this node keep their series while their session is down.
+        selecting = {p.name for p in ctx.peers} | self._unusable.keys()
         with self._lock:
             for name in [n for n in self._speakers if n not in wanted]:
                 _, old = self._speakers.pop(name)
-                self._log.info("peer no longer selects this node; closing", peer=name)
-                self._retire(name, old)
+                if name in selecting:
+                    self._log.info(
+                        "closing the session; the peer still selects this node", peer=name
+                    )
+                else:
+                    self._log.info("peer no longer selects this node; closing", peer=name)
+                self._retire(name, old, forget=name not in selecting)
             for name, key in wanted.items():
                 current = self._speakers.get(name)
                 if current is not None and current[0] != key:
@@ -545,12 +552,22 @@ class Reconciler:
             self._log.warning("BFD is down; holding the BGP session down", peer=name)
         return {n: k for n, k in wanted.items() if n not in held}
 
-    def _retire(self, name: str, speaker: Speaker) -> None:
-        """Shut ``speaker`` down in the background; the peer's next speaker waits for it."""
+    def _retire(self, name: str, speaker: Speaker, forget: bool = False) -> None:
+        """Shut ``speaker`` down in the background; the peer's next speaker waits for it.
+
+        ``forget``: the peer no longer selects this node, and its metric series go once
+        the speaker has stopped (it reports its session down on the way).
+        """
         for peer in [p for p, s in self._retiring.items() if s.wait_stopped(0)]:
             del self._retiring[peer]
         self._retiring[name] = speaker
-        threading.Thread(target=speaker.shutdown, daemon=True).start()
+        threading.Thread(target=self._shut_down, args=(name, speaker, forget), daemon=True).start()
+
+    def _shut_down(self, name: str, speaker: Speaker, forget: bool) -> None:
+        speaker.shutdown()
+        with self._lock:
+            if forget and name not in self._speakers:  # not selecting this node again since
+                self.metrics.forget_peer(name)
 
     def _hand_routes(self, touched: Touched | None, decided_at: float) -> None:
         """Each speaker gets its peer's routes: all of them, or the ``touched`` prefixes."""

@@ -45,12 +45,13 @@ class BfdSpeaker:
     """Runs the daemon, keeps it configured, and reports each peer's up/down.
 
     ``on_change(peer, up)`` runs on this object's reader thread, once per change of
-    up-ness; it must not block for long. ``argv_prefix`` runs the daemon through a
-    wrapper (tests use ``ip netns exec <ns>``).
+    up-ness, and with ``up=None`` (from :meth:`configure`) once a peer's session is no
+    longer wanted: no BFD to report on. It must not block for long. ``argv_prefix``
+    runs the daemon through a wrapper (tests use ``ip netns exec <ns>``).
     """
 
     def __init__(
-        self, on_change: Callable[[str, bool], None], argv_prefix: Sequence[str] = ()
+        self, on_change: Callable[[str, bool | None], None], argv_prefix: Sequence[str] = ()
     ) -> None:
         self.on_change = on_change
         self.argv = [*argv_prefix, sys.executable, "-m", "announcer.bfd.daemon"]
@@ -82,12 +83,14 @@ class BfdSpeaker:
         with self.lock:
             lines = [p.command() for n, p in wanted.items() if self.wanted.get(n) != p]
             lines += [f"remove {n}\n" for n in self.wanted.keys() - wanted.keys()]
-            gone = [n for n in self.wanted.keys() - wanted.keys() if self.up.pop(n, False)]
+            gone = sorted(self.wanted.keys() - wanted.keys())
+            for name in gone:
+                self.up.pop(name, None)
             self.ever_up &= wanted.keys()
             self.wanted = wanted
             self._write("".join(lines))
         for name in gone:
-            self.on_change(name, False)
+            self.on_change(name, None)
 
     def is_up(self, name: str) -> bool:
         with self.lock:

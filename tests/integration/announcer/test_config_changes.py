@@ -44,12 +44,19 @@ def test_a_peer_change_restarts_only_that_peer(lab: Lab, router: RouterFactory) 
     b.wait_rib("b's session restarted", lambda _: b.uptime_since(lab.source(1)) != since_b)
     b.wait_next_hops(PREFIX, {lab.hop(1)})
     assert same_session(since_a, a.uptime_since(lab.source(1)), changed)
+    up_b = 'exalb_announcer_bgp_session_up{peer="b"} 1.0'
+    wait_for("b's restarted session reported up", lambda: up_b in lab.metrics(1), 10)
 
     lab.delete_peer("b")
     b.wait_absent(PREFIX)
+    # A deleted peer is no session down: none of its series is left to alert on.
+    wait_for("b's series gone", lambda: 'peer="b"' not in lab.metrics(1), 10)
     settle(1)
     assert same_session(since_a, a.uptime_since(lab.source(1)), changed)
     assert {p.next_hop for p in a.rib()[PREFIX]} == {lab.hop(1)}
+    served = lab.metrics(1)
+    assert 'exalb_announcer_bgp_session_up{peer="a"} 1.0' in served
+    assert 'peer="b"' not in served
 
 
 def _full_passes(lab: Lab, i: int) -> float:

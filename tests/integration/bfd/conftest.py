@@ -18,10 +18,10 @@ from testbed.bfd import NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, FrrBfdd, Link
 class Changes:
     """Every ``on_change`` call with its monotonic time, for asserting on timing."""
 
-    events: list[tuple[float, str, bool]] = field(default_factory=list)
+    events: list[tuple[float, str, bool | None]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    def __call__(self, peer: str, up: bool) -> None:
+    def __call__(self, peer: str, up: bool | None) -> None:
         with self.arrived:
             self.events.append((time.monotonic(), peer, up))
             self.arrived.notify_all()
