@@ -1,7 +1,7 @@
-"""ExaBGP's own entry point, with nine small fixes applied first; argv as for ``exabgp``.
+"""ExaBGP's own entry point, with ten small fixes applied first; argv as for ``exabgp``.
 
 The announcer runs ExaBGP as ``python launcher.py server <config>`` instead of the
-``exabgp`` script so that nine changes, each a few lines and each written so it could
+``exabgp`` script so that ten changes, each a few lines and each written so it could
 go upstream unchanged, are in place before ExaBGP starts. They are written against
 one ExaBGP release. At start the launcher applies them, then runs each on ExaBGP's own
 classes; if the release differs, a method a fix replaces whole is not the source it was
@@ -62,6 +62,13 @@ executable with ``--exabgp`` and gets none of the fixes. Figures: bench/ANNOUNCE
    shutdown is never scheduled: ExaBGP ignores that SIGTERM and is killed 5 s later,
    without its Cease. The fix records the signal without logging; the reactor logs its
    shutdown when it acts on it.
+10. ``OutgoingRIB.updates`` groups the routes of one attribute set into one UPDATE for
+   IPv4 unicast only (with ``group-updates``, ExaBGP's default); every IPv6 unicast
+   route got an UPDATE of its own: 10,000 messages, each reported to the announcer, to
+   withdraw 10,000 IPv6 routes on SIGTERM. ``Update.messages`` already packs many
+   IPv6 NLRIs into MP_REACH_NLRI (one per next hop) and MP_UNREACH_NLRI attributes up
+   to the message size, so the fix merges consecutive IPv6 unicast UPDATEs of one
+   attribute set, in order, into one ``Update``.
 
 Runs as a script (not ``-m announcer...``) so ExaBGP's process imports nothing of ours.
 """
@@ -92,6 +99,7 @@ SORT_KEY = "sort-key"
 SEND_UNPARSED = "send-unparsed"
 BULK_WITHDRAW = "bulk-withdraw"
 QUIET_SIGNALS = "quiet-signals"
+GROUP_IPV6 = "group-ipv6"
 
 API_STEPS_PER_TURN = 2000
 
@@ -330,6 +338,44 @@ def patch_quiet_signals() -> None:
         setattr(Signal, name, handler(getattr(Signal, action)))
 
 
+def patch_group_ipv6() -> None:
+    """Merge the one-route UPDATEs ExaBGP makes for IPv6 unicast, per attribute set."""
+    from exabgp.bgp.message.update import Update
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    original = OutgoingRIB.updates
+    ipv6_unicast = (AFI.ipv6, SAFI.unicast)
+
+    def single_ipv6(message: Any) -> bool:
+        return (
+            isinstance(message, Update)
+            and len(message.nlris) == 1
+            and message.nlris[0].family().afi_safi() == ipv6_unicast
+        )
+
+    def updates(self: Any, grouped: bool) -> Any:
+        attributes: Any = None  # of the run of IPv6 UPDATEs being merged
+        nlris: list[Any] = []
+        for message in original(self, grouped):
+            if grouped and single_ipv6(message):
+                if nlris and message.attributes is attributes:
+                    nlris.append(message.nlris[0])
+                    continue
+                if nlris:
+                    yield Update(nlris, attributes)
+                attributes, nlris = message.attributes, [message.nlris[0]]
+                continue
+            if nlris:
+                yield Update(nlris, attributes)
+                nlris = []
+            yield message
+        if nlris:
+            yield Update(nlris, attributes)
+
+    OutgoingRIB.updates = updates
+
+
 def release_matches() -> bool:
     """Whether the installed ExaBGP is the release the fixes were written against."""
     try:
@@ -350,8 +396,9 @@ def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
     patch_send_unparsed()
     patch_bulk_withdraw()
     patch_quiet_signals()
+    patch_group_ipv6()
     applied = [REMOVE_SELF, STATIC_ATTRIBUTES, API_STEPS, WITHDRAW_COPY, SORT_KEY]
-    applied += [SEND_UNPARSED, BULK_WITHDRAW, QUIET_SIGNALS]
+    applied += [SEND_UNPARSED, BULK_WITHDRAW, QUIET_SIGNALS, GROUP_IPV6]
     retry = environ.get(CONNECT_RETRY_ENV)
     if retry:
         patch_connect_retry(float(retry))
@@ -370,6 +417,7 @@ def verify(applied: list[str], environ: Mapping[str, str] = os.environ) -> None:
         SEND_UNPARSED: _send_unparsed_holds,
         BULK_WITHDRAW: _bulk_withdraw_holds,
         QUIET_SIGNALS: _quiet_signals_hold,
+        GROUP_IPV6: _group_ipv6_holds,
         CONNECT_RETRY: lambda: _connect_retry_holds(float(environ[CONNECT_RETRY_ENV])),
     }
     for name in applied:
@@ -512,6 +560,30 @@ def _quiet_signals_hold() -> bool:
     finally:
         log.critical = saved
     return bool(handlers.received == Signal.SHUTDOWN and handlers.number == 15)
+
+
+def _group_ipv6_holds() -> bool:
+    """Three IPv6 routes of one attribute set queued, withdrawn: one UPDATE each time."""
+    from exabgp.bgp.message import Action
+    from exabgp.bgp.message.update.attribute import Attributes
+    from exabgp.bgp.message.update.nlri import CIDR, INET
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.protocol.ip import IP
+    from exabgp.rib.change import Change
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    _silence_log()
+    rib = OutgoingRIB(True, [(AFI.ipv6, SAFI.unicast)])
+    shared = Attributes()
+    for i in range(3):
+        nlri = INET(AFI.ipv6, SAFI.unicast, Action.ANNOUNCE)
+        nlri.cidr = CIDR(IP.pton(f"2001:db8::{i + 1}"), 128)
+        nlri.nexthop = IP.create("2001:db8::ff")
+        rib.add_to_rib(Change(nlri, shared))
+    announced = [len(u.nlris) for u in rib.updates(True)]
+    rib.withdraw()
+    withdrawn = [len(u.nlris) for u in rib.updates(True)]
+    return announced == withdrawn == [3]
 
 
 def _sort_key_holds() -> bool:

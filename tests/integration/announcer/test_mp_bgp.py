@@ -58,3 +58,45 @@ def test_one_ipv4_session_carries_the_128_once_the_peer_asks(
     lab.patch_peer("tor", {"dualStackAddressFamily": False})
     wait_for("the /128 withdrawn", lambda: not _paths(r, f"{V6}/128"), timeout=30, interval=0.2)
     _wait_paths(r, f"{V4}/32", v4_paths)
+
+
+MANY = 300  # IPv6 Services, one /128 each
+
+
+def _accepted_v6(r: Frr, peer: str) -> int:
+    family = r.neighbor_raw(peer).get("addressFamilyInfo", {}).get("ipv6Unicast", {})
+    return int(family.get("acceptedPrefixCounter", 0))
+
+
+def test_many_ipv6_routes_share_updates_and_sigterm_withdraws_each_one(
+    lab: Lab, router: RouterFactory
+) -> None:
+    """The launcher's group-ipv6 fix at a router: a few UPDATEs each way, not one a route.
+
+    On SIGTERM every /128 is withdrawn explicitly before the Cease (the announcer reads
+    each withdrawal from the UPDATEs ExaBGP sends), so the log says so and FRR, which
+    counts the UPDATEs it received, holds none of the routes after.
+    """
+    r = router("frr", lab.router_ip, 64512, lab.neighbors(1))
+    assert isinstance(r, Frr)
+    lab.add_peer("tor", r, dualStackAddressFamily=True)
+    lab.add_node(1)
+    names = [f"v6-{i}" for i in range(MANY)]
+    for name in names:
+        lab.set_endpoints(name, {1: True})
+    peer = lab.source(1)
+    before = r.updates_received(peer)
+    lab.set_assignments([lab.assignment(n, f"2001:db8:5::{i + 1:x}") for i, n in enumerate(names)])
+    wait_for(f"FRR accepted {MANY} /128s", lambda: _accepted_v6(r, peer) == MANY, 60)
+    announced = r.updates_received(peer) - before
+    assert announced <= 10, f"{announced} UPDATEs announced {MANY} IPv6 routes"
+
+    before = r.updates_received(peer)
+    proc = lab.node(1).proc
+    assert proc is not None
+    lab.stop_announcer(1)
+    assert _accepted_v6(r, peer) == 0
+    log = proc.log.read_text()
+    assert "shutdown: every route withdrawn; Cease" in log
+    withdrew = r.updates_received(peer) - before
+    assert 1 <= withdrew <= 10, f"{withdrew} UPDATEs withdrew {MANY} IPv6 routes"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from exabgp.bgp.message import Action
 from exabgp.bgp.message.update import Update
-from exabgp.bgp.message.update.attribute import Attributes
+from exabgp.bgp.message.update.attribute import Attributes, Origin
 from exabgp.bgp.message.update.nlri import CIDR, INET
 from exabgp.bgp.neighbor import Neighbor
 from exabgp.configuration.configuration import Configuration
@@ -45,6 +45,7 @@ def restore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ASYNC, "LIMIT", ASYNC.LIMIT)
     monkeypatch.setattr(OutgoingRIB, "del_from_rib", OutgoingRIB.del_from_rib)
     monkeypatch.setattr(OutgoingRIB, "withdraw", OutgoingRIB.withdraw)
+    monkeypatch.setattr(OutgoingRIB, "updates", OutgoingRIB.updates)
     monkeypatch.setattr(Update, "_split_nlris", Update._split_nlris)
     monkeypatch.setattr(Protocol, "send", Protocol.send)
     monkeypatch.setitem(ParseStatic.known, "attributes", ParseStatic.known["attributes"])
@@ -76,6 +77,7 @@ ALL_FIXES = [
     launcher.SEND_UNPARSED,
     launcher.BULK_WITHDRAW,
     launcher.QUIET_SIGNALS,
+    launcher.GROUP_IPV6,
     launcher.CONNECT_RETRY,
 ]
 
@@ -104,6 +106,7 @@ def _undo(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         launcher.SEND_UNPARSED: (Protocol, "send", Protocol.send),
         launcher.BULK_WITHDRAW: (OutgoingRIB, "withdraw", OutgoingRIB.withdraw),
         launcher.QUIET_SIGNALS: (Signal, "sigterm", Signal.sigterm),
+        launcher.GROUP_IPV6: (OutgoingRIB, "updates", OutgoingRIB.updates),
     }
     if name == launcher.STATIC_ATTRIBUTES:
         before = ParseStatic.known["attributes"]
@@ -379,6 +382,47 @@ def test_signal_handlers_write_nothing_and_schedule_the_same_with_the_fix() -> N
     assert _handled([15, 10], True) == ["received=shutdown"]
     # Before the reactor is ready, signals wait in its queue, one per action, as shipped.
     assert _handled([10, 15, 1], False) == ["received=none", "reload", "shutdown"]
+
+
+def _ipv6_on_the_wire(fixed: bool) -> tuple[int, list[tuple[str, str, str, str]]]:
+    """Announce 300 IPv6 routes (two attribute sets, two next hops), then withdraw them all:
+    the messages it takes, and every (action, prefix, next hop, attributes) they carry."""
+    from exabgp.bgp.message.direction import Direction
+
+    if fixed:
+        launcher.apply({})
+    launcher._silence_log()
+    negotiated = _negotiated()
+    negotiated.families = [(AFI.ipv6, SAFI.unicast)]
+    rib = OutgoingRIB(True, [(AFI.ipv6, SAFI.unicast)])
+    plain, tagged = Attributes(), Attributes()
+    tagged.add(Origin(Origin.IGP))
+    for i in range(300):
+        nlri = INET(AFI.ipv6, SAFI.unicast, Action.ANNOUNCE)
+        nlri.cidr = CIDR(IP.pton(f"2001:db8::{i + 1:x}"), 128)
+        nlri.nexthop = IP.create(f"2001:db8:ff::{i % 2 + 1}")
+        rib.add_to_rib(Change(nlri, tagged if i % 3 else plain))
+    carried, messages = [], 0
+    for step in ("announce", "withdraw"):
+        if step == "withdraw":
+            rib.withdraw()
+        for update in rib.updates(True):
+            for raw in update.messages(negotiated):
+                messages += 1
+                decoded = Update.unpack_message(bytes(raw)[19:], Direction.OUT, negotiated)
+                carried += [
+                    (step, str(n.cidr), str(n.nexthop), str(decoded.attributes))
+                    for n in decoded.nlris
+                ]
+    return messages, sorted(carried)
+
+
+def test_ipv6_routes_of_one_attribute_set_share_updates_with_the_fix() -> None:
+    shipped_messages, shipped = _ipv6_on_the_wire(fixed=False)
+    messages, carried = _ipv6_on_the_wire(fixed=True)
+    assert shipped_messages == 600  # ExaBGP as shipped: an UPDATE per route, each way
+    assert messages <= 8  # per way: a message per attribute set and next hop
+    assert carried == shipped and len(carried) == 600
 
 
 def _waits(d: Delay, attempts: int) -> list[int]:
