@@ -42,7 +42,7 @@ NS = "exalb-system"
 APPS = "bench-apps"
 POOL_NET = ipaddress.IPv4Network("203.0.113.0/24")
 HERE = Path(__file__).resolve().parent
-BULK_NET = ipaddress.ip_network("100.64.0.0/18")  # bookkeeping only, never a traffic target
+BULK_NET = ipaddress.ip_network("198.18.0.0/18")  # routes only: nothing sends to them
 
 
 class RibMonitor:

@@ -72,8 +72,8 @@ def test_endpoints_from() -> None:
     s = {
         "metadata": {"namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
         "endpoints": [
-            {"addresses": ["10.0.0.1"], "nodeName": "n1", "conditions": {}},
-            {"addresses": ["10.0.0.2"], "nodeName": "n2", "conditions": {"ready": False}},
+            {"addresses": ["192.0.2.1"], "nodeName": "n1", "conditions": {}},
+            {"addresses": ["192.0.2.2"], "nodeName": "n2", "conditions": {"ready": False}},
             {"addresses": [], "nodeName": "n3", "conditions": {"ready": True}},
         ],
     }

@@ -15,9 +15,9 @@ SLICE = {
     },
     "addressType": "IPv4",
     "endpoints": [
-        {"addresses": ["10.0.0.1", "10.0.0.2"], "nodeName": "n1", "conditions": {"ready": True}},
+        {"addresses": ["192.0.2.1", "192.0.2.2"], "nodeName": "n1", "conditions": {"ready": True}},
         {"addresses": [], "nodeName": "n2", "conditions": {"ready": True}},
-        {"addresses": ["10.0.0.3"], "nodeName": "n3", "conditions": {"ready": False}},
+        {"addresses": ["192.0.2.3"], "nodeName": "n3", "conditions": {"ready": False}},
     ],
 }
 
