@@ -95,12 +95,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--baseline-code", type=Path, required=True)
-    ap.add_argument("--routes", type=int, default=10_000)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds per tree")
-    args = ap.parse_args(argv)
+def run(baseline: Path, routes: int, rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` rounds of each tree, alternating: this one first, then ``baseline``."""
     work = Path(tempfile.mkdtemp(prefix="exalb-ipv6-bench-"))
     cp = start_control_plane(work / "cp")
     router: Frr | None = None
@@ -122,24 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         lab.add_peer("tor", router, dualStackAddressFamily=True)
         lab.add_pool("bulk", [str(BULK_NET)])
         lab.add_node(1, start=False)
-        hosts = [str(a) for a, _ in zip(BULK_NET.hosts(), range(args.routes), strict=False)]
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda i: lab.set_endpoints(f"s{i}", {1: True}), range(args.routes)))
-        entries = {
-            a.key: contract.encode(a)
-            for a in (
-                contract.Assignment(NS, f"s{i}", f"u{i}", (h,), "bulk") for i, h in enumerate(hosts)
-            )
-        }
-        write_shards(core, entries, contract.shard_count(entries))
+        publish(lab, core, routes)
         runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
-        for _ in range(args.rounds):
-            for name, code in (("this", ROOT), ("baseline", args.baseline_code.resolve())):
-                run = one_round(lab, router, code, args.routes)
-                print(f"{name}: {json.dumps(run)}", flush=True)
-                runs[name].append(run)
-        print(json.dumps({name: summary(r) for name, r in runs.items()}, indent=2))
-        return 0
+        for _ in range(rounds):
+            for name, code in (("this", ROOT), ("baseline", baseline.resolve())):
+                result = one_round(lab, router, code, routes)
+                print(f"{name}: {json.dumps(result)}", flush=True)
+                runs[name].append(result)
+        return runs
     finally:
         if lab is not None:
             lab.close()
@@ -147,6 +133,31 @@ def main(argv: list[str] | None = None) -> int:
             router.stop()
         cp.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def publish(lab: Lab, core: Any, routes: int) -> None:
+    """``routes`` IPv6 Services, each with a ready endpoint on node 1 and an assignment."""
+    hosts = [str(a) for a, _ in zip(BULK_NET.hosts(), range(routes), strict=False)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: lab.set_endpoints(f"s{i}", {1: True}), range(routes)))
+    entries = {
+        a.key: contract.encode(a)
+        for a in (
+            contract.Assignment(NS, f"s{i}", f"u{i}", (h,), "bulk") for i, h in enumerate(hosts)
+        )
+    }
+    write_shards(core, entries, contract.shard_count(entries))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--baseline-code", type=Path, required=True)
+    ap.add_argument("--routes", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per tree")
+    args = ap.parse_args(argv)
+    runs = run(args.baseline_code, args.routes, args.rounds)
+    print(json.dumps({name: summary(r) for name, r in runs.items()}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
