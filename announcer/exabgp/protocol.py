@@ -71,11 +71,11 @@ def parse(line: bytes) -> Event | None:
     if neighbor.get("direction") == "send":
         return _sent(kind, neighbor.get("message"))
     if kind == "update":
-        return _end_of_rib(neighbor.get("message") or {})
+        return _end_of_rib(_object(neighbor.get("message")))
     if kind == "notification":
         return _received_notification(neighbor)
     if kind == "negotiated":
-        return _negotiated(neighbor.get("negotiated") or {})
+        return _negotiated(_object(neighbor.get("negotiated")))
     return None
 
 
@@ -106,8 +106,7 @@ def _end_of_rib(message: dict[str, Any]) -> EndOfRib | None:
 
 def _received_notification(neighbor: dict[str, Any]) -> Notification:
     """ExaBGP decodes a received RFC 8203 text as ``Shutdown Communication: "..."``."""
-    n = neighbor.get("notification")
-    n = n if isinstance(n, dict) else {}
+    n = _object(neighbor.get("notification"))
     text = str(n.get("message") or "")
     found = _COMMUNICATION.fullmatch(text)
     if found:
@@ -119,20 +118,29 @@ def _received_notification(neighbor: dict[str, Any]) -> Notification:
 
 def _negotiated(n: dict[str, Any]) -> Negotiated:
     """The capabilities both sides agreed on, named as the routers' own CLIs name them."""
-    caps = [str(f) for f in n.get("families") or []]
+    caps = [str(f) for f in _list(n.get("families"))]
     if n.get("asn4"):
         caps.append("asn4")
     if n.get("refresh") not in (None, "absent"):
         caps.append("route-refresh")
     if _int(n.get("message_size")) > 4096:
         caps.append("extended-message")
-    add_path = n.get("add_path") or {}
+    add_path = _object(n.get("add_path"))
     for way in ("send", "receive"):
-        caps += [f"add-path {way} {f}" for f in add_path.get(way) or []]
+        caps += [f"add-path {way} {f}" for f in _list(add_path.get(way))]
     for flag in ("multisession", "operational"):
         if n.get(flag):
             caps.append(flag)
     return Negotiated(_int(n.get("hold_time")), tuple(caps))
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object ExaBGP sent, or an empty one when it sent something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _int(value: object) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from announcer.core.session import EndOfRib, Notification, StateChange
 from announcer.exabgp import process
@@ -110,3 +112,40 @@ def test_exabgp_never_logs_its_config_tokens_at_debug(level: str, configuration:
     env = process.environment(level)
     assert env["exabgp_log_configuration"] == configuration
     assert env["exabgp_log_parser"] == "false" and env["exabgp_log_all"] == "false"
+
+
+# Any JSON value; inside ExaBGP's message shapes, the keys the parser looks up.
+_KEYS = ["message", "eor", "afi", "safi", "notification", "code", "subcode", "negotiated"]
+_KEYS += ["families", "add_path", "send", "receive", "hold_time", "message_size", "body"]
+_KEYS += ["direction", "state", "reason", "asn4", "refresh"]
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6) | st.sampled_from(_KEYS),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner),
+    max_leaves=12,
+)
+_neighbors = st.dictionaries(st.sampled_from(_KEYS), _json_values, max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["update", "notification", "state", "negotiated", "other"]), _neighbors)
+def test_a_line_of_any_shape_is_an_event_or_nothing_never_a_crash(
+    kind: str, neighbor: dict[str, object]
+) -> None:
+    # The reader thread parses every line ExaBGP writes: a raise there would stop it
+    # reading, and ExaBGP would block on a full pipe (exabgp#932).
+    event = parse(_json(kind, neighbor))
+    assert event is None or isinstance(event, Event.__args__)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "neighbor",
+    [
+        {"message": [1]},
+        {"negotiated": [1]},
+        {"negotiated": {"families": 3, "add_path": [1]}},
+        {"negotiated": {"add_path": {"send": 7}}},
+    ],
+)
+def test_fields_of_the_wrong_type_are_read_as_absent(neighbor: dict[str, object]) -> None:
+    for kind in ("update", "negotiated"):
+        parse(_json(kind, neighbor))

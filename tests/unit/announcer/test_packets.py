@@ -106,3 +106,13 @@ def test_a_malformed_update_is_refused(body: bytes) -> None:
 def test_a_notification_without_its_codes_is_refused() -> None:
     with pytest.raises(MalformedPacket):
         notification_sent(b"\x06")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=120))
+def test_any_bytes_are_read_or_refused_as_malformed_never_a_crash(body: bytes) -> None:
+    for read in (update_sent, notification_sent):
+        try:
+            read(body)
+        except MalformedPacket:
+            pass
