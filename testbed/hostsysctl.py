@@ -3,13 +3,16 @@
 kubelet rewrites a few kernel settings that are not per network namespace
 (real-node.md lists them) and creates /var/log/containers; containerd's CRI
 plugin creates a ``k8s.io`` cgroup in every hierarchy and the CNI library
-/var/lib/cni. A test bed must leave the machine as it found it.
+/var/lib/cni. A test bed must leave the machine as it found it, even when it is killed before its
+teardown: the bed writes what it found to a file (:meth:`HostSettings.to_json`), and the
+next bed puts that back before it looks at the host itself (``testbed.nodes``).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 PROC_SYS = Path("/proc/sys")
 KEYS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
@@ -24,6 +27,20 @@ class HostSettings:
         paths = [PROC_SYS / k for k in KEYS] + sorted((PROC_SYS / "kernel/keys").iterdir())
         self.values = {p: p.read_text() for p in paths if p.is_file()}
         self.existing = {p for p in [*CREATED, *_runtime_cgroups()] if p.exists()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": {str(p): v for p, v in self.values.items()},
+            "existing": sorted(str(p) for p in self.existing),
+        }
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> HostSettings:
+        """What a bed found at its start, as :meth:`to_json` gave it."""
+        settings = cls.__new__(cls)
+        settings.values = {Path(p): str(v) for p, v in record["values"].items()}
+        settings.existing = {Path(p) for p in record["existing"]}
+        return settings
 
     def restore(self) -> list[str]:
         """Put every changed value back, remove what appeared; return what was done, for the log."""

@@ -77,6 +77,8 @@ LINKS = "198.18.200.0/24"
 MAX_NODES = 14
 CLIENT_LINK = 15  # the last /30 of LINKS
 BED_LOCK = Path("/tmp/exalb-realnode-bed.lock")
+# What the running bed found on the host and where it works; gone after its teardown.
+BED_RECORD = Path("/tmp/exalb-realnode-bed.json")
 # What Bed.ns and Bed.host_link name: a bed's id is four hex digits.
 BED_NAMESPACE = re.compile(r"exalb-[0-9a-f]{4}-[a-z0-9]+")
 BED_HOST_LINK = re.compile(r"exalb[0-9a-f]{4}")
@@ -161,6 +163,7 @@ class Bed:
             raise ValueError(f"node_count must be 1..{MAX_NODES}, not {self.node_count}")
         require_images([PAUSE_IMAGE, *self.images])
         self.settings = HostSettings()
+        _write_record({"workdir": str(self.workdir), **self.settings.to_json()})
         self._phase("network", self._network)
         self._phase("network (IPv6)", self._network_v6)
         self._phase("router", self._router)
@@ -402,6 +405,7 @@ class Bed:
     def _restore_settings(self) -> None:
         assert self.settings is not None
         restored = self.settings.restore()
+        BED_RECORD.unlink(missing_ok=True)
         if restored:
             print(f"test bed: restored host settings kubelet changed: {', '.join(restored)}")
 
@@ -438,13 +442,17 @@ def _the_only_bed(timeout: float = 3600) -> Iterator[None]:
 
 
 def _clear_leftovers(
-    namespaces: re.Pattern[str] = BED_NAMESPACE, links: re.Pattern[str] = BED_HOST_LINK
+    namespaces: re.Pattern[str] = BED_NAMESPACE,
+    links: re.Pattern[str] = BED_HOST_LINK,
+    record: Path = BED_RECORD,
 ) -> None:
-    """Remove the namespaces, processes and host link of a bed killed before its teardown.
+    """Remove the namespaces, processes and host link of a bed killed before its teardown,
+    then put back the host settings it found and remove its work directory.
 
     Called with the lock held, so no live bed owns them. Kept, the dead bed's host
     link holds the same address and route as the next bed's, and that bed's API
-    server is unreachable from the host (its etcd check is refused).
+    server is unreachable from the host (its etcd check is refused); its kubelets'
+    kernel settings would be taken for the host's own by the next bed.
     """
     for link in netns.host_links(links):  # first: a namespace's deletion drops it asynchronously
         netns.ip("link", "delete", link)
@@ -453,6 +461,21 @@ def _clear_leftovers(
         killed = netns.kill_all(name)
         netns.delete(name)
         print(f"test bed: removed namespace {name} a killed bed left ({killed} processes)")
+    if record.exists():
+        found = json.loads(record.read_text())
+        restored = HostSettings.from_json(found).restore()
+        workdir = Path(found["workdir"])
+        if workdir.name.startswith("exalb-bed-"):  # never anything else, whatever the file says
+            shutil.rmtree(workdir, ignore_errors=True)
+        record.unlink()
+        put_back = ", ".join(restored) or "nothing had changed"
+        print(f"test bed: removed a killed bed's {workdir}; host settings: {put_back}")
+
+
+def _write_record(record: dict[str, Any], path: Path = BED_RECORD) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record))
+    partial.replace(path)  # never half a record
 
 
 def _run_bed(node_count: int, images: Sequence[Path]) -> Iterator[Bed]:
