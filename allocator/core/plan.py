@@ -698,41 +698,68 @@ def make_plan(
     held, memo.held = memo.held, None
     roster, memo.roster = memo.roster, None
     known = held.holders if held is not None else {}
+    roster, changed, gone = _roster(roster, services, changes, known)
+    # Pools in use only break ties between pools created in the same second.
+    pools, reports = resolve_pools(list(pool_specs), roster.in_use)
+    signature = (tuple(pools), frozenset(n for n, r in reports.items() if not r.ready))
+    planner = _Planner(pools, reports, namespaces or {}, previous or {}, memo, signature)
+
+    # phase 1: who holds what; updated in place when it can be, recomputed otherwise
+    incremental = (
+        not full
+        and held is not None
+        and held.signature == signature
+        and len(gone) + len(changed) <= max(64, len(known) // 2)
+        and _update(planner, held, gone, changed)
+    )
+    if not incremental:
+        planner.use(_Held(signature))
+        for s in sorted(roster.holding.values(), key=_ORDER):
+            planner.hold(s)
+    held = planner.held
+
+    plan = _allocate(planner, held, roster, reports, incremental)
+    if incremental:
+        plan.touched = {*gone, *(s.key for s in changed), *memo.allocated, *plan.allocating}
+    _forget(memo, plan.results, gone, incremental)
+    memo.allocated = set(plan.allocating)
+    memo.held = held
+    memo.roster = roster
+    return plan
+
+
+def _roster(
+    roster: Roster | None,
+    services: Iterable[ServiceInfo],
+    changes: Mapping[str, ServiceInfo | None] | None,
+    known: Mapping[str, ServiceInfo],
+) -> tuple[Roster, list[ServiceInfo], list[str]]:
+    """Every Service, and of the holders the changed ones and the keys gone since ``known``.
+
+    With ``changes`` and the previous roster, only the changed keys are looked at.
+    """
     if roster is None or changes is None:
         roster = Roster.of(services)
         holding = roster.holding
         changed = [s for k, s in holding.items() if known.get(k) is not s]
         gone = [k for k, s in known.items() if holding.get(k) is not s]
-    else:
-        for key, svc in changes.items():
-            roster.put(key, svc)
-        holding = roster.holding
-        changed = [
-            s for k in changes if (s := holding.get(k)) is not None and known.get(k) is not s
-        ]
-        gone = [k for k in changes if k in known and holding.get(k) is not known[k]]
-    pool_specs = list(pool_specs)
-    # Pools in use only break ties between pools created in the same second.
-    pools, reports = resolve_pools(pool_specs, roster.in_use)
-    signature = (tuple(pools), frozenset(n for n, r in reports.items() if not r.ready))
-    planner = _Planner(pools, reports, namespaces or {}, previous or {}, memo, signature)
+        return roster, changed, gone
+    for key, svc in changes.items():
+        roster.put(key, svc)
+    holding = roster.holding
+    changed = [s for k in changes if (s := holding.get(k)) is not None and known.get(k) is not s]
+    gone = [k for k in changes if k in known and holding.get(k) is not known[k]]
+    return roster, changed, gone
 
-    if (
-        full
-        or held is None
-        or held.signature != signature
-        or len(gone) + len(changed) > max(64, len(known) // 2)
-        or not _update(planner, held, gone, changed)
-    ):
-        planner.use(_Held(signature))
-        for s in sorted(holding.values(), key=_ORDER):
-            planner.hold(s)
-        incremental = False
-    else:
-        incremental = True
-    held = planner.held
 
-    # phase 2: allocate, on top of phase 1's state (and undone afterwards)
+def _allocate(
+    planner: _Planner,
+    held: _Held,
+    roster: Roster,
+    reports: dict[str, PoolReport],
+    incremental: bool,
+) -> Plan:
+    """Phase 2: the pending Services allocated on top of phase 1's state (undone after)."""
     for name, counts in held.assigned.items():
         reports[name].assigned.update(counts)
     planner.counts = {name: r.assigned for name, r in reports.items()}
@@ -746,8 +773,6 @@ def make_plan(
     )
     pending = [*roster.waiting.values(), *(held.holders[k] for k in held.moved)]
     plan.allocating = [s.key for s in pending]
-    if incremental:
-        plan.touched = {*gone, *(s.key for s in changed), *memo.allocated, *plan.allocating}
     for s in sorted(pending, key=_ORDER):
         result = planner.allocate(s)
         if isinstance(result, Allocated):
@@ -757,9 +782,11 @@ def make_plan(
             plan.assignments.added[record.key] = record
         plan.results.added[s.key] = result
     planner.rollback()
+    return plan
 
-    # forget what belonged to Services that are gone
-    live = plan.results
+
+def _forget(memo: PlanMemo, live: Mapping[str, Any], gone: list[str], incremental: bool) -> None:
+    """Drop the memo's records and verdicts of Services that are gone."""
     if incremental:
         stale = [k for k in (*gone, *memo.allocated) if k not in live]
     else:
@@ -767,10 +794,6 @@ def make_plan(
     for k in stale:
         memo.records.pop(k, None)
         memo.verdicts.pop(k, None)
-    memo.allocated = set(plan.allocating)
-    memo.held = held
-    memo.roster = roster
-    return plan
 
 
 def _update(planner: _Planner, held: _Held, gone: list[str], changed: list[ServiceInfo]) -> bool:
