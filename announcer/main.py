@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -245,11 +246,8 @@ def drain_of(args: argparse.Namespace) -> Drain | None:
     return Drain(on_cordon=args.drain_on_cordon, taints=taints, seconds=args.drain_seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    obslog.configure(args.log_level, args.log_format)
-    structlog.contextvars.bind_contextvars(node=args.node_name)
-    opts = Options(
+def options_of(args: argparse.Namespace) -> Options:
+    return Options(
         node_name=args.node_name,
         ignore_exclude_lb=args.ignore_exclude_lb,
         announce_delay=args.announce_delay,
@@ -263,18 +261,38 @@ def main(argv: list[str] | None = None) -> int:
         drain=drain_of(args),
         weight_hold=args.weight_hold,
     )
-    own_dir = args.run_dir is None
-    run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+@dataclass
+class Parts:
+    """The announcer's running pieces."""
+
+    health: HealthServer
+    sources: Sources
+    reconciler: Reconciler
+    prober: Prober
+    status: StatusWriter
+    heartbeat: HeartbeatWriter
+    bfd: BfdSpeaker  # started by the first peer that asks for BFD
+
+    def start(self) -> None:
+        self.health.start()
+        self.sources.start()
+        self.reconciler.start()
+        self.prober.start()
+        self.status.start()
+        self.heartbeat.start()
+
+
+def assemble(args: argparse.Namespace, api: rest.Client, run_dir: Path) -> Parts:
+    """Build every piece and wire each one's callbacks to the others; nothing starts."""
     metrics = Metrics()
-    # exalb.kube.rest, the one client layer: see exalb/kube/rest.py for why.
-    api = rest.connect(args.kubeconfig, user_agent="exalb-announcer")
     sources = Sources(api, args.namespace, args.bgp_secrets_namespace, args.node_name)
     events = EventRecorder(api, "exalb-announcer", host=args.node_name).start()
     bfd = BfdSpeaker(on_change=lambda _peer, _up: None)
     reconciler = Reconciler(
         sources,
-        opts,
+        options_of(args),
         metrics,
         run_dir=run_dir,
         exabgp=args.exabgp,
@@ -311,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     health.readiness["announced"] = announced_once(reconciler.announcing, args.ready_wait)
     health.liveness["exabgp"] = lambda: _exabgp_health(reconciler)
-    stop = StopSignals()
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     status = StatusWriter(
         api, args.namespace, args.node_name, reconciler.status, args.status_interval
     )
@@ -325,22 +341,15 @@ def main(argv: list[str] | None = None) -> int:
         owners=service_account_owner(api, args.namespace, args.owner_service_account),
         on_renewed=metrics.heartbeat_renewed.set,
     )
-    health.start()
-    sources.start()
-    reconciler.start()
-    prober.start()
-    status.start()
-    heartbeat.start()
-    log.info(
-        "announcer started",
-        namespace=args.namespace,
-        bgp_secrets_namespace=args.bgp_secrets_namespace,
-        metrics_port=health.port,
-    )
-    log.info("signal received; shutting down", signal=stop.wait())
-    status.stop()
-    prober.stop()
-    reconciler.shutdown(
+    return Parts(health, sources, reconciler, prober, status, heartbeat, bfd)
+
+
+def shut_down(parts: Parts, args: argparse.Namespace) -> None:
+    """Stop in the order that keeps the routes justified to the end: reports first, the
+    withdrawals and Ceases next, the heartbeat only once nothing is announced."""
+    parts.status.stop()
+    parts.prober.stop()
+    parts.reconciler.shutdown(
         ShutdownTimes(
             budget=args.shutdown_withdraw_budget,
             hold=args.shutdown_withdraw_hold,
@@ -348,10 +357,33 @@ def main(argv: list[str] | None = None) -> int:
         ),
         drain=args.graceful_shutdown_drain,
     )
-    heartbeat.stop()  # renewed through the drain: the announcer runs until here
-    bfd.stop()
-    sources.stop()  # never blocks: it shuts the watch sockets down
-    health.stop()
+    parts.heartbeat.stop()  # renewed through the drain: the announcer runs until here
+    parts.bfd.stop()
+    parts.sources.stop()  # never blocks: it shuts the watch sockets down
+    parts.health.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    obslog.configure(args.log_level, args.log_format)
+    structlog.contextvars.bind_contextvars(node=args.node_name)
+    own_dir = args.run_dir is None
+    run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="exalb-"))
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # exalb.kube.rest, the one client layer: see exalb/kube/rest.py for why.
+    api = rest.connect(args.kubeconfig, user_agent="exalb-announcer")
+    parts = assemble(args, api, run_dir)
+    stop = StopSignals()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
+    parts.start()
+    log.info(
+        "announcer started",
+        namespace=args.namespace,
+        bgp_secrets_namespace=args.bgp_secrets_namespace,
+        metrics_port=parts.health.port,
+    )
+    log.info("signal received; shutting down", signal=stop.wait())
+    shut_down(parts, args)
     if own_dir:
         shutil.rmtree(run_dir, ignore_errors=True)
     log.info("announcer stopped")
