@@ -271,34 +271,10 @@ class Allocator:
         stats = ReconcileStats()
         full = time.monotonic() - self._last_full >= self.cfg.resync_seconds
         infos, changes = self._read_services(full or self._look_at_all)
-        pools = self.watches.pools.snapshot()
-        specs = [
-            PoolSpec(
-                o["metadata"]["name"], o.get("spec"), o["metadata"].get("creationTimestamp", "")
-            )
-            for o in pools.values()
-        ]
-        ns_labels = {
-            o["metadata"]["name"]: o["metadata"].get("labels") or {}
-            for o in self.watches.namespaces.snapshot().values()
-        }
-        shards = [o.get("data") or {} for o in self.watches.configmaps.snapshot().values()]
-        lap = self._lap(t0, "read")
-        plan = make_plan(
-            infos.values(),
-            specs,
-            ns_labels,
-            PublishedEntries(shards),
-            self._memo,
-            full=full,
-            changes=changes,
-        )
-        if not plan.incremental:
-            self._last_full = time.monotonic()
-        stats.plan_seconds = time.perf_counter() - t0
-        self.metrics.plan_seconds.observe(stats.plan_seconds)
-        self.metrics.plans.labels("incremental" if plan.incremental else "full").inc()
-        lap = self._lap(lap, "plan")
+        read = self._lap(t0, "read")
+        plan = self._plan(infos, changes, full)
+        lap = self._lap(read, "plan")
+        stats.plan_seconds = lap - read
 
         # An incremental plan says which Services it may have changed; the others are the
         # same objects with the same results, and were looked at (and written) before.
@@ -306,31 +282,10 @@ class Allocator:
         self._look_at_all = False
         writes, notes = self._diff(plan, infos, everything)
         lap = self._lap(lap, "diff")
-        results = self._writer.apply(writes) if writes else {}
+        failed = self._write_statuses(writes)
+        stats.writes, stats.failed_writes = len(writes), len(failed)
         lap = self._lap(lap, "write")
-        stats.writes = len(writes)
-        failed = {f"{ns}/{n}" for (ns, n), err in results.items() if err}
-        stats.failed_writes = len(failed)
-        if len(results) > len(failed):
-            self.metrics.writes.labels("Service").inc(len(results) - len(failed))
-        if failed:
-            self.metrics.write_errors.labels("Service").inc(len(failed))
-            self._dirty.set()  # try again on the next pass
-            self._look_at_all = True  # and publish what is held back now
-
-        # Publish only what the Services' status now says (or already said).
-        published: Mapping[str, Assignment] = plan.assignments
-        if failed:
-            published = {
-                entry_key: a
-                for entry_key, a in plan.assignments.items()
-                if f"{a.namespace}/{a.name}" not in failed
-                or infos[f"{a.namespace}/{a.name}"].current_ips == a.ips
-            }
-        touched = None
-        if not everything and not failed and plan.touched is not None:
-            touched = [entry_key(*k.split("/", 1)) for k in plan.touched]
-        self._publisher.publish(published, touched)
+        self._publish(plan, infos, failed, everything)
         lap = self._lap(lap, "publish")
 
         for key, (type_, reason, message) in notes:
@@ -343,6 +298,69 @@ class Allocator:
         self.metrics.reconcile_seconds.observe(stats.total_seconds)
         self.reconciles += 1
         return stats
+
+    def _plan(
+        self,
+        infos: Mapping[str, ServiceInfo],
+        changes: Mapping[str, ServiceInfo | None] | None,
+        full: bool,
+    ) -> Plan:
+        """The plan from the caches: pools, namespaces' labels and the published shards."""
+        specs = [
+            PoolSpec(
+                o["metadata"]["name"], o.get("spec"), o["metadata"].get("creationTimestamp", "")
+            )
+            for o in self.watches.pools.snapshot().values()
+        ]
+        ns_labels = {
+            o["metadata"]["name"]: o["metadata"].get("labels") or {}
+            for o in self.watches.namespaces.snapshot().values()
+        }
+        shards = [o.get("data") or {} for o in self.watches.configmaps.snapshot().values()]
+        t0 = time.perf_counter()
+        plan = make_plan(
+            infos.values(),
+            specs,
+            ns_labels,
+            PublishedEntries(shards),
+            self._memo,
+            full=full,
+            changes=changes,
+        )
+        if not plan.incremental:
+            self._last_full = time.monotonic()
+        self.metrics.plan_seconds.observe(time.perf_counter() - t0)
+        self.metrics.plans.labels("incremental" if plan.incremental else "full").inc()
+        return plan
+
+    def _write_statuses(self, writes: list[ServiceWrite]) -> set[str]:
+        """Write the Services' status; the keys whose write failed (retried next pass)."""
+        results = self._writer.apply(writes) if writes else {}
+        failed = {f"{ns}/{n}" for (ns, n), err in results.items() if err}
+        if len(results) > len(failed):
+            self.metrics.writes.labels("Service").inc(len(results) - len(failed))
+        if failed:
+            self.metrics.write_errors.labels("Service").inc(len(failed))
+            self._dirty.set()  # try again on the next pass
+            self._look_at_all = True  # and publish what is held back now
+        return failed
+
+    def _publish(
+        self, plan: Plan, infos: Mapping[str, ServiceInfo], failed: set[str], everything: bool
+    ) -> None:
+        """Publish only what the Services' status now says (or already said)."""
+        published: Mapping[str, Assignment] = plan.assignments
+        if failed:
+            published = {
+                entry_key: a
+                for entry_key, a in plan.assignments.items()
+                if f"{a.namespace}/{a.name}" not in failed
+                or infos[f"{a.namespace}/{a.name}"].current_ips == a.ips
+            }
+        touched = None
+        if not everything and not failed and plan.touched is not None:
+            touched = [entry_key(*k.split("/", 1)) for k in plan.touched]
+        self._publisher.publish(published, touched)
 
     def _lap(self, since: float, phase: str) -> float:
         now = time.perf_counter()
