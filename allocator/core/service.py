@@ -74,20 +74,60 @@ def claims(service_type: str | None, service_class: str | None, lb_class: str | 
 def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> ServiceInfo:
     md = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
     ann: Mapping[str, str] = md.get("annotations") or {}
     errors: list[str] = []
+    families, require_all = _families(spec)
+    requested = _requested_ips(spec, ann, families, errors)
+    pool, pool_prefix = _annotation(ann, "address-pool")
+    if pool is not None and not pool.strip():
+        errors.append(f"{pool_prefix}address-pool is empty")
+        pool = None
+    key, _ = _annotation(ann, "allow-shared-ip")
+    ports = _ports(spec, errors)
+    cluster_ip = str(spec.get("clusterIP") or "")
+    etp, backend = _traffic_policy(spec)
+    attributes, attribute_errors = parse_attributes(ann)
+    return ServiceInfo(
+        namespace=str(md.get("namespace", "")),
+        name=str(md.get("name", "")),
+        uid=str(md.get("uid", "")),
+        created=str(md.get("creationTimestamp", "")),
+        labels=dict(md.get("labels") or {}),
+        ours=claims(spec.get("type"), spec.get("loadBalancerClass"), lb_class),
+        requested_ips=tuple(requested),
+        requested_pool=pool.strip() if pool else None,
+        sharing_key=key or None,
+        ports=frozenset(ports),
+        tcp_ports=tuple(port for proto, port in ports if proto == "TCP"),
+        cluster_ip="" if cluster_ip == "None" else cluster_ip,
+        traffic_policy=etp,
+        backend_key=backend,
+        families=families,
+        require_all_families=require_all,
+        current_ips=_current_ips(obj.get("status") or {}),
+        current_pool=ann.get(POOL_ANNOTATION),
+        labelled=(md.get("labels") or {}).get(SERVICE_LABEL) == "true",
+        errors=tuple(errors),
+        attributes=attributes,
+        attribute_errors=attribute_errors,
+    )
 
-    ours = claims(spec.get("type"), spec.get("loadBalancerClass"), lb_class)
 
+def _families(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], bool]:
+    """The address families the Service gets, in its order; whether it requires them all."""
     families = tuple(4 if f == "IPv4" else 6 for f in (spec.get("ipFamilies") or ["IPv4"]))
     policy = spec.get("ipFamilyPolicy") or "SingleStack"
     if policy == "SingleStack":
         families = families[:1]
     elif len(families) == 1:
         families = (families[0], 6 if families[0] == 4 else 4)
-    require_all = policy == "RequireDualStack"
+    return families, policy == "RequireDualStack"
 
+
+def _requested_ips(
+    spec: Mapping[str, Any], ann: Mapping[str, str], families: tuple[int, ...], errors: list[str]
+) -> list[str]:
+    """The IPs the annotation (or the deprecated spec.loadBalancerIP) asks for."""
     requested: list[str] = []
     ips_value, ips_prefix = _annotation(ann, "loadBalancerIPs")
     if ips_value is not None and spec.get("loadBalancerIP"):
@@ -113,57 +153,31 @@ def parse_service(obj: Mapping[str, Any], lb_class: str | None = None) -> Servic
         errors.append(
             f"requested IP family does not match the Service's ipFamilies {spec.get('ipFamilies')}"
         )
+    return requested
 
-    pool, pool_prefix = _annotation(ann, "address-pool")
-    if pool is not None and not pool.strip():
-        errors.append(f"{pool_prefix}address-pool is empty")
-        pool = None
 
-    key, _ = _annotation(ann, "allow-shared-ip")
-
-    ports: dict[tuple[str, int], None] = {}  # a set in spec order
+def _ports(spec: Mapping[str, Any], errors: list[str]) -> dict[tuple[str, int], None]:
+    """(protocol, port) of each port entry, in spec order (a dict as an ordered set)."""
+    ports: dict[tuple[str, int], None] = {}
     for p in spec.get("ports") or []:
         try:
             ports[(str(p.get("protocol") or "TCP"), int(p["port"]))] = None
         except (KeyError, TypeError, ValueError):
             errors.append(f"port entry {p!r} has no valid port number")
-    cluster_ip = str(spec.get("clusterIP") or "")
+    return ports
 
+
+def _traffic_policy(spec: Mapping[str, Any]) -> tuple[str, str]:
+    """externalTrafficPolicy, and for Local the selector that names its backends."""
     etp = spec.get("externalTrafficPolicy") or "Cluster"
     if etp not in ("Cluster", "Local"):
         etp = "Cluster"
-    backend = ""
-    if etp == "Local":
-        sel = spec.get("selector") or {}
-        backend = ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
+    if etp != "Local":
+        return etp, ""
+    sel = spec.get("selector") or {}
+    return etp, ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
 
-    current: list[str] = []
-    for ing in (status.get("loadBalancer") or {}).get("ingress") or []:
-        if isinstance(ing, Mapping) and ing.get("ip"):
-            current.append(str(ing["ip"]))
 
-    attributes, attribute_errors = parse_attributes(ann)
-    return ServiceInfo(
-        namespace=str(md.get("namespace", "")),
-        name=str(md.get("name", "")),
-        uid=str(md.get("uid", "")),
-        created=str(md.get("creationTimestamp", "")),
-        labels=dict(md.get("labels") or {}),
-        ours=ours,
-        requested_ips=tuple(requested),
-        requested_pool=pool.strip() if pool else None,
-        sharing_key=key or None,
-        ports=frozenset(ports),
-        tcp_ports=tuple(port for proto, port in ports if proto == "TCP"),
-        cluster_ip="" if cluster_ip == "None" else cluster_ip,
-        traffic_policy=etp,
-        backend_key=backend,
-        families=families,
-        require_all_families=require_all,
-        current_ips=tuple(current),
-        current_pool=ann.get(POOL_ANNOTATION),
-        labelled=(md.get("labels") or {}).get(SERVICE_LABEL) == "true",
-        errors=tuple(errors),
-        attributes=attributes,
-        attribute_errors=attribute_errors,
-    )
+def _current_ips(status: Mapping[str, Any]) -> tuple[str, ...]:
+    ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+    return tuple(str(i["ip"]) for i in ingress if isinstance(i, Mapping) and i.get("ip"))
