@@ -38,7 +38,7 @@ from announcer.core.desired import DesiredState, Touched
 from announcer.core.drain import DrainClock
 from announcer.core.model import Endpoint, Node, Options
 from announcer.core.newaddresses import NewAddresses
-from announcer.core.pools import PoolSpaces
+from announcer.core.pools import PoolSpace, PoolSpaces
 from announcer.core.published import Published
 from announcer.core.report import decision_report
 from announcer.core.sessionstatus import session_fields
@@ -307,17 +307,7 @@ class Reconciler:
         checked = {
             key for key, probe in probes if key in self._targets and self._checks.record(key, probe)
         }
-        v = self._inputs.view()
-        node = node_from(v.node) if v.node else None
-        peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
-        self._peer_generations = {
-            str(o["metadata"]["name"]): int(o["metadata"].get("generation") or 0) for o in v.peers
-        }
-        # Only peers selecting this node: a peer no node of ours runs is no problem here.
-        self._unusable = unusable_peers(peers, node)
-        self._reports.peers(self._unusable, [p.name for p in peers])
-        pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
-        self._reports.invalid_pools(invalid)
+        node, peers, pools = self._read_inputs()
         now = time.time()
         checked |= self._checks.expire(now)
         drain_started = self._observe_drain(node, now)
@@ -333,39 +323,70 @@ class Reconciler:
             self._refresh_targets(None)
             self._hand_routes(None, decided_at)
         else:
-            entries = self._read_shards(shards)
-            if entries:
-                self._report_errors()
-            for key in entries:
-                a = self._published.get(key)
-                self._new.saw(key, None if a is None else a.ips, now)
-            released = self._new.released(now)
-            changed = entries | self._read_slices(slices) | checked | released
-            self._refresh_targets(entries)
-            touched: Touched = {}
-            for key in changed:
-                for peer, prefixes in self._update(key, now).items():
-                    touched.setdefault(peer, set()).update(prefixes)
-            self._hand_routes(touched, decided_at)
+            changed = self._pass_changed(shards, slices, checked, now, decided_at)
         self._reports.refused(self._state.refused, self._published.get)
         self.metrics.services_announced.set(len(self._state.announced))
         self.metrics.reconcile_seconds.labels(kind).observe(time.monotonic() - decided_at)
         tell_at = self._announcements.passed(self._state, changed, self._published.get, time.time())
+        self._keep_for_reports(now)
+        times = (
+            wake_at(node, self.opts, now, drain_started),
+            tell_at,
+            self._checks.next_expiry(),
+            self._new.next_release(now),
+        )
+        return min((t for t in times if t is not None), default=None)
+
+    def _read_inputs(self) -> tuple[Node | None, list[Peer], dict[str, PoolSpace]]:
+        """This node, the peers and the pools' spaces from the caches, with the unusable
+        peers and invalid pools reported on the way."""
+        v = self._inputs.view()
+        node = node_from(v.node) if v.node else None
+        peers = [peer_from(o, v.secrets, v.secrets_namespace) for o in v.peers]
+        self._peer_generations = {
+            str(o["metadata"]["name"]): int(o["metadata"].get("generation") or 0) for o in v.peers
+        }
+        # Only peers selecting this node: a peer no node of ours runs is no problem here.
+        self._unusable = unusable_peers(peers, node)
+        self._reports.peers(self._unusable, [p.name for p in peers])
+        pools, invalid = self._pools.update({name: o.get("spec") for name, o in v.pools.items()})
+        self._reports.invalid_pools(invalid)
+        return node, peers, pools
+
+    def _pass_changed(
+        self,
+        shards: set[str],
+        slices: set[str],
+        checked: set[str],
+        now: float,
+        decided_at: float,
+    ) -> set[str]:
+        """Re-decide only the Services whose inputs changed; the keys re-decided."""
+        entries = self._read_shards(shards)
+        if entries:
+            self._report_errors()
+        for key in entries:
+            a = self._published.get(key)
+            self._new.saw(key, None if a is None else a.ips, now)
+        released = self._new.released(now)
+        changed = entries | self._read_slices(slices) | checked | released
+        self._refresh_targets(entries)
+        touched: Touched = {}
+        for key in changed:
+            for peer, prefixes in self._update(key, now).items():
+                touched.setdefault(peer, set()).update(prefixes)
+        self._hand_routes(touched, decided_at)
+        return changed
+
+    def _keep_for_reports(self, now: float) -> None:
+        """What ``status`` and ``exalbctl explain`` read between passes: checks, holds."""
         self.metrics.data_path_not_passing.set(
             sum(1 for k in self._targets if k not in self._checks.states)
             + sum(1 for s in self._checks.states.values() if not s.passing)
         )
-        stale_at = self._checks.next_expiry()
         held = self._new.held_all(now)
         self._held = {k: (ips, self._new.until(k) or now) for k, ips in held.items()}
         self._checked = dict(self._checks.states)
-        times = (
-            wake_at(node, self.opts, now, drain_started),
-            tell_at,
-            stale_at,
-            self._new.next_release(now),
-        )
-        return min((t for t in times if t is not None), default=None)
 
     def _refresh_targets(self, keys: Iterable[str] | None) -> None:
         """Re-read the data path targets of ``keys`` (None: of every Service)."""
