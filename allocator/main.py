@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 import structlog
 
@@ -108,15 +109,19 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps every stack
-    tune_gc_for_a_large_heap()
-    configure(args.log_level, args.log_format)
-    structlog.contextvars.bind_contextvars(component="allocator", identity=args.identity)
-    stop = StopSignals()
+@dataclass
+class Parts:
+    """The allocator's running pieces; the elector's changes are wired to the others."""
 
-    api = rest.connect(args.kubeconfig, pool_size=32, user_agent="exalb-allocator")
+    http: HealthServer
+    elector: LeaderElector
+    events: EventRecorder
+    allocator: Allocator
+    peer_status: PeerStatusSync
+
+
+def assemble(args: argparse.Namespace, api: rest.Client) -> Parts:
+    """Build and wire every piece; only the health server and the Event writer start."""
     metrics = AllocatorMetrics()
     host, _, port = args.metrics_bind.rpartition(":")
     http = HealthServer(metrics.registry, host or "0.0.0.0", int(port)).start()
@@ -134,21 +139,14 @@ def main(argv: list[str] | None = None) -> None:
     events = EventRecorder(
         api, "exalb-allocator", host=args.identity, validity=elector.remaining
     ).start()
-    allocator = Allocator(
-        api,
-        Config(
-            args.namespace,
-            args.load_balancer_class,
-            args.configmap_prefix,
-            write_workers=args.write_workers,
-            owners=owners,
-        ),
-        elector.remaining,
-        metrics,
-        events,
+    config = Config(
+        args.namespace,
+        args.load_balancer_class,
+        args.configmap_prefix,
+        write_workers=args.write_workers,
+        owners=owners,
     )
-    elector.on_change(lambda leading: metrics.leader.set(1 if leading else 0))
-    elector.on_change(lambda _leading: allocator.kick())
+    allocator = Allocator(api, config, elector.remaining, metrics, events)
     peer_status = PeerStatusSync(
         api,
         args.namespace,
@@ -156,28 +154,42 @@ def main(argv: list[str] | None = None) -> None:
         elector.is_leader,
         metrics,
     )
+    elector.on_change(lambda leading: metrics.leader.set(1 if leading else 0))
+    elector.on_change(lambda _leading: allocator.kick())
     elector.on_change(lambda _leading: peer_status.kick())
     http.readiness["caches"] = lambda: None if allocator.synced() else "informers not synced"
     http.liveness["reconcile"] = lambda: allocator.last_reconcile_error
+    return Parts(http, elector, events, allocator, peer_status)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps every stack
+    tune_gc_for_a_large_heap()
+    configure(args.log_level, args.log_format)
+    structlog.contextvars.bind_contextvars(component="allocator", identity=args.identity)
+    stop = StopSignals()
+    api = rest.connect(args.kubeconfig, pool_size=32, user_agent="exalb-allocator")
+    parts = assemble(args, api)
     log.info(
         "starting",
         namespace=args.namespace,
         lb_class=args.load_balancer_class,
-        metrics_port=http.port,
+        metrics_port=parts.http.port,
     )
-    allocator.start()
-    peer_status.start()
-    elector.start()
-    while not stop.received and not allocator.synced():
+    parts.allocator.start()
+    parts.peer_status.start()
+    parts.elector.start()
+    while not stop.received and not parts.allocator.synced():
         time.sleep(0.1)
     freeze_heap()
 
     log.info("stopping", signal=stop.wait())
-    elector.stop(release=True)  # writes stop first: is_leader() is false from here on
-    allocator.stop()
-    peer_status.stop()
-    events.flush(2.0)
-    http.stop()
+    parts.elector.stop(release=True)  # writes stop first: is_leader() is false from here on
+    parts.allocator.stop()
+    parts.peer_status.stop()
+    parts.events.flush(2.0)
+    parts.http.stop()
     log.info("stopped")
     sys.exit(0)
 
