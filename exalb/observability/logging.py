@@ -33,6 +33,8 @@ def configure(level: str = "info", fmt: LogFormat = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per record (print() wrote the line and its newline apart, and a child
+        # writing to the same stderr, ExaBGP, could land in between: a broken JSON line).
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
