@@ -14,17 +14,20 @@ import argparse
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kubernetes import client
 
@@ -37,6 +40,7 @@ from testbed.lab import Lab, children
 from testbed.manifests import install_crds
 from testbed.procs import free_port
 from testbed.routers import GoBgp
+from testbed.routers.base import Router
 
 NS = "exalb-system"
 APPS = "bench-apps"
@@ -270,9 +274,12 @@ CEASE_LINES = {
 def cease_decided(log: Path, after: float) -> tuple[float, str, int] | None:
     """(wall time, how, routes left to the Cease) of the first Cease logged after ``after``."""
     for line in log.read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # ExaBGP's own lines share the log
+        if not isinstance(entry, dict):
             continue
-        entry = json.loads(line)
         how = CEASE_LINES.get(entry.get("event", ""))
         at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
         if how and at >= after:
@@ -419,6 +426,56 @@ def sigterm_rounds(lab: Lab, mon: RibMonitor, bulk: set[str], rounds: int) -> di
     }
 
 
+R = TypeVar("R", bound=Router)
+
+
+@dataclass
+class Bed(Generic[R]):
+    """One control plane with exalb's CRDs and namespace, a lab, and its router."""
+
+    work: Path
+    cp: ControlPlane
+    api: Any
+    core: Any
+    lab: Lab
+    router: R
+
+
+@contextmanager
+def one_router_bed(
+    kind: type[R], lab_id: int, prefix: str, remove_work: bool = False
+) -> Iterator[Bed[R]]:
+    """The bed the announcer benchmarks share; everything in it stopped on exit, and its
+    work directory (logs, configs) removed too with ``remove_work``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    cp = start_control_plane(work / "cp")
+    lab: Lab | None = None
+    router: R | None = None
+    try:
+        api = cp.api_client()
+        core: Any = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": NS}})
+        install_crds(api)
+        lab = Lab(cp, api, NS, work, lab_id=lab_id, exabgp_log_level="warning")
+        router = kind(
+            address=lab.router_ip,
+            port=free_port(lab.router_ip),
+            asn=64512,
+            neighbors=lab.neighbors(1),
+            workdir=work / kind.kind,
+        )
+        router.start()
+        yield Bed(work, cp, api, core, lab, router)
+    finally:
+        if lab is not None:
+            lab.close()
+        if router is not None:
+            router.stop()
+        cp.stop()
+        if remove_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--routes", type=int, default=10_000)
@@ -439,111 +496,100 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     results: dict[str, Any] = {"routes": args.routes}
-    work = Path(tempfile.mkdtemp(prefix="exalb-announcer-bench-"))
-    cp = start_control_plane(work / "cp")
-    router: GoBgp | None = None
     mon: RibMonitor | None = None
-    lab: Lab | None = None
-    try:
-        api = cp.api_client()
-        core: Any = client.CoreV1Api(api)
-        core.create_namespace({"metadata": {"name": NS}})
-        install_crds(api)
-        lab = Lab(cp, api, NS, work, lab_id=90, exabgp_log_level="warning")
-        router = GoBgp(
-            address=lab.router_ip,
-            port=free_port(lab.router_ip),
-            asn=64512,
-            neighbors=lab.neighbors(1),
-            workdir=work / "gobgp",
-        )
-        router.start()
-        mon = RibMonitor(router)
-        lab.add_peer("tor", router)
-
-        # 1. a small cluster: readiness flips of one Local Service
-        ip = "198.51.100.10"
-        lab.add_node(1)
-        lab.set_endpoints("web", {1: True})
-        lab.set_assignments([lab.assignment("web", ip, policy="Local")])
-        mon.wait({f"{ip}/32"}, True, 0, 60)
-        if not (args.cold_only or args.sigterm_runs):
-            results["health_small"] = summary_ms(health_latency(lab, mon, args.samples, ip, "web"))
-            print("health change -> RIB (1 Service):", results["health_small"], flush=True)
-            results["service_create"] = summary_ms(
-                service_create_latency(cp, api, lab, mon, work, max(20, args.samples // 4))
+    with one_router_bed(GoBgp, 90, "exalb-announcer-bench-") as bed:
+        try:
+            work, cp, api, core, lab, router = (
+                bed.work,
+                bed.cp,
+                bed.api,
+                bed.core,
+                bed.lab,
+                bed.router,
             )
-            print("Service create -> route (allocator included):", results["service_create"])
-        lab.stop_announcer(1)
-        for cm in core.list_namespaced_config_map(
-            NS, label_selector=f"{contract.LABEL}=true"
-        ).items:
-            core.delete_namespaced_config_map(cm.metadata.name, NS)
+            mon = RibMonitor(router)
+            lab.add_peer("tor", router)
 
-        # 2. N Services: cold start of the announcer with everything already published
-        lab.add_pool("bulk", [str(BULK_NET)])
-        hosts = [str(a) for a, _ in zip(BULK_NET.hosts(), range(args.routes), strict=False)]
-        svcs = [
-            contract.Assignment(NS, f"s{i}", f"u{i}", (h,), "bulk") for i, h in enumerate(hosts)
-        ]
-        svcs.append(lab.assignment("web", ip, policy="Local"))
-        entries = {a.key: contract.encode(a) for a in svcs}
-        shards = contract.shard_count(entries)
-        t = time.monotonic()
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda i: lab.set_endpoints(f"s{i}", {1: True}), range(args.routes)))
-        results["setup_endpointslices_s"] = round(time.monotonic() - t, 1)
-        write_shards(core, entries, shards)
-        bulk = {f"{h}/32" for h in hosts}
-        t0, t0_wall = time.monotonic(), time.time()
-        results["load_average_1m_at_cold_start"] = round(os.getloadavg()[0], 2)
-        lab.start_announcer(1)
-        cold = mon.wait(bulk, True, t0, 300)
-        results["cold_start_s"] = round(cold, 2)
-        print(f"cold start, {args.routes} routes at the router: {cold:.2f} s", flush=True)
-        time.sleep(2)
-        proc = lab.node(1).proc
-        assert proc is not None
-        results["cold_start_phases_s"] = phases(proc.log, t0_wall)
-        print("cold start phases (s):", results["cold_start_phases_s"], flush=True)
-        results["rss_mib"] = rss_mib(proc.pid)
-        print(f"RSS at {args.routes} routes (MiB): {results['rss_mib']}", flush=True)
-        if args.cold_only:
-            return 0
-        if args.sigterm_runs:
-            print(json.dumps(sigterm_rounds(lab, mon, bulk, args.sigterm_runs), indent=2))
-            return 0
+            # 1. a small cluster: readiness flips of one Local Service
+            ip = "198.51.100.10"
+            lab.add_node(1)
+            lab.set_endpoints("web", {1: True})
+            lab.set_assignments([lab.assignment("web", ip, policy="Local")])
+            mon.wait({f"{ip}/32"}, True, 0, 60)
+            if not (args.cold_only or args.sigterm_runs):
+                results["health_small"] = summary_ms(
+                    health_latency(lab, mon, args.samples, ip, "web")
+                )
+                print("health change -> RIB (1 Service):", results["health_small"], flush=True)
+                results["service_create"] = summary_ms(
+                    service_create_latency(cp, api, lab, mon, work, max(20, args.samples // 4))
+                )
+                print("Service create -> route (allocator included):", results["service_create"])
+            lab.stop_announcer(1)
+            for cm in core.list_namespaced_config_map(
+                NS, label_selector=f"{contract.LABEL}=true"
+            ).items:
+                core.delete_namespaced_config_map(cm.metadata.name, NS)
 
-        # 3. health latency with N Services published
-        results["health_large"] = summary_ms(
-            health_latency(lab, mon, max(20, args.samples // 4), ip, "web")
-        )
-        print("health change -> RIB (N Services):", results["health_large"], flush=True)
+            # 2. N Services: cold start of the announcer with everything already published
+            lab.add_pool("bulk", [str(BULK_NET)])
+            hosts = [str(a) for a, _ in zip(BULK_NET.hosts(), range(args.routes), strict=False)]
+            svcs = [
+                contract.Assignment(NS, f"s{i}", f"u{i}", (h,), "bulk") for i, h in enumerate(hosts)
+            ]
+            svcs.append(lab.assignment("web", ip, policy="Local"))
+            entries = {a.key: contract.encode(a) for a in svcs}
+            shards = contract.shard_count(entries)
+            t = time.monotonic()
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(lambda i: lab.set_endpoints(f"s{i}", {1: True}), range(args.routes)))
+            results["setup_endpointslices_s"] = round(time.monotonic() - t, 1)
+            write_shards(core, entries, shards)
+            bulk = {f"{h}/32" for h in hosts}
+            t0, t0_wall = time.monotonic(), time.time()
+            results["load_average_1m_at_cold_start"] = round(os.getloadavg()[0], 2)
+            lab.start_announcer(1)
+            cold = mon.wait(bulk, True, t0, 300)
+            results["cold_start_s"] = round(cold, 2)
+            print(f"cold start, {args.routes} routes at the router: {cold:.2f} s", flush=True)
+            time.sleep(2)
+            proc = lab.node(1).proc
+            assert proc is not None
+            results["cold_start_phases_s"] = phases(proc.log, t0_wall)
+            print("cold start phases (s):", results["cold_start_phases_s"], flush=True)
+            results["rss_mib"] = rss_mib(proc.pid)
+            print(f"RSS at {args.routes} routes (MiB): {results['rss_mib']}", flush=True)
+            if args.cold_only:
+                return 0
+            if args.sigterm_runs:
+                print(json.dumps(sigterm_rounds(lab, mon, bulk, args.sigterm_runs), indent=2))
+                return 0
 
-        # 4. withdraw all through the API, then announce all again (warm, API path)
-        t0 = time.monotonic()
-        write_shards(core, {}, shards)
-        results["withdraw_all_s"] = round(mon.wait(bulk, False, t0, 300), 2)
-        print(f"withdraw {args.routes}: {results['withdraw_all_s']} s", flush=True)
-        t0 = time.monotonic()
-        write_shards(core, entries, shards)
-        results["announce_all_warm_s"] = round(mon.wait(bulk, True, t0, 300), 2)
-        print(f"announce {args.routes} (warm): {results['announce_all_warm_s']} s", flush=True)
-        results["rss_mib_after_churn"] = rss_mib(proc.pid)
+            # 3. health latency with N Services published
+            results["health_large"] = summary_ms(
+                health_latency(lab, mon, max(20, args.samples // 4), ip, "web")
+            )
+            print("health change -> RIB (N Services):", results["health_large"], flush=True)
 
-        # 5. SIGTERM with N routes: all explicitly withdrawn before the session closes
-        sigterm = sigterm_withdraw(lab, mon, bulk)
-        results["sigterm_withdraw_all_s"] = round(sigterm["s"], 2)
-        results["sigterm_exabgp_cpu_s"] = sigterm["exabgp_cpu_to_cease_s"]
-        results["sigterm_cease"] = sigterm["cease"]
-    finally:
-        if lab is not None:
-            lab.close()
-        if mon is not None:
-            mon.stop()
-        if router is not None:
-            router.stop()
-        cp.stop()
+            # 4. withdraw all through the API, then announce all again (warm, API path)
+            t0 = time.monotonic()
+            write_shards(core, {}, shards)
+            results["withdraw_all_s"] = round(mon.wait(bulk, False, t0, 300), 2)
+            print(f"withdraw {args.routes}: {results['withdraw_all_s']} s", flush=True)
+            t0 = time.monotonic()
+            write_shards(core, entries, shards)
+            results["announce_all_warm_s"] = round(mon.wait(bulk, True, t0, 300), 2)
+            print(f"announce {args.routes} (warm): {results['announce_all_warm_s']} s", flush=True)
+            results["rss_mib_after_churn"] = rss_mib(proc.pid)
+
+            # 5. SIGTERM with N routes: all explicitly withdrawn before the session closes
+            sigterm = sigterm_withdraw(lab, mon, bulk)
+            results["sigterm_withdraw_all_s"] = round(sigterm["s"], 2)
+            results["sigterm_exabgp_cpu_s"] = sigterm["exabgp_cpu_to_cease_s"]
+            results["sigterm_cease"] = sigterm["cease"]
+        finally:
+            if mon is not None:
+                mon.stop()
     args.out.write_text(render(results))
     print(json.dumps(results, indent=2))
     return 0

@@ -15,24 +15,18 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import shutil
 import signal
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 import exalb.assignments as contract
-from bench.announcer_bench import NS, cease_decided, write_shards
+from bench.announcer_bench import NS, cease_decided, one_router_bed, write_shards
 from testbed.binaries import ROOT
-from testbed.controlplane import start_control_plane
 from testbed.lab import Lab
-from testbed.manifests import install_crds
-from testbed.procs import free_port, wait_for
+from testbed.procs import wait_for
 from testbed.routers.frr import Frr
 
 BULK_NET = ipaddress.ip_network("2001:db8:b::/112")  # routes only: nothing sends to them
@@ -97,42 +91,18 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(baseline: Path, routes: int, rounds: int) -> dict[str, list[dict[str, Any]]]:
     """``rounds`` rounds of each tree, alternating: this one first, then ``baseline``."""
-    work = Path(tempfile.mkdtemp(prefix="exalb-ipv6-bench-"))
-    cp = start_control_plane(work / "cp")
-    router: Frr | None = None
-    lab: Lab | None = None
-    try:
-        api = cp.api_client()
-        core: Any = client.CoreV1Api(api)
-        core.create_namespace({"metadata": {"name": NS}})
-        install_crds(api)
-        lab = Lab(cp, api, NS, work, lab_id=91, exabgp_log_level="warning")
-        router = Frr(
-            address=lab.router_ip,
-            port=free_port(lab.router_ip),
-            asn=64512,
-            neighbors=lab.neighbors(1),
-            workdir=work / "frr",
-        )
-        router.start()
-        lab.add_peer("tor", router, dualStackAddressFamily=True)
-        lab.add_pool("bulk", [str(BULK_NET)])
-        lab.add_node(1, start=False)
-        publish(lab, core, routes)
+    with one_router_bed(Frr, 91, "exalb-ipv6-bench-", remove_work=True) as bed:
+        bed.lab.add_peer("tor", bed.router, dualStackAddressFamily=True)
+        bed.lab.add_pool("bulk", [str(BULK_NET)])
+        bed.lab.add_node(1, start=False)
+        publish(bed.lab, bed.core, routes)
         runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
         for _ in range(rounds):
             for name, code in (("this", ROOT), ("baseline", baseline.resolve())):
-                result = one_round(lab, router, code, routes)
+                result = one_round(bed.lab, bed.router, code, routes)
                 print(f"{name}: {json.dumps(result)}", flush=True)
                 runs[name].append(result)
         return runs
-    finally:
-        if lab is not None:
-            lab.close()
-        if router is not None:
-            router.stop()
-        cp.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def publish(lab: Lab, core: Any, routes: int) -> None:
