@@ -196,11 +196,24 @@ class Reconciler:
         with self._lock:
             speakers = [s for _, s in self._speakers.values()]
             self._speakers.clear()
-        threads = [threading.Thread(target=s.shutdown, args=(times,)) for s in speakers]
+        # Daemon threads: a speaker stuck past its timeout must not keep the process alive
+        # until the kubelet's SIGKILL (the interpreter waits for every non-daemon thread).
+        threads = [
+            threading.Thread(
+                target=s.shutdown, args=(times,), name=f"shutdown-{s.peer.name}", daemon=True
+            )
+            for s in speakers
+        ]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + times.timeout + 5
         for t in threads:
-            t.join(times.timeout + 5)
+            t.join(max(0.0, deadline - time.monotonic()))
+        for t in threads:
+            if t.is_alive():
+                self._log.error(
+                    "a session's shutdown did not end in time; exiting anyway", thread=t.name
+                )
 
     def status(self) -> dict[str, Any]:
         """Session state per peer, for the BGPSessionStatus object."""
