@@ -33,20 +33,15 @@ BULK_NET = ipaddress.ip_network("2001:db8:b::/112")  # routes only: nothing send
 POLL = 0.05  # seconds between FRR counter reads (a vtysh call takes about 20 ms)
 
 
-def accepted_v6(router: Frr, peer: str) -> int:
-    family = router.neighbor_raw(peer).get("addressFamilyInfo", {}).get("ipv6Unicast", {})
-    return int(family.get("acceptedPrefixCounter", 0))
-
-
 def wait_accepted(router: Frr, peer: str, count: int, timeout: float) -> float:
     """Seconds until FRR's accepted IPv6 prefixes from ``peer`` are ``count``."""
     t0 = time.monotonic()
     wait_for(
         f"FRR accepted {count} IPv6 prefixes",
-        lambda: accepted_v6(router, peer) == count,
+        lambda: router.accepted_ipv6(peer) == count,
         timeout,
         interval=POLL,
-        on_timeout=lambda: f"it holds {accepted_v6(router, peer)}",
+        on_timeout=lambda: f"it holds {router.accepted_ipv6(peer)}",
     )
     return time.monotonic() - t0
 

@@ -564,22 +564,15 @@ def _quiet_signals_hold() -> bool:
 
 def _group_ipv6_holds() -> bool:
     """Three IPv6 routes of one attribute set queued, withdrawn: one UPDATE each time."""
-    from exabgp.bgp.message import Action
     from exabgp.bgp.message.update.attribute import Attributes
-    from exabgp.bgp.message.update.nlri import CIDR, INET
     from exabgp.protocol.family import AFI, SAFI
-    from exabgp.protocol.ip import IP
-    from exabgp.rib.change import Change
     from exabgp.rib.outgoing import OutgoingRIB
 
     _silence_log()
     rib = OutgoingRIB(True, [(AFI.ipv6, SAFI.unicast)])
     shared = Attributes()
     for i in range(3):
-        nlri = INET(AFI.ipv6, SAFI.unicast, Action.ANNOUNCE)
-        nlri.cidr = CIDR(IP.pton(f"2001:db8::{i + 1}"), 128)
-        nlri.nexthop = IP.create("2001:db8::ff")
-        rib.add_to_rib(Change(nlri, shared))
+        rib.add_to_rib(_inet_change(f"2001:db8::{i + 1}", attributes=shared))
     announced = [len(u.nlris) for u in rib.updates(True)]
     rib.withdraw()
     withdrawn = [len(u.nlris) for u in rib.updates(True)]
@@ -637,8 +630,11 @@ def _send_unparsed_holds() -> bool:
     return raw and [type(m[3]) for m in messages] == [EOR]
 
 
-def _inet_change(address: str, index_calls: list[bytes] | None = None) -> Any:
-    """An announced /32 (next hop 192.0.2.2); ``index_calls`` records its NLRI's index()."""
+def _inet_change(
+    address: str, index_calls: list[bytes] | None = None, attributes: Any = None
+) -> Any:
+    """An announced /32 or /128 (next hop 192.0.2.2 or 2001:db8::ff), with ``attributes``
+    (a new empty set if None); ``index_calls`` records its NLRI's index()."""
     from exabgp.bgp.message import Action
     from exabgp.bgp.message.update.attribute import Attributes
     from exabgp.bgp.message.update.nlri import CIDR, INET
@@ -646,9 +642,10 @@ def _inet_change(address: str, index_calls: list[bytes] | None = None) -> Any:
     from exabgp.protocol.ip import IP
     from exabgp.rib.change import Change
 
-    nlri = INET(AFI.ipv4, SAFI.unicast, Action.ANNOUNCE)
-    nlri.cidr = CIDR(IP.pton(address), 32)
-    nlri.nexthop = IP.create("192.0.2.2")
+    v6 = ":" in address
+    nlri = INET(AFI.ipv6 if v6 else AFI.ipv4, SAFI.unicast, Action.ANNOUNCE)
+    nlri.cidr = CIDR(IP.pton(address), 128 if v6 else 32)
+    nlri.nexthop = IP.create("2001:db8::ff" if v6 else "192.0.2.2")
     if index_calls is not None:
         index = nlri.index
 
@@ -658,7 +655,7 @@ def _inet_change(address: str, index_calls: list[bytes] | None = None) -> Any:
             return value
 
         nlri.index = counted
-    return Change(nlri, Attributes())
+    return Change(nlri, Attributes() if attributes is None else attributes)
 
 
 def _connect_retry_holds(seconds: float) -> bool:

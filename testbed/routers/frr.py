@@ -118,6 +118,11 @@ class Frr(Router):
     def updates_received(self, peer: str) -> int:
         return int(self.neighbor_raw(peer).get("messageStats", {}).get("updatesRecv", 0))
 
+    def accepted_ipv6(self, peer: str) -> int:
+        """IPv6 unicast prefixes FRR accepted from ``peer``, by its own counter."""
+        family = self.neighbor_raw(peer).get("addressFamilyInfo", {}).get("ipv6Unicast", {})
+        return int(family.get("acceptedPrefixCounter", 0))
+
     def uptime_since(self, peer: str) -> float | None:
         n = self.neighbor_raw(peer)
         epoch = n.get("bgpTimerUpEstablishedEpoch")

@@ -63,11 +63,6 @@ def test_one_ipv4_session_carries_the_128_once_the_peer_asks(
 MANY = 300  # IPv6 Services, one /128 each
 
 
-def _accepted_v6(r: Frr, peer: str) -> int:
-    family = r.neighbor_raw(peer).get("addressFamilyInfo", {}).get("ipv6Unicast", {})
-    return int(family.get("acceptedPrefixCounter", 0))
-
-
 def test_many_ipv6_routes_share_updates_and_sigterm_withdraws_each_one(
     lab: Lab, router: RouterFactory
 ) -> None:
@@ -87,7 +82,7 @@ def test_many_ipv6_routes_share_updates_and_sigterm_withdraws_each_one(
     peer = lab.source(1)
     before = r.updates_received(peer)
     lab.set_assignments([lab.assignment(n, f"2001:db8:5::{i + 1:x}") for i, n in enumerate(names)])
-    wait_for(f"FRR accepted {MANY} /128s", lambda: _accepted_v6(r, peer) == MANY, 60)
+    wait_for(f"FRR accepted {MANY} /128s", lambda: r.accepted_ipv6(peer) == MANY, 60)
     announced = r.updates_received(peer) - before
     assert announced <= 10, f"{announced} UPDATEs announced {MANY} IPv6 routes"
 
@@ -95,7 +90,7 @@ def test_many_ipv6_routes_share_updates_and_sigterm_withdraws_each_one(
     proc = lab.node(1).proc
     assert proc is not None
     lab.stop_announcer(1)
-    assert _accepted_v6(r, peer) == 0
+    assert r.accepted_ipv6(peer) == 0
     log = proc.log.read_text()
     assert "shutdown: every route withdrawn; Cease" in log
     withdrew = r.updates_received(peer) - before
